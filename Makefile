@@ -1,0 +1,71 @@
+# ecosign-orchestrator: everything a fresh machine needs, from Python 3.11, apt and PyPI only.
+#   make demo   create the environment, then run an end-to-end flow on the embedded defaults
+#   make test   lint (ruff, mypy --strict, import-linter) and the whole test suite
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(PYTHON)
+
+.PHONY: help env demo lint format test test-fast postgres soak bench clean
+
+help:
+	@echo "make demo    run an end-to-end demo (SQLite + local sandbox)"
+	@echo "make test    lint + full test suite (what CI runs)"
+	@echo "make lint    ruff, mypy --strict, import-linter"
+	@echo "make bench   benchmarks (prints ratios)"
+	@echo "make soak    long soak/chaos runs (not part of make test)"
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --all-extras
+	@touch $@
+
+env: $(VENV)/.synced
+
+demo: env
+	$(BIN)/ecosign-orchestrator demo
+
+lint: env
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+format: env
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
+
+# PostgreSQL server binaries for the throwaway test clusters (tests start and stop them).
+postgres:
+	@if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		echo "postgres: server binaries found"; \
+	else \
+		echo "postgres: installing the server with apt-get"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; \
+	fi
+
+test: lint postgres
+	$(BIN)/pytest
+
+test-fast: env
+	$(BIN)/pytest -m "not slow" -x
+
+bench: env postgres
+	$(BIN)/python bench/core_noop.py
+
+soak: env postgres
+	ECOSIGN_SOAK=1 $(BIN)/pytest -m slow -p no:randomly tests/acceptance
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache .ecosign-orchestrator

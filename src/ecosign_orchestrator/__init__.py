@@ -1,0 +1,1 @@
+"""ecosign-orchestrator: the single authority that drives EcoSign document flows."""

@@ -1,0 +1,130 @@
+"""Exceptions of the orchestrator core.
+
+    OrchestratorError
+    ├── JobNotFound
+    ├── IllegalTransition
+    ├── UnknownJobKind
+    ├── InvalidJob
+    ├── LeaseLost
+    ├── ConfigurationError
+    ├── RepositoryError
+    │   └── MigrationError
+    └── ProcessorError          (raised by processors; the worker decides what it means)
+        ├── TransientError      retried per policy, optionally after ``retry_after`` seconds
+        └── FatalError          fails the job at once
+
+``Snooze`` is not an error: a processor raises it to be run again later without spending an attempt.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class OrchestratorError(Exception):
+    """An orchestrator error."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class JobNotFound(OrchestratorError):
+    """No job has this id."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"no job with id {job_id!r}")
+
+
+class IllegalTransition(OrchestratorError):
+    """A job cannot move from its current status to the requested one."""
+
+    def __init__(self, job_id: str, current: str, target: str) -> None:
+        self.job_id = job_id
+        self.current = current
+        self.target = target
+        super().__init__(f"job {job_id}: illegal transition {current} -> {target}")
+
+
+class UnknownJobKind(OrchestratorError):
+    """No processor is registered for this job kind."""
+
+    def __init__(self, kind: str, known: list[str]) -> None:
+        self.kind = kind
+        self.known = known
+        super().__init__(f"unknown job kind {kind!r}; known kinds: {', '.join(known) or 'none'}")
+
+
+class InvalidJob(OrchestratorError):
+    """A job request is invalid; ``field`` names what is wrong."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")
+
+
+class LeaseLost(OrchestratorError):
+    """This worker no longer holds the job's lease (expired and taken over, or job ended)."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"lease lost for job {job_id}")
+
+
+class ConfigurationError(OrchestratorError):
+    """The configuration is invalid."""
+
+
+class RepositoryError(OrchestratorError):
+    """The job store failed; the driver's exception is in ``__cause__``."""
+
+
+class MigrationError(RepositoryError):
+    """A schema migration failed or the schema is not at the expected version."""
+
+
+class ProcessorError(OrchestratorError):
+    """A processor failed."""
+
+
+class TransientError(ProcessorError):
+    """A failure worth retrying (timeout, network, 5xx...).
+
+    ``retry_after`` (seconds) raises the backoff delay, never lowers it. ``details`` is
+    JSON-able data recorded with the error.
+    """
+
+    transient = True
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        retry_after: float | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.details = details or {}
+
+
+class FatalError(ProcessorError):
+    """A failure that retrying cannot fix (validation, other 4xx...): the job fails at once."""
+
+    transient = False
+
+    def __init__(
+        self, message: str | None = None, *, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.details = details or {}
+
+
+class Snooze(Exception):
+    """Run this job again after ``delay`` seconds without spending an attempt."""
+
+    def __init__(self, delay: float, reason: str = "") -> None:
+        super().__init__(reason or f"snoozed for {delay}s")
+        self.delay = delay
+        self.reason = reason

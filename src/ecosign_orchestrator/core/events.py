@@ -1,0 +1,105 @@
+"""Job events: the append-only log every transition writes, and an in-process subscription bus."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import enum
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+from ecosign_orchestrator.core.status import JobStatus
+from ecosign_orchestrator.core.types import JobId, JSONDict
+
+
+class EventType(enum.StrEnum):
+    """Kinds of job event. The values are the stored strings."""
+
+    #: Enqueued, or back in the queue (lease expired, snoozed, released, manual retry):
+    #: ``data.reason`` says which.
+    JOB_QUEUED = "job_queued"
+    #: Claimed by a worker; an attempt starts.
+    JOB_STARTED = "job_started"
+    #: Finished successfully.
+    JOB_COMPLETED = "job_completed"
+    #: Failed for good.
+    JOB_FAILED = "job_failed"
+    #: Failed transiently; will run again at ``data.run_at``.
+    JOB_RETRYING = "job_retrying"
+    #: Cancelled.
+    JOB_CANCELLED = "job_cancelled"
+
+
+#: The event each target status emits.
+EVENT_FOR_STATUS: dict[JobStatus, EventType] = {
+    JobStatus.QUEUED: EventType.JOB_QUEUED,
+    JobStatus.RUNNING: EventType.JOB_STARTED,
+    JobStatus.COMPLETED: EventType.JOB_COMPLETED,
+    JobStatus.FAILED: EventType.JOB_FAILED,
+    JobStatus.RETRYING: EventType.JOB_RETRYING,
+    JobStatus.CANCELLED: EventType.JOB_CANCELLED,
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """One row of the event log. ``id`` is monotonic: resume a stream from the last id seen."""
+
+    id: int
+    job_id: JobId
+    type: EventType
+    at: datetime
+    attempt: int
+    data: JSONDict
+
+    def to_json(self) -> JSONDict:
+        """JSON form for APIs and the CLI."""
+        return {
+            "id": self.id,
+            "job_id": self.job_id,
+            "type": self.type.value,
+            "at": self.at.isoformat(),
+            "attempt": self.attempt,
+            "data": self.data,
+        }
+
+
+class EventBus:
+    """Fan-out of committed events to in-process listeners.
+
+    Repositories publish after each commit; other processes read the log with ``events_since``.
+    A slow subscriber does not block publishers: past ``maxsize`` queued events it is dropped
+    and its iterator ends (it can resume from the log with the last id it saw).
+    """
+
+    def __init__(self, maxsize: int = 10_000) -> None:
+        self._maxsize = maxsize
+        self._subscribers: set[asyncio.Queue[Event | None]] = set()
+
+    def publish(self, events: list[Event]) -> None:
+        """Deliver ``events`` to every subscriber (non-blocking)."""
+        for queue in list(self._subscribers):
+            for event in events:
+                try:
+                    queue.put_nowait(event)
+                except asyncio.QueueFull:
+                    self._subscribers.discard(queue)
+                    with contextlib.suppress(asyncio.QueueFull):
+                        queue.put_nowait(None)
+                    break
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[AsyncIterator[Event]]:
+        """``async with bus.subscribe() as events: async for event in events: ...``"""
+        queue: asyncio.Queue[Event | None] = asyncio.Queue(self._maxsize)
+        self._subscribers.add(queue)
+
+        async def iterate() -> AsyncIterator[Event]:
+            while (event := await queue.get()) is not None:
+                yield event
+
+        try:
+            yield iterate()
+        finally:
+            self._subscribers.discard(queue)

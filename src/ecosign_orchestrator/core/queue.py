@@ -1,0 +1,105 @@
+"""``JobQueue``: the producer side. Validates a request completely before anything is written."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from ecosign_orchestrator.core import errors
+from ecosign_orchestrator.core.job import EnqueueResult, NewJob, RetryOverride
+from ecosign_orchestrator.core.registry import Registry
+from ecosign_orchestrator.core.repository.protocol import JobRepository
+from ecosign_orchestrator.core.types import JSONDict
+
+MAX_KEY_LENGTH = 256
+
+
+def check_json(value: Any, field: str = "payload") -> JSONDict:
+    """``value`` if it is a JSON object (string keys, finite numbers); else ``InvalidJob``."""
+    if not isinstance(value, Mapping):
+        raise errors.InvalidJob(field, f"must be a JSON object, got {type(value).__name__}")
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise errors.InvalidJob(field, f"is not JSON-serialisable: {exc}") from None
+    loaded: JSONDict = json.loads(text)
+    if loaded != value:  # e.g. non-string keys silently converted, tuples turned into lists
+        raise errors.InvalidJob(field, "must contain only JSON types with string keys")
+    return loaded
+
+
+def _check_number(field: str, value: float | None, *, positive: bool = False) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise errors.InvalidJob(field, "must be a finite number")
+    if value < 0 or (positive and value == 0):
+        raise errors.InvalidJob(field, "must be positive" if positive else "must not be negative")
+
+
+class JobQueue:
+    """Enqueue jobs for registered kinds.
+
+    >>> queue = JobQueue(repository, registry)
+    >>> result = await queue.enqueue("email.send", {"to": "a@b.c"}, dedupe_key="welcome:42")
+    >>> result.created  # False when an active job already held the key
+    """
+
+    def __init__(self, repository: JobRepository, registry: Registry) -> None:
+        self.repository = repository
+        self.registry = registry
+
+    def build(
+        self,
+        kind: str,
+        payload: Any = None,
+        *,
+        queue: str = "default",
+        priority: int = 0,
+        delay: float = 0.0,
+        dedupe_key: str | None = None,
+        max_attempts: int | None = None,
+        retry: RetryOverride | None = None,
+        timeout: float | None = None,
+    ) -> NewJob:
+        """Validate a request into a :class:`NewJob` (raises ``InvalidJob``/``UnknownJobKind``)."""
+        job_kind = self.registry.get(kind)
+        data = check_json({} if payload is None else payload)
+        if job_kind.validate is not None:
+            data = job_kind.validate(data)
+        _check_number("delay", delay)
+        _check_number("timeout", timeout, positive=True)
+        if not queue or len(queue) > MAX_KEY_LENGTH:
+            raise errors.InvalidJob("queue", f"must be 1 to {MAX_KEY_LENGTH} characters")
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise errors.InvalidJob("priority", "must be an integer")
+        if dedupe_key is not None and not 0 < len(dedupe_key) <= MAX_KEY_LENGTH:
+            raise errors.InvalidJob("dedupe_key", f"must be 1 to {MAX_KEY_LENGTH} characters")
+        if max_attempts is not None and (isinstance(max_attempts, bool) or max_attempts < 1):
+            raise errors.InvalidJob("max_attempts", "must be at least 1")
+        retry = retry or RetryOverride()
+        _check_number("retry.base_seconds", retry.base_seconds)
+        _check_number("retry.cap_seconds", retry.cap_seconds)
+        return NewJob(
+            kind=kind,
+            payload=data,
+            queue=queue,
+            priority=priority,
+            delay=float(delay),
+            dedupe_key=dedupe_key,
+            max_attempts=max_attempts or retry.max_attempts,
+            retry=retry,
+            timeout=timeout,
+        )
+
+    async def enqueue(self, kind: str, payload: Any = None, **options: Any) -> EnqueueResult:
+        """Validate and insert a job (see :meth:`build` for the options)."""
+        new = self.build(kind, payload, **options)
+        return await self.submit(new)
+
+    async def submit(self, new: NewJob) -> EnqueueResult:
+        """Insert an already validated :class:`NewJob`."""
+        max_attempts = new.max_attempts or self.registry.get(new.kind).retry.max_attempts
+        return await self.repository.enqueue(new, max_attempts=max_attempts)

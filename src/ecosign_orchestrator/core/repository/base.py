@@ -1,0 +1,296 @@
+"""The domain operations written once over a small transactional interface.
+
+A backend supplies :class:`Tx` (load/insert/update a job row, append an event, select candidate
+rows) inside one database transaction; :class:`TransactionalRepository` implements every
+``JobRepository`` operation on top of it with the pure rules of :mod:`..transitions`.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+from ecosign_orchestrator.core import errors, ids, transitions
+from ecosign_orchestrator.core.events import Event, EventBus
+from ecosign_orchestrator.core.job import (
+    EnqueueResult,
+    Job,
+    JobError,
+    NewJob,
+    Progress,
+    StepRecord,
+    utcnow,
+)
+from ecosign_orchestrator.core.status import JobStatus
+from ecosign_orchestrator.core.transitions import EventDraft
+from ecosign_orchestrator.core.types import JobId, JSONValue, LeaseToken
+
+logger = logging.getLogger(__name__)
+
+
+class Tx(Protocol):
+    """What a backend does inside one transaction."""
+
+    async def load(self, job_id: JobId) -> Job:
+        """The job row, locked for update where the backend has row locks."""
+
+    async def find_active(self, dedupe_key: str) -> Job | None:
+        """The non-terminal job holding ``dedupe_key``, if any."""
+
+    async def insert(self, job: Job) -> None:
+        """Insert a new job row."""
+
+    async def update(self, job: Job) -> None:
+        """Write a job row back."""
+
+    async def add_event(self, draft: EventDraft) -> Event:
+        """Append an event row."""
+
+    async def claimable(
+        self, *, kinds: Sequence[str], queues: Sequence[str] | None, limit: int, now: datetime
+    ) -> list[Job]:
+        """Ready jobs in claim order, locked (skipping rows other transactions hold)."""
+
+    async def expired(self, *, limit: int, now: datetime) -> list[Job]:
+        """Running jobs whose lease expired, locked (skipping locked rows)."""
+
+
+class TransactionalRepository(abc.ABC):
+    """Implements the ``JobRepository`` operations over :meth:`_transaction`."""
+
+    backend = "abstract"
+
+    def __init__(self) -> None:
+        self.bus = EventBus()
+        self._wakeup = asyncio.Event()
+
+    # -- backend hooks -------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _transaction(self) -> contextlib.AbstractAsyncContextManager[Tx]:
+        """One database transaction: commit on success, roll back on error."""
+
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Acquire connections."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def wait_for_jobs(self, timeout: float) -> None:
+        """Sleep until an in-process enqueue or ``timeout``; other processes are seen by polling."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._wakeup.wait()
+        self._wakeup.clear()
+
+    def _notify_ready(self) -> None:
+        """Wake idle workers in this process (PostgreSQL adds NOTIFY for the others)."""
+        self._wakeup.set()
+
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[tuple[Tx, list[Event]]]:
+        """A transaction whose events are published to the bus after commit."""
+        published: list[Event] = []
+        async with self._transaction() as tx:
+            yield tx, published
+        if published:
+            self.bus.publish(published)
+
+    async def _apply(self, job_id: JobId, change: _Change) -> Job:
+        async with self._writing() as (tx, published):
+            job = await tx.load(job_id)
+            new, draft = change(job, utcnow())
+            await tx.update(new)
+            if draft is not None:
+                published.append(await tx.add_event(draft))
+        return new
+
+    # -- operations ----------------------------------------------------------------------------
+
+    async def enqueue(self, new: NewJob, *, max_attempts: int) -> EnqueueResult:
+        """Insert a job, or return the active job holding ``new.dedupe_key``."""
+        async with self._writing() as (tx, published):
+            if new.dedupe_key is not None:
+                existing = await tx.find_active(new.dedupe_key)
+                if existing is not None:
+                    return EnqueueResult(job=existing, created=False)
+            job, draft = transitions.new_job(
+                new, job_id=ids.new_job_id(), now=utcnow(), max_attempts=max_attempts
+            )
+            await tx.insert(job)
+            published.append(await tx.add_event(draft))
+        if new.delay <= 0:
+            self._notify_ready()
+        return EnqueueResult(job=job, created=True)
+
+    async def get(self, job_id: JobId) -> Job:
+        """The job with this id, or :class:`JobNotFound`."""
+        async with self._transaction() as tx:
+            return await tx.load(job_id)
+
+    async def claim(
+        self,
+        *,
+        worker_id: str,
+        kinds: Sequence[str],
+        limit: int,
+        lease_seconds: float,
+        queues: Sequence[str] | None = None,
+    ) -> list[Job]:
+        """Atomically take up to ``limit`` ready jobs."""
+        if limit <= 0 or not kinds:
+            return []
+        claimed: list[Job] = []
+        async with self._writing() as (tx, published):
+            now = utcnow()
+            for job in await tx.claimable(kinds=kinds, queues=queues, limit=limit, now=now):
+                new, draft = transitions.claim(
+                    job,
+                    now=now,
+                    worker_id=worker_id,
+                    token=ids.new_lease_token(),
+                    lease_seconds=lease_seconds,
+                )
+                await tx.update(new)
+                published.append(await tx.add_event(draft))
+                claimed.append(new)
+        return claimed
+
+    async def heartbeat(self, job_id: JobId, token: LeaseToken, lease_seconds: float) -> bool:
+        """Renew a lease; returns whether a cancel was requested."""
+        job = await self._apply(
+            job_id,
+            lambda job, now: (
+                transitions.renew(job, token=token, now=now, lease_seconds=lease_seconds),
+                None,
+            ),
+        )
+        return job.cancel_requested
+
+    async def save_progress(self, job_id: JobId, token: LeaseToken, progress: Progress) -> None:
+        """Record progress."""
+        await self._apply(
+            job_id,
+            lambda job, now: (
+                transitions.with_progress(job, token=token, now=now, progress=progress),
+                None,
+            ),
+        )
+
+    async def save_steps(
+        self, job_id: JobId, token: LeaseToken, steps: Sequence[StepRecord]
+    ) -> None:
+        """Record the job's steps."""
+        await self._apply(
+            job_id,
+            lambda job, now: (
+                transitions.with_steps(job, token=token, now=now, steps=tuple(steps)),
+                None,
+            ),
+        )
+
+    async def complete(self, job_id: JobId, token: LeaseToken, result: JSONValue) -> Job:
+        """running -> completed."""
+        return await self._apply(
+            job_id, lambda job, now: transitions.complete(job, token=token, now=now, result=result)
+        )
+
+    async def fail(self, job_id: JobId, token: LeaseToken, error: JobError) -> Job:
+        """running -> failed."""
+        return await self._apply(
+            job_id, lambda job, now: transitions.fail(job, token=token, now=now, error=error)
+        )
+
+    async def schedule_retry(
+        self, job_id: JobId, token: LeaseToken, error: JobError, delay: float
+    ) -> Job:
+        """running -> retrying until ``now + delay``."""
+        return await self._apply(
+            job_id,
+            lambda job, now: transitions.schedule_retry(
+                job, token=token, now=now, error=error, delay=delay
+            ),
+        )
+
+    async def requeue(
+        self, job_id: JobId, token: LeaseToken, *, delay: float, reason: str, message: str = ""
+    ) -> Job:
+        """running -> queued, refunding the attempt."""
+        job = await self._apply(
+            job_id,
+            lambda job, now: transitions.requeue(
+                job, token=token, now=now, delay=delay, reason=reason, message=message
+            ),
+        )
+        if delay <= 0:
+            self._notify_ready()
+        return job
+
+    async def acknowledge_cancel(self, job_id: JobId, token: LeaseToken) -> Job:
+        """running -> cancelled."""
+        return await self._apply(
+            job_id, lambda job, now: transitions.acknowledge_cancel(job, token=token, now=now)
+        )
+
+    async def cancel(self, job_id: JobId) -> Job:
+        """User cancel."""
+        return await self._apply(job_id, lambda job, now: transitions.cancel(job, now=now))
+
+    async def retry(self, job_id: JobId) -> Job:
+        """User retry of a failed or cancelled job."""
+        job = await self._apply(job_id, lambda job, now: transitions.manual_retry(job, now=now))
+        self._notify_ready()
+        return job
+
+    async def recover_expired(self, *, limit: int = 100) -> list[JobId]:
+        """Return expired-lease jobs to the queue (or fail them when their attempts are spent)."""
+        recovered: list[JobId] = []
+        async with self._writing() as (tx, published):
+            now = utcnow()
+            for job in await tx.expired(limit=limit, now=now):
+                new, draft = transitions.recover(job, now=now)
+                await tx.update(new)
+                published.append(await tx.add_event(draft))
+                recovered.append(job.id)
+                logger.warning(
+                    "lease of job %s (worker %s) expired: now %s",
+                    job.id,
+                    job.lease_owner,
+                    new.status.value,
+                    extra={"action": "lease_recovered", "job_id": job.id, "kind": job.kind},
+                )
+        if recovered:
+            self._notify_ready()
+        return recovered
+
+
+class _Change(Protocol):
+    def __call__(self, job: Job, now: datetime, /) -> tuple[Job, EventDraft | None]: ...
+
+
+def check_limit(limit: int) -> int:
+    """Validate a page size."""
+    if not 1 <= limit <= 10_000:
+        raise errors.InvalidJob("limit", "must be between 1 and 10000")
+    return limit
+
+
+ACTIVE_STATUSES: tuple[JobStatus, ...] = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.RETRYING)

@@ -1,0 +1,157 @@
+"""In-memory backend: a real implementation of every operation, for unit tests and benchmarks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+
+from ecosign_orchestrator.core import errors, transitions
+from ecosign_orchestrator.core.events import Event
+from ecosign_orchestrator.core.job import Job
+from ecosign_orchestrator.core.repository.base import (
+    ACTIVE_STATUSES,
+    TransactionalRepository,
+    check_limit,
+)
+from ecosign_orchestrator.core.status import JobStatus
+from ecosign_orchestrator.core.transitions import EventDraft
+from ecosign_orchestrator.core.types import JobId
+
+
+class _MemoryTx:
+    """Stages writes; :class:`MemoryRepository` applies them only if the block succeeds."""
+
+    def __init__(self, repo: MemoryRepository) -> None:
+        self._repo = repo
+        self.jobs: dict[JobId, Job] = {}
+        self.events: list[Event] = []
+
+    async def load(self, job_id: JobId) -> Job:
+        job = self.jobs.get(job_id) or self._repo.jobs.get(job_id)
+        if job is None:
+            raise errors.JobNotFound(job_id)
+        return job
+
+    async def find_active(self, dedupe_key: str) -> Job | None:
+        return next(
+            (
+                j
+                for j in self._repo.jobs.values()
+                if j.dedupe_key == dedupe_key and j.status in ACTIVE_STATUSES
+            ),
+            None,
+        )
+
+    async def insert(self, job: Job) -> None:
+        self.jobs[job.id] = job
+
+    async def update(self, job: Job) -> None:
+        self.jobs[job.id] = job
+
+    async def add_event(self, draft: EventDraft) -> Event:
+        event = Event(
+            id=self._repo.last_event_id + len(self.events) + 1,
+            job_id=draft.job_id,
+            type=draft.type,
+            at=draft.at,
+            attempt=draft.attempt,
+            data=draft.data,
+        )
+        self.events.append(event)
+        return event
+
+    async def claimable(
+        self, *, kinds: Sequence[str], queues: Sequence[str] | None, limit: int, now: datetime
+    ) -> list[Job]:
+        ready = [
+            j
+            for j in self._repo.jobs.values()
+            if j.kind in kinds
+            and (queues is None or j.queue in queues)
+            and transitions.is_claimable(j, now)
+        ]
+        ready.sort(key=lambda j: (-j.priority, j.run_at, j.id))
+        return ready[:limit]
+
+    async def expired(self, *, limit: int, now: datetime) -> list[Job]:
+        stale = [j for j in self._repo.jobs.values() if transitions.lease_expired(j, now)]
+        return sorted(stale, key=lambda j: j.id)[:limit]
+
+
+class MemoryRepository(TransactionalRepository):
+    """Jobs and events in memory; ``jobs``, ``event_log`` and :meth:`reset` help tests inspect."""
+
+    backend = "memory"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.jobs: dict[JobId, Job] = {}
+        self.event_log: list[Event] = []
+        self._lock = asyncio.Lock()
+
+    @property
+    def last_event_id(self) -> int:
+        """Id of the newest event (0 when none)."""
+        return self.event_log[-1].id if self.event_log else 0
+
+    def reset(self) -> None:
+        """Forget every job and event."""
+        self.jobs.clear()
+        self.event_log.clear()
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[_MemoryTx]:
+        async with self._lock:
+            tx = _MemoryTx(self)
+            yield tx
+            self.jobs.update(tx.jobs)
+            self.event_log.extend(tx.events)
+
+    async def migrate(self) -> list[str]:
+        """Nothing to migrate."""
+        return []
+
+    async def schema_ready(self) -> bool:
+        """Always ready."""
+        return True
+
+    async def list_jobs(
+        self,
+        *,
+        statuses: Sequence[JobStatus] | None = None,
+        kinds: Sequence[str] | None = None,
+        dedupe_key: str | None = None,
+        before: JobId | None = None,
+        limit: int = 50,
+    ) -> list[Job]:
+        """Jobs newest first."""
+        check_limit(limit)
+        rows = [
+            j
+            for j in self.jobs.values()
+            if (statuses is None or j.status in statuses)
+            and (kinds is None or j.kind in kinds)
+            and (dedupe_key is None or j.dedupe_key == dedupe_key)
+            and (before is None or j.id < before)
+        ]
+        rows.sort(key=lambda j: j.id, reverse=True)
+        return rows[:limit]
+
+    async def events(
+        self, *, after_id: int = 0, job_id: JobId | None = None, limit: int = 1000
+    ) -> list[Event]:
+        """Events after ``after_id``, oldest first."""
+        check_limit(limit)
+        rows = [
+            e for e in self.event_log if e.id > after_id and (job_id is None or e.job_id == job_id)
+        ]
+        return rows[:limit]
+
+    async def counts(self) -> dict[tuple[str, JobStatus], int]:
+        """Jobs per (kind, status)."""
+        result: dict[tuple[str, JobStatus], int] = {}
+        for job in self.jobs.values():
+            result[(job.kind, job.status)] = result.get((job.kind, job.status), 0) + 1
+        return result

@@ -1,0 +1,147 @@
+"""The ``JobRepository`` port: domain operations every backend implements.
+
+Operations taking a ``token`` are fenced: they raise ``LeaseLost``
+unless the caller still holds the job's lease. Every state change writes its event in the same
+transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
+
+from ecosign_orchestrator.core.events import Event, EventBus
+from ecosign_orchestrator.core.job import EnqueueResult, Job, JobError, NewJob, Progress, StepRecord
+from ecosign_orchestrator.core.status import JobStatus
+from ecosign_orchestrator.core.types import JobId, JSONValue, LeaseToken
+
+
+class JobStore(Protocol):
+    """Job operations: enqueue, claim, fenced updates by the lease holder, user actions."""
+
+    async def enqueue(self, new: NewJob, *, max_attempts: int) -> EnqueueResult:
+        """Insert a job, or return the active job holding ``new.dedupe_key``."""
+
+    async def get(self, job_id: JobId) -> Job:
+        """The job with this id, or :class:`JobNotFound`."""
+
+    async def list_jobs(
+        self,
+        *,
+        statuses: Sequence[JobStatus] | None = None,
+        kinds: Sequence[str] | None = None,
+        dedupe_key: str | None = None,
+        before: JobId | None = None,
+        limit: int = 50,
+    ) -> list[Job]:
+        """Jobs newest first; ``before`` is a cursor (the last id of the previous page)."""
+
+    async def claim(
+        self,
+        *,
+        worker_id: str,
+        kinds: Sequence[str],
+        limit: int,
+        lease_seconds: float,
+        queues: Sequence[str] | None = None,
+    ) -> list[Job]:
+        """Atomically take up to ``limit`` ready jobs (priority desc, then ``run_at``)."""
+
+    async def heartbeat(self, job_id: JobId, token: LeaseToken, lease_seconds: float) -> bool:
+        """Renew a lease; returns whether a cancel was requested."""
+
+    async def save_progress(self, job_id: JobId, token: LeaseToken, progress: Progress) -> None:
+        """Record progress."""
+
+    async def save_steps(
+        self, job_id: JobId, token: LeaseToken, steps: Sequence[StepRecord]
+    ) -> None:
+        """Record the job's steps."""
+
+    async def complete(self, job_id: JobId, token: LeaseToken, result: JSONValue) -> Job:
+        """running -> completed."""
+
+    async def fail(self, job_id: JobId, token: LeaseToken, error: JobError) -> Job:
+        """running -> failed."""
+
+    async def schedule_retry(
+        self, job_id: JobId, token: LeaseToken, error: JobError, delay: float
+    ) -> Job:
+        """running -> retrying until ``now + delay``."""
+
+    async def requeue(
+        self, job_id: JobId, token: LeaseToken, *, delay: float, reason: str, message: str = ""
+    ) -> Job:
+        """running -> queued, refunding the attempt (snooze, graceful release)."""
+
+    async def acknowledge_cancel(self, job_id: JobId, token: LeaseToken) -> Job:
+        """running -> cancelled, after a cancel request."""
+
+    async def cancel(self, job_id: JobId) -> Job:
+        """User cancel: waiting jobs end now; running ones get a request their worker obeys."""
+
+    async def retry(self, job_id: JobId) -> Job:
+        """User retry of a failed or cancelled job: back to queued with attempts reset."""
+
+    async def recover_expired(self, *, limit: int = 100) -> list[JobId]:
+        """Return jobs whose lease expired to the queue (or fail them if attempts are spent)."""
+
+    async def counts(self) -> dict[tuple[str, JobStatus], int]:
+        """Number of jobs per (kind, status)."""
+
+
+class EventLog(Protocol):
+    """Reading the event log, and the in-process bus."""
+
+    bus: EventBus
+
+    async def events(
+        self, *, after_id: int = 0, job_id: JobId | None = None, limit: int = 1000
+    ) -> list[Event]:
+        """Events with id greater than ``after_id``, oldest first."""
+
+
+class SchemaManager(Protocol):
+    """Schema versioning."""
+
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations (idempotent, callers serialised); returns applied names."""
+
+    async def schema_ready(self) -> bool:
+        """Whether every known migration is applied."""
+
+
+class Lifecycle(Protocol):
+    """Open/close and the wake-up hook."""
+
+    async def open(self) -> None:
+        """Acquire connections."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+    async def wait_for_jobs(self, timeout: float) -> None:
+        """Return when new work may be ready, or after ``timeout`` seconds.
+
+        Polling backends just sleep (and wake on in-process enqueues); PostgreSQL waits on NOTIFY.
+        """
+
+    async def __aenter__(self) -> Self:
+        """Open."""
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close."""
+
+
+@runtime_checkable
+class JobRepository(JobStore, EventLog, SchemaManager, Lifecycle, Protocol):
+    """Everything the engine needs from a backend."""
+
+    #: Human-readable backend name (``memory``, ``sqlite``, ``postgresql``).
+    backend: str

@@ -1,0 +1,358 @@
+"""SQLite backend: the embedded default.
+
+WAL journal, ``BEGIN IMMEDIATE`` for every write transaction (so a claim is atomic across
+processes sharing the file) and a busy timeout. The connection lives in one dedicated thread;
+asyncio callers hop to it, so the event loop never blocks on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ecosign_orchestrator.core import errors
+from ecosign_orchestrator.core.events import Event, EventType
+from ecosign_orchestrator.core.job import (
+    Job,
+    JobError,
+    Progress,
+    RetryOverride,
+    StepRecord,
+    from_epoch,
+    to_epoch,
+)
+from ecosign_orchestrator.core.repository import sql
+from ecosign_orchestrator.core.repository.base import TransactionalRepository, check_limit
+from ecosign_orchestrator.core.status import JobStatus
+from ecosign_orchestrator.core.transitions import EventDraft
+from ecosign_orchestrator.core.types import JobId, LeaseToken
+
+T = TypeVar("T")
+Q = sql.queries("sqlite")
+
+
+def dumps(value: object) -> str:
+    """Compact JSON; NaN/Infinity refused (they are not JSON)."""
+    return json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+
+
+def _epoch(value: datetime | None) -> float | None:
+    return None if value is None else to_epoch(value)
+
+
+def job_to_row(job: Job) -> dict[str, Any]:
+    """Bind parameters for ``insert_job`` / ``update_job``."""
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "queue": job.queue,
+        "payload": dumps(job.payload),
+        "status": job.status.value,
+        "priority": job.priority,
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "run_at": to_epoch(job.run_at),
+        "dedupe_key": job.dedupe_key,
+        "lease_owner": job.lease_owner,
+        "lease_token": job.lease_token,
+        "lease_expires_at": _epoch(job.lease_expires_at),
+        "cancel_requested": int(job.cancel_requested),
+        "progress_fraction": job.progress.fraction,
+        "progress_message": job.progress.message,
+        "steps": dumps([s.to_json() for s in job.steps]),
+        "result": dumps(job.result),
+        "last_error": None if job.last_error is None else dumps(job.last_error.to_json()),
+        "retry": dumps(job.retry.to_json()),
+        "timeout": job.timeout,
+        "created_at": to_epoch(job.created_at),
+        "updated_at": to_epoch(job.updated_at),
+        "started_at": _epoch(job.started_at),
+        "finished_at": _epoch(job.finished_at),
+    }
+
+
+def row_to_job(row: sqlite3.Row) -> Job:
+    """A ``jobs`` row as a :class:`Job`."""
+    last_error = row["last_error"]
+    run_at = from_epoch(row["run_at"])
+    created_at = from_epoch(row["created_at"])
+    updated_at = from_epoch(row["updated_at"])
+    assert run_at and created_at and updated_at  # NOT NULL columns
+    return Job(
+        id=JobId(row["id"]),
+        kind=row["kind"],
+        queue=row["queue"],
+        payload=json.loads(row["payload"]),
+        status=JobStatus(row["status"]),
+        priority=row["priority"],
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        run_at=run_at,
+        created_at=created_at,
+        updated_at=updated_at,
+        dedupe_key=row["dedupe_key"],
+        started_at=from_epoch(row["started_at"]),
+        finished_at=from_epoch(row["finished_at"]),
+        lease_owner=row["lease_owner"],
+        lease_token=None if row["lease_token"] is None else LeaseToken(row["lease_token"]),
+        lease_expires_at=from_epoch(row["lease_expires_at"]),
+        cancel_requested=bool(row["cancel_requested"]),
+        progress=Progress(fraction=row["progress_fraction"], message=row["progress_message"]),
+        steps=tuple(StepRecord.from_json(s) for s in json.loads(row["steps"])),
+        result=json.loads(row["result"]),
+        last_error=None if last_error is None else JobError.from_json(json.loads(last_error)),
+        retry=RetryOverride.from_json(json.loads(row["retry"])),
+        timeout=row["timeout"],
+    )
+
+
+def row_to_event(row: sqlite3.Row) -> Event:
+    """An ``events`` row as an :class:`Event`."""
+    at = from_epoch(row["at"])
+    assert at is not None
+    return Event(
+        id=row["id"],
+        job_id=JobId(row["job_id"]),
+        type=EventType(row["type"]),
+        at=at,
+        attempt=row["attempt"],
+        data=json.loads(row["data"]),
+    )
+
+
+@contextlib.contextmanager
+def translate_errors() -> Iterator[None]:
+    """Map sqlite3 exceptions to :class:`RepositoryError` (the original is in ``__cause__``)."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise errors.RepositoryError(f"sqlite: {exc}") from exc
+
+
+def path_from_url(url: str) -> Path:
+    """``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` to a path."""
+    if not url.startswith("sqlite:///"):
+        raise errors.ConfigurationError(
+            f"not a SQLite URL: {url!r} (expected sqlite:///path/to/jobs.db)"
+        )
+    rest = url.removeprefix("sqlite:///")
+    if not rest:
+        raise errors.ConfigurationError("SQLite URL has no path")
+    return Path(rest)
+
+
+class _SqliteTx:
+    def __init__(self, repo: SqliteRepository) -> None:
+        self._repo = repo
+
+    async def _one(self, name: str, params: dict[str, Any]) -> sqlite3.Row | None:
+        return await self._repo._call(lambda c: c.execute(Q[name], params).fetchone())
+
+    async def _all(self, name: str, params: dict[str, Any]) -> list[sqlite3.Row]:
+        return await self._repo._call(lambda c: c.execute(Q[name], params).fetchall())
+
+    async def load(self, job_id: JobId) -> Job:
+        row = await self._one("load_job", {"id": job_id})
+        if row is None:
+            raise errors.JobNotFound(job_id)
+        return row_to_job(row)
+
+    async def find_active(self, dedupe_key: str) -> Job | None:
+        row = await self._one("find_active", {"dedupe_key": dedupe_key})
+        return None if row is None else row_to_job(row)
+
+    async def insert(self, job: Job) -> None:
+        await self._one("insert_job", job_to_row(job))
+
+    async def update(self, job: Job) -> None:
+        await self._one("update_job", job_to_row(job))
+
+    async def add_event(self, draft: EventDraft) -> Event:
+        params = {
+            "job_id": draft.job_id,
+            "type": draft.type.value,
+            "at": to_epoch(draft.at),
+            "attempt": draft.attempt,
+            "data": dumps(draft.data),
+        }
+        row = await self._one("insert_event", params)
+        assert row is not None
+        return Event(
+            id=row["id"],
+            job_id=draft.job_id,
+            type=draft.type,
+            at=draft.at,
+            attempt=draft.attempt,
+            data=draft.data,
+        )
+
+    async def claimable(
+        self, *, kinds: Sequence[str], queues: Sequence[str] | None, limit: int, now: datetime
+    ) -> list[Job]:
+        params = {
+            "now": to_epoch(now),
+            "kinds": dumps(list(kinds)),
+            "queues": None if queues is None else dumps(list(queues)),
+            "limit": limit,
+        }
+        return [row_to_job(r) for r in await self._all("claimable", params)]
+
+    async def expired(self, *, limit: int, now: datetime) -> list[Job]:
+        rows = await self._all("expired", {"now": to_epoch(now), "limit": limit})
+        return [row_to_job(r) for r in rows]
+
+
+class SqliteRepository(TransactionalRepository):
+    """Jobs in one SQLite file, safe for several worker processes on one machine."""
+
+    backend = "sqlite"
+
+    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self._busy_timeout = busy_timeout
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    def from_url(cls, url: str) -> SqliteRepository:
+        """Build from ``sqlite:///path``."""
+        return cls(path_from_url(url))
+
+    async def open(self) -> None:
+        """Open the file (creating its folder) in the connection's own thread."""
+        if self._executor is not None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._conn = await self._call_raw(self._connect)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
+        return conn
+
+    async def close(self) -> None:
+        """Close the connection and its thread."""
+        if self._executor is None:
+            return
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await self._call_raw(conn.close)
+        self._executor.shutdown(wait=True)
+        self._executor = None
+
+    async def _call_raw(self, fn: Callable[[], T]) -> T:
+        if self._executor is None:
+            raise errors.RepositoryError("repository is not open: use `async with` or open()")
+        loop = asyncio.get_running_loop()
+        with translate_errors():
+            return await loop.run_in_executor(self._executor, fn)
+
+    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._conn
+        if conn is None:
+            raise errors.RepositoryError("repository is not open: use `async with` or open()")
+        return await self._call_raw(lambda: fn(conn))
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[_SqliteTx]:
+        async with self._lock:
+            await self._call(lambda c: c.execute("BEGIN IMMEDIATE"))
+            try:
+                yield _SqliteTx(self)
+            except BaseException:
+                await asyncio.shield(self._call(lambda c: c.execute("ROLLBACK")))
+                raise
+            await asyncio.shield(self._call(lambda c: c.execute("COMMIT")))
+
+    async def _read(self, name: str, params: dict[str, Any]) -> list[sqlite3.Row]:
+        return await self._call(lambda c: c.execute(Q[name], params).fetchall())
+
+    # -- schema --------------------------------------------------------------------------------
+
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations in one ``BEGIN IMMEDIATE`` transaction (callers serialise)."""
+        await self.open()
+        async with self._lock:
+            return await self._call(_migrate)
+
+    async def schema_ready(self) -> bool:
+        """Whether every migration is applied."""
+        applied = await self._call(_applied_versions)
+        return all(version in applied for version, _ in sql.migrations("sqlite"))
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def list_jobs(
+        self,
+        *,
+        statuses: Sequence[JobStatus] | None = None,
+        kinds: Sequence[str] | None = None,
+        dedupe_key: str | None = None,
+        before: JobId | None = None,
+        limit: int = 50,
+    ) -> list[Job]:
+        """Jobs newest first."""
+        params = {
+            "statuses": None if statuses is None else dumps([s.value for s in statuses]),
+            "kinds": None if kinds is None else dumps(list(kinds)),
+            "dedupe_key": dedupe_key,
+            "before": before,
+            "limit": check_limit(limit),
+        }
+        return [row_to_job(r) for r in await self._read("list_jobs", params)]
+
+    async def events(
+        self, *, after_id: int = 0, job_id: JobId | None = None, limit: int = 1000
+    ) -> list[Event]:
+        """Events after ``after_id``, oldest first."""
+        params = {"after_id": after_id, "job_id": job_id, "limit": check_limit(limit)}
+        return [row_to_event(r) for r in await self._read("events", params)]
+
+    async def counts(self) -> dict[tuple[str, JobStatus], int]:
+        """Jobs per (kind, status)."""
+        rows = await self._read("counts", {})
+        return {(r["kind"], JobStatus(r["status"])): r["n"] for r in rows}
+
+
+def _applied_versions(conn: sqlite3.Connection) -> set[str]:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at REAL)"
+    )
+    return {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+
+
+def _migrate(conn: sqlite3.Connection) -> list[str]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        applied = _applied_versions(conn)
+        done: list[str] = []
+        for version, script in sql.migrations("sqlite"):
+            if version in applied:
+                continue
+            for statement in sql.split_statements(script):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                (version, time.time()),
+            )
+            done.append(version)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return done

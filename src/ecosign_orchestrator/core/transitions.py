@@ -1,0 +1,247 @@
+"""Pure state transitions: ``(job, operation) -> (new job, event to write)``.
+
+Every backend applies these inside one transaction together with the event row, so the rules
+(legal moves, fencing, attempt accounting) live here once and not per SQL dialect.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta
+
+from ecosign_orchestrator.core import errors
+from ecosign_orchestrator.core.events import EVENT_FOR_STATUS, EventType
+from ecosign_orchestrator.core.job import Job, JobError, NewJob, Progress
+from ecosign_orchestrator.core.status import JobStatus, check_transition
+from ecosign_orchestrator.core.types import JobId, JSONDict, JSONValue, LeaseToken
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class EventDraft:
+    """An event before the store gives it an id."""
+
+    job_id: JobId
+    type: EventType
+    at: datetime
+    attempt: int
+    data: JSONDict
+
+
+Outcome = tuple[Job, EventDraft]
+
+
+def _move(job: Job, target: JobStatus, now: datetime, data: JSONDict, **changes: object) -> Outcome:
+    check_transition(job.id, job.status, target)
+    new = dataclasses.replace(job, status=target, updated_at=now, **changes)  # type: ignore[arg-type]
+    event = EventDraft(
+        job_id=job.id, type=EVENT_FOR_STATUS[target], at=now, attempt=new.attempts, data=data
+    )
+    return new, event
+
+
+_NO_LEASE: dict[str, object] = {"lease_owner": None, "lease_token": None, "lease_expires_at": None}
+
+
+def new_job(new: NewJob, *, job_id: JobId, now: datetime, max_attempts: int) -> Outcome:
+    """A freshly enqueued job and its ``job_queued`` event."""
+    job = Job(
+        id=job_id,
+        kind=new.kind,
+        queue=new.queue,
+        payload=new.payload,
+        status=JobStatus.QUEUED,
+        priority=new.priority,
+        attempts=0,
+        max_attempts=max_attempts,
+        run_at=now + timedelta(seconds=new.delay),
+        created_at=now,
+        updated_at=now,
+        dedupe_key=new.dedupe_key,
+        retry=new.retry,
+        timeout=new.timeout,
+    )
+    data: JSONDict = {"reason": "enqueued", "kind": new.kind, "queue": new.queue}
+    if new.delay:
+        data["run_at"] = job.run_at.isoformat()
+    event = EventDraft(job_id=job_id, type=EventType.JOB_QUEUED, at=now, attempt=0, data=data)
+    return job, event
+
+
+def is_claimable(job: Job, now: datetime) -> bool:
+    """Whether a worker may claim ``job`` now."""
+    return job.status in (JobStatus.QUEUED, JobStatus.RETRYING) and job.run_at <= now
+
+
+def claim(
+    job: Job, *, now: datetime, worker_id: str, token: LeaseToken, lease_seconds: float
+) -> Outcome:
+    """A worker takes the job: one attempt is spent, a fresh lease token fences its writes."""
+    return _move(
+        job,
+        JobStatus.RUNNING,
+        now,
+        {"worker": worker_id},
+        attempts=job.attempts + 1,
+        started_at=job.started_at or now,
+        lease_owner=worker_id,
+        lease_token=token,
+        lease_expires_at=now + timedelta(seconds=lease_seconds),
+        finished_at=None,
+    )
+
+
+def ensure_lease(job: Job, token: LeaseToken) -> None:
+    """Raise :class:`LeaseLost` unless ``token`` still holds the job's lease."""
+    if job.status is not JobStatus.RUNNING or job.lease_token != token:
+        raise errors.LeaseLost(job.id)
+
+
+def renew(job: Job, *, token: LeaseToken, now: datetime, lease_seconds: float) -> Job:
+    """Heartbeat: push the lease expiry forward (no event)."""
+    ensure_lease(job, token)
+    return dataclasses.replace(
+        job, lease_expires_at=now + timedelta(seconds=lease_seconds), updated_at=now
+    )
+
+
+def with_progress(job: Job, *, token: LeaseToken, now: datetime, progress: Progress) -> Job:
+    """Record progress (no event)."""
+    ensure_lease(job, token)
+    return dataclasses.replace(job, progress=progress, updated_at=now)
+
+
+def with_steps(job: Job, *, token: LeaseToken, now: datetime, steps: tuple[object, ...]) -> Job:
+    """Record the job's step list (no event)."""
+    ensure_lease(job, token)
+    return dataclasses.replace(job, steps=steps, updated_at=now)  # type: ignore[arg-type]
+
+
+def complete(job: Job, *, token: LeaseToken, now: datetime, result: JSONValue) -> Outcome:
+    """The lease holder finished the job."""
+    ensure_lease(job, token)
+    progress = Progress(fraction=1.0, message=job.progress.message)
+    return _move(
+        job,
+        JobStatus.COMPLETED,
+        now,
+        {},
+        result=result,
+        finished_at=now,
+        progress=progress,
+        cancel_requested=False,
+        **_NO_LEASE,
+    )
+
+
+def fail(job: Job, *, token: LeaseToken, now: datetime, error: JobError) -> Outcome:
+    """The lease holder gives up: a fatal error or the last attempt failed."""
+    ensure_lease(job, token)
+    return _move(
+        job,
+        JobStatus.FAILED,
+        now,
+        {"error": error.to_json()},
+        last_error=error,
+        finished_at=now,
+        cancel_requested=False,
+        **_NO_LEASE,
+    )
+
+
+def schedule_retry(
+    job: Job, *, token: LeaseToken, now: datetime, error: JobError, delay: float
+) -> Outcome:
+    """A transient failure: wait ``delay`` seconds in ``retrying``, then run again."""
+    ensure_lease(job, token)
+    if job.attempts >= job.max_attempts:
+        # A retry would run attempt max+1: the caller must fail the job instead.
+        raise errors.IllegalTransition(job.id, job.status.value, "retrying (attempts exhausted)")
+    run_at = now + timedelta(seconds=delay)
+    data: JSONDict = {"error": error.to_json(), "delay": delay, "run_at": run_at.isoformat()}
+    return _move(job, JobStatus.RETRYING, now, data, last_error=error, run_at=run_at, **_NO_LEASE)
+
+
+def requeue(
+    job: Job, *, token: LeaseToken, now: datetime, delay: float, reason: str, message: str = ""
+) -> Outcome:
+    """Snooze or graceful release: back to ``queued``; the attempt is refunded."""
+    ensure_lease(job, token)
+    run_at = now + timedelta(seconds=delay)
+    data: JSONDict = {"reason": reason, "run_at": run_at.isoformat()}
+    if message:
+        data["message"] = message
+    return _move(
+        job,
+        JobStatus.QUEUED,
+        now,
+        data,
+        attempts=max(job.attempts - 1, 0),
+        run_at=run_at,
+        **_NO_LEASE,
+    )
+
+
+def acknowledge_cancel(job: Job, *, token: LeaseToken, now: datetime) -> Outcome:
+    """The lease holder stopped the job after a cancel request."""
+    ensure_lease(job, token)
+    return _move(job, JobStatus.CANCELLED, now, {"requested": True}, finished_at=now, **_NO_LEASE)
+
+
+def lease_expired(job: Job, now: datetime) -> bool:
+    """Whether ``job`` is running on a lease that has expired (its worker is presumed dead)."""
+    return (
+        job.status is JobStatus.RUNNING
+        and job.lease_expires_at is not None
+        and job.lease_expires_at <= now
+    )
+
+
+def recover(job: Job, *, now: datetime) -> Outcome:
+    """Expired lease: back to ``queued``, keeping the spent attempt (``failed`` if last)."""
+    if not lease_expired(job, now):
+        raise errors.IllegalTransition(job.id, job.status.value, "queued (lease not expired)")
+    previous_owner = job.lease_owner
+    if job.attempts >= job.max_attempts:
+        error = JobError(
+            type="LeaseExpired",
+            message=f"worker {previous_owner} stopped heartbeating; attempts exhausted",
+            transient=True,
+        )
+        return _move(
+            job,
+            JobStatus.FAILED,
+            now,
+            {"error": error.to_json(), "reason": "lease_expired", "worker": previous_owner},
+            last_error=error,
+            finished_at=now,
+            **_NO_LEASE,
+        )
+    data: JSONDict = {"reason": "lease_expired", "worker": previous_owner}
+    return _move(job, JobStatus.QUEUED, now, data, run_at=now, **_NO_LEASE)
+
+
+def cancel(job: Job, *, now: datetime) -> tuple[Job, EventDraft | None]:
+    """A user cancels: waiting jobs end at once; a running one gets a request its worker obeys."""
+    if job.status is JobStatus.RUNNING:
+        if job.cancel_requested:
+            return job, None
+        return dataclasses.replace(job, cancel_requested=True, updated_at=now), None
+    return _move(job, JobStatus.CANCELLED, now, {"requested": True}, finished_at=now)
+
+
+def manual_retry(job: Job, *, now: datetime) -> Outcome:
+    """A user re-runs a failed or cancelled job: a fresh start, attempts reset to zero."""
+    if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+        # running -> queued is legal for leases, not for users: only ended jobs are re-run.
+        raise errors.IllegalTransition(job.id, job.status.value, "queued (manual retry)")
+    return _move(
+        job,
+        JobStatus.QUEUED,
+        now,
+        {"reason": "manual_retry", "previous_status": job.status.value},
+        attempts=0,
+        run_at=now,
+        finished_at=None,
+        cancel_requested=False,
+        progress=Progress(),
+    )

@@ -1,0 +1,476 @@
+"""The worker: claims jobs, runs processors concurrently, heartbeats leases, recovers the dead.
+
+Shutdown order (as in Procrastinate): stop claiming, let running jobs finish within the grace
+period, cancel the rest and release their leases (the attempt is refunded), stop side tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import os
+import random
+import signal
+import socket
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from ecosign_orchestrator.core import errors
+from ecosign_orchestrator.core.job import Job, JobError
+from ecosign_orchestrator.core.processor import JobContext
+from ecosign_orchestrator.core.registry import JobKind, Registry
+from ecosign_orchestrator.core.repository.protocol import JobRepository
+from ecosign_orchestrator.core.types import JobId, JSONValue
+
+logger = logging.getLogger(__name__)
+
+
+def default_worker_id() -> str:
+    """A worker id unique per process instance: host, pid and a random suffix."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclasses.dataclass(slots=True)
+class WorkerStats:
+    """Counters a worker keeps (read by metrics)."""
+
+    claimed: int = 0
+    completed: int = 0
+    failed: int = 0
+    retried: int = 0
+    snoozed: int = 0
+    cancelled: int = 0
+    released: int = 0
+    lease_lost: int = 0
+    recovered: int = 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerSettings:
+    """Tuning of one worker."""
+
+    concurrency: int = 10
+    #: A lease lasts this long without a heartbeat; a dead worker's jobs return after it.
+    lease_seconds: float = 30.0
+    #: Heartbeat period (default: a third of the lease).
+    heartbeat_seconds: float | None = None
+    #: Idle polling starts at ``poll_seconds`` and doubles up to ``max_poll_seconds``.
+    poll_seconds: float = 0.2
+    max_poll_seconds: float = 2.0
+    #: How often to look for expired leases.
+    recovery_seconds: float = 5.0
+    #: How long running jobs may finish after a stop request before they are released.
+    shutdown_grace_seconds: float = 30.0
+    #: How many jobs one claim may take (default: the free slots).
+    claim_batch: int | None = None
+    queues: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise errors.ConfigurationError("concurrency must be at least 1")
+        if self.lease_seconds <= 0 or self.poll_seconds <= 0:
+            raise errors.ConfigurationError("lease_seconds and poll_seconds must be positive")
+        if self.shutdown_grace_seconds < 0:
+            raise errors.ConfigurationError("shutdown_grace_seconds must not be negative")
+
+    @property
+    def heartbeat_every(self) -> float:
+        """Effective heartbeat period."""
+        return self.heartbeat_seconds or self.lease_seconds / 3
+
+
+@dataclasses.dataclass(slots=True)
+class _Running:
+    job: Job
+    ctx: JobContext
+    task: asyncio.Task[None] | None = None
+    #: Why the task was cancelled by us: "user" (cancel request), "shutdown", "lease_lost".
+    stop_reason: str | None = None
+
+
+class Worker:
+    """Runs jobs of the registered kinds from one repository.
+
+    >>> worker = Worker(repository, registry, settings=WorkerSettings(concurrency=4))
+    >>> await worker.run()          # until worker.stop() or SIGTERM/SIGINT (run_forever)
+    """
+
+    def __init__(
+        self,
+        repository: JobRepository,
+        registry: Registry,
+        *,
+        settings: WorkerSettings | None = None,
+        worker_id: str | None = None,
+        kinds: Sequence[str] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.repository = repository
+        self.registry = registry
+        self.settings = settings or WorkerSettings()
+        self.worker_id = worker_id or default_worker_id()
+        self.kinds = list(kinds) if kinds is not None else registry.names()
+        for name in self.kinds:
+            registry.get(name)  # unknown kinds fail at start-up, not mid-run
+        self.stats = WorkerStats()
+        self._rng = rng or random.Random()
+        self._running: dict[JobId, _Running] = {}
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._stopped = asyncio.Event()
+
+    @property
+    def running_jobs(self) -> list[JobId]:
+        """Ids of the jobs this worker runs now."""
+        return list(self._running)
+
+    def _extra(self, job: Job, action: str, **more: Any) -> dict[str, Any]:
+        return {
+            "action": action,
+            "job_id": job.id,
+            "kind": job.kind,
+            "attempt": job.attempts,
+            "worker_id": self.worker_id,
+            **more,
+        }
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the worker to stop: no new claims; running jobs get the grace period."""
+        if not self._stopping.is_set():
+            logger.info(
+                "worker %s stopping (%d jobs running)",
+                self.worker_id,
+                len(self._running),
+                extra={"action": "worker_stopping", "worker_id": self.worker_id},
+            )
+        self._stopping.set()
+        self._wake.set()
+
+    async def run_forever(self) -> None:
+        """:meth:`run`, stopping gracefully on SIGINT/SIGTERM."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stop)
+        try:
+            await self.run()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    async def run(self) -> None:
+        """Claim and run jobs until :meth:`stop`."""
+        logger.info(
+            "worker %s started on %s (kinds: %s, concurrency %d)",
+            self.worker_id,
+            self.repository.backend,
+            ", ".join(self.kinds),
+            self.settings.concurrency,
+            extra={"action": "worker_started", "worker_id": self.worker_id},
+        )
+        side = [
+            asyncio.create_task(self._heartbeat_loop(), name=f"{self.worker_id}:heartbeat"),
+            asyncio.create_task(self._recovery_loop(), name=f"{self.worker_id}:recovery"),
+        ]
+        for task in side:
+            task.add_done_callback(self._side_task_done)
+        try:
+            await self._claim_loop()
+        finally:
+            await self._shutdown()
+            for task in side:
+                task.cancel()
+            await asyncio.gather(*side, return_exceptions=True)
+            self._stopped.set()
+            logger.info(
+                "worker %s stopped",
+                self.worker_id,
+                extra={"action": "worker_stopped", "worker_id": self.worker_id},
+            )
+
+    def _side_task_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            logger.error(
+                "side task %s died: %r; stopping the worker",
+                task.get_name(),
+                task.exception(),
+                extra={"action": "side_task_died", "worker_id": self.worker_id},
+            )
+            self.stop()
+
+    async def _claim_loop(self) -> None:
+        idle = self.settings.poll_seconds
+        while not self._stopping.is_set():
+            free = self.settings.concurrency - len(self._running)
+            claimed: list[Job] = []
+            if free > 0:
+                batch = min(free, self.settings.claim_batch or free)
+                try:
+                    claimed = await self.repository.claim(
+                        worker_id=self.worker_id,
+                        kinds=self.kinds,
+                        limit=batch,
+                        lease_seconds=self.settings.lease_seconds,
+                        queues=self.settings.queues,
+                    )
+                except errors.RepositoryError as exc:
+                    logger.warning(
+                        "claim failed (%s); retrying in %.1fs",
+                        exc,
+                        idle,
+                        extra={"action": "claim_failed", "worker_id": self.worker_id},
+                    )
+            for job in claimed:
+                self._start(job)
+            if claimed:
+                idle = self.settings.poll_seconds
+                if len(claimed) == free:
+                    await self._wait(None)  # full: wait for a slot
+                continue
+            await self._wait(idle)
+            idle = min(idle * 2, self.settings.max_poll_seconds)
+
+    async def _wait(self, timeout: float | None) -> None:
+        """Until a slot frees, a stop, or (if ``timeout``) new work may be ready."""
+        waiters: list[asyncio.Future[object]] = [asyncio.ensure_future(self._wake.wait())]
+        if timeout is not None:
+            waiters.append(asyncio.ensure_future(self.repository.wait_for_jobs(timeout)))
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+        self._wake.clear()
+
+    # -- running jobs --------------------------------------------------------------------------
+
+    def _start(self, job: Job) -> None:
+        self.stats.claimed += 1
+        ctx = JobContext(job, self.repository, worker_id=self.worker_id)
+        running = _Running(job=job, ctx=ctx)
+        self._running[job.id] = running
+        running.task = asyncio.create_task(self._process(running), name=f"job:{job.id}")
+        logger.info("job %s claimed", job.id, extra=self._extra(job, "job_claimed"))
+
+    async def _process(self, running: _Running) -> None:
+        job = running.job
+        try:
+            kind = self.registry.get(job.kind)
+            outcome = await self._execute(running, kind)
+            await asyncio.shield(self._record(running, kind, outcome))
+        except errors.LeaseLost:
+            self.stats.lease_lost += 1
+            logger.warning(
+                "job %s: lease lost; another worker owns it now",
+                job.id,
+                extra=self._extra(job, "lease_lost"),
+            )
+        except errors.RepositoryError:
+            logger.exception(
+                "job %s: could not record the outcome; the lease will expire and it will run again",
+                job.id,
+                extra=self._extra(job, "record_failed"),
+            )
+        finally:
+            self._running.pop(job.id, None)
+            self._wake.set()
+
+    async def _execute(self, running: _Running, kind: JobKind) -> _Outcome:
+        job, ctx = running.job, running.ctx
+        timeout = job.timeout or kind.timeout
+        try:
+            async with asyncio.timeout(timeout):
+                result = await kind.processor(ctx)
+            _check_result(result)
+            return _Outcome("complete", result=result)
+        except asyncio.CancelledError:
+            if running.stop_reason is None:
+                raise
+            return _Outcome(running.stop_reason)
+        except errors.Snooze as snooze:
+            return _Outcome("snooze", delay=snooze.delay, message=snooze.reason)
+        except TimeoutError:
+            error = JobError(
+                type="JobTimeout", message=f"run exceeded its {timeout}s timeout", transient=True
+            )
+            return _Outcome("transient", error=error)
+        except errors.TransientError as exc:
+            error = JobError(
+                type=type(exc).__name__, message=str(exc), transient=True, details=exc.details
+            )
+            return _Outcome("transient", error=error, retry_after=exc.retry_after)
+        except errors.FatalError as exc:
+            error = JobError(
+                type=type(exc).__name__, message=str(exc), transient=False, details=exc.details
+            )
+            return _Outcome("fatal", error=error)
+        except errors.LeaseLost:
+            raise
+        except Exception as exc:
+            logger.exception(
+                "job %s: unexpected %s",
+                job.id,
+                type(exc).__name__,
+                extra=self._extra(job, "job_crashed"),
+            )
+            error = JobError(type=type(exc).__name__, message=str(exc), transient=False)
+            return _Outcome("fatal", error=error)
+
+    async def _record(self, running: _Running, kind: JobKind, outcome: _Outcome) -> None:
+        job, ctx, repo = running.job, running.ctx, self.repository
+        token = ctx._token
+        if outcome.action == "lease_lost":
+            raise errors.LeaseLost(job.id)
+        await ctx.flush_progress()
+        if outcome.action == "complete":
+            await repo.complete(job.id, token, outcome.result)
+            self.stats.completed += 1
+            logger.info("job %s completed", job.id, extra=self._extra(job, "job_completed"))
+        elif outcome.action == "snooze":
+            await repo.requeue(
+                job.id, token, delay=outcome.delay, reason="snoozed", message=outcome.message
+            )
+            self.stats.snoozed += 1
+            logger.info(
+                "job %s snoozed for %.1fs: %s",
+                job.id,
+                outcome.delay,
+                outcome.message,
+                extra=self._extra(job, "job_snoozed"),
+            )
+        elif outcome.action == "user":
+            await repo.acknowledge_cancel(job.id, token)
+            self.stats.cancelled += 1
+            logger.info("job %s cancelled", job.id, extra=self._extra(job, "job_cancelled"))
+        elif outcome.action == "shutdown":
+            await repo.requeue(job.id, token, delay=0, reason="released")
+            self.stats.released += 1
+            logger.info(
+                "job %s released at shutdown", job.id, extra=self._extra(job, "job_released")
+            )
+        elif outcome.action == "transient":
+            await self._retry_or_fail(job, kind, outcome)
+        else:
+            assert outcome.error is not None
+            await repo.fail(job.id, token, outcome.error)
+            self.stats.failed += 1
+            logger.info(
+                "job %s failed: %s: %s",
+                job.id,
+                outcome.error.type,
+                outcome.error.message,
+                extra=self._extra(job, "job_failed"),
+            )
+
+    async def _retry_or_fail(self, job: Job, kind: JobKind, outcome: _Outcome) -> None:
+        assert outcome.error is not None and job.lease_token is not None
+        policy = kind.retry.with_override(job.retry)
+        if job.attempts >= job.max_attempts:
+            error = dataclasses.replace(
+                outcome.error,
+                message=f"{outcome.error.message} "
+                f"(attempts exhausted: {job.attempts}/{job.max_attempts})",
+            )
+            await self.repository.fail(job.id, job.lease_token, error)
+            self.stats.failed += 1
+            logger.info(
+                "job %s failed after %d attempts",
+                job.id,
+                job.attempts,
+                extra=self._extra(job, "job_failed"),
+            )
+            return
+        delay = policy.delay(job.attempts, retry_after=outcome.retry_after, rng=self._rng)
+        await self.repository.schedule_retry(job.id, job.lease_token, outcome.error, delay)
+        self.stats.retried += 1
+        logger.info(
+            "job %s retrying in %.2fs: %s",
+            job.id,
+            delay,
+            outcome.error.message,
+            extra=self._extra(job, "job_retrying", delay=delay),
+        )
+
+    # -- side tasks ----------------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_every)
+            for running in list(self._running.values()):
+                await self._heartbeat(running)
+
+    async def _heartbeat(self, running: _Running) -> None:
+        job, ctx = running.job, running.ctx
+        try:
+            cancel = await self.repository.heartbeat(
+                job.id, ctx._token, self.settings.lease_seconds
+            )
+        except errors.LeaseLost:
+            self._interrupt(running, "lease_lost")
+            return
+        except (errors.RepositoryError, errors.JobNotFound) as exc:
+            logger.warning(
+                "heartbeat for job %s failed: %s",
+                job.id,
+                exc,
+                extra=self._extra(job, "heartbeat_failed"),
+            )
+            return
+        logger.debug("heartbeat job %s", job.id, extra=self._extra(job, "heartbeat"))
+        if cancel and not ctx.cancelled.is_set():
+            ctx.cancelled.set()
+            self._interrupt(running, "user")
+
+    def _interrupt(self, running: _Running, reason: str) -> None:
+        if running.stop_reason is None and running.task is not None:
+            running.stop_reason = reason
+            running.task.cancel()
+
+    async def _recovery_loop(self) -> None:
+        while True:
+            try:
+                recovered = await self.repository.recover_expired()
+                self.stats.recovered += len(recovered)
+            except errors.RepositoryError as exc:
+                logger.warning(
+                    "lease recovery failed: %s", exc, extra={"action": "recovery_failed"}
+                )
+            await asyncio.sleep(self.settings.recovery_seconds)
+
+    async def _shutdown(self) -> None:
+        tasks = [r.task for r in self._running.values() if r.task is not None]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=self.settings.shutdown_grace_seconds)
+            for running in list(self._running.values()):
+                if running.task in pending:
+                    self._interrupt(running, "shutdown")
+            if pending:
+                await asyncio.wait(pending)
+
+
+@dataclasses.dataclass(slots=True)
+class _Outcome:
+    action: str
+    result: JSONValue = None
+    error: JobError | None = None
+    retry_after: float | None = None
+    delay: float = 0.0
+    message: str = ""
+
+
+def _check_result(result: JSONValue) -> None:
+    try:
+        json.dumps(result, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise errors.FatalError(f"processor result is not JSON-serialisable: {exc}") from None
+
+
+async def wait_stopped(worker: Worker, timeout: float) -> None:
+    """Wait for a worker to finish stopping (helper for tests and embedding)."""
+    async with asyncio.timeout(timeout):
+        await worker._stopped.wait()

@@ -1,0 +1,361 @@
+"""The ``ecosign-orchestrator`` command line.
+
+Bad input exits with status 2 and a message naming the field and the reason; nothing is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Annotated, Any, TypeVar
+
+import pydantic
+import typer
+from rich.console import Console
+
+from ecosign_orchestrator.core import errors
+from ecosign_orchestrator.core.job import Job, RetryOverride
+from ecosign_orchestrator.core.status import JobStatus
+from ecosign_orchestrator.core.types import JobId
+from ecosign_orchestrator.service import render, wiring
+from ecosign_orchestrator.service.jsonio import JSONInputError, strict_loads
+from ecosign_orchestrator.service.logs import configure_logging
+from ecosign_orchestrator.service.settings import Settings
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="ecosign-orchestrator",
+    help="The single authority that drives EcoSign's document flows.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+jobs_app = typer.Typer(help="Inspect and act on jobs.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+config_app = typer.Typer(help="Configuration.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(db_app, name="db")
+app.add_typer(config_app, name="config")
+
+# Pipes get a wide console so tables stay readable in logs and scripts.
+console = Console(width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+
+#: Errors that mean "your input is wrong": exit 2.
+USAGE_ERRORS: tuple[type[Exception], ...] = (
+    errors.InvalidJob,
+    errors.UnknownJobKind,
+    errors.JobNotFound,
+    errors.IllegalTransition,
+    errors.ConfigurationError,
+    errors.MigrationError,
+    JSONInputError,
+)
+
+
+class State:
+    """Options shared by every command."""
+
+    def __init__(self) -> None:
+        self.apps: list[str] = []
+        self.database_url: str | None = None
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            overrides: dict[str, Any] = {}
+            if self.database_url:
+                overrides["database_url"] = self.database_url
+            self._settings = Settings(**overrides)
+        return self._settings
+
+
+state = State()
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print ``error: message`` on stderr; return the Exit to raise."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a command's coroutine, turning known errors into exit codes."""
+    try:
+        return asyncio.run(factory())
+    except USAGE_ERRORS as exc:
+        raise fail(str(exc)) from None
+    except pydantic.ValidationError as exc:
+        raise fail(format_validation_error(exc)) from None
+    except errors.RepositoryError as exc:
+        raise fail(f"database: {exc}", code=1) from None
+
+
+def format_validation_error(exc: pydantic.ValidationError) -> str:
+    """One line per invalid field: ``field: reason``."""
+    lines = []
+    for error in exc.errors():
+        field = ".".join(str(p) for p in error["loc"]) or "input"
+        lines.append(f"{field}: {error['msg']}")
+    return "; ".join(lines)
+
+
+def emit_json(data: Any) -> None:
+    """Machine-readable output on stdout."""
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+@app.callback()
+def main_options(
+    app_specs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--app",
+            envvar="ECOSIGN_ORCH_APPS",
+            help="Extra job kinds: module:registry (repeatable).",
+        ),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url", help="Overrides ECOSIGN_ORCH_DATABASE_URL.", show_default=False
+        ),
+    ] = None,
+) -> None:
+    """Options for every command."""
+    state.apps = list(app_specs or [])
+    state.database_url = database_url
+    try:
+        settings = state.settings
+    except pydantic.ValidationError as exc:
+        raise fail(format_validation_error(exc)) from None
+    configure_logging(settings.log_level, settings.log_format)
+
+
+def _with_repository(
+    action: Callable[[Any, Any], Awaitable[T]],
+) -> Callable[[], Coroutine[Any, Any, T]]:
+    async def go() -> T:
+        settings = state.settings
+        registry = wiring.build_registry(settings, state.apps)
+        async with wiring.open_repository(settings) as repository:
+            return await action(repository, registry)
+
+    return go
+
+
+# -- worker ----------------------------------------------------------------------------------
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int | None, typer.Option(min=1, help="Jobs run at once.")] = None,
+    kind: Annotated[list[str] | None, typer.Option(help="Only these kinds (repeatable).")] = None,
+) -> None:
+    """Run a worker until SIGINT/SIGTERM (graceful: running jobs get the grace period)."""
+
+    async def action(repository: Any, registry: Any) -> None:
+        w = wiring.build_worker(
+            state.settings, repository, registry, concurrency=concurrency, kinds=kind
+        )
+        await w.run_forever()
+
+    run(_with_repository(action))
+
+
+# -- jobs ------------------------------------------------------------------------------------
+
+
+def _parse_payload(payload: str | None) -> Any:
+    if payload is None:
+        return {}
+    text = sys.stdin.read() if payload == "-" else payload
+    return strict_loads(text, field="--payload")
+
+
+@jobs_app.command("enqueue")
+def jobs_enqueue(
+    kind: Annotated[str, typer.Argument(help="Job kind.")],
+    payload: Annotated[str | None, typer.Option(help="JSON object, or - for stdin.")] = None,
+    delay: Annotated[float, typer.Option(help="Seconds before it may run.")] = 0.0,
+    priority: Annotated[int, typer.Option(help="Higher runs first.")] = 0,
+    dedupe_key: Annotated[
+        str | None, typer.Option(help="Return the active job with this key.")
+    ] = None,
+    max_attempts: Annotated[int | None, typer.Option(help="Overrides the kind's policy.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Per-run timeout in seconds.")] = None,
+    queue: Annotated[str, typer.Option(help="Queue name.")] = "default",
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+) -> None:
+    """Enqueue a job."""
+    data = run(lambda: _async_value(_parse_payload(payload)))
+
+    async def action(repository: Any, registry: Any) -> None:
+        q = wiring.build_queue(repository, registry)
+        new = q.build(
+            kind,
+            data,
+            delay=delay,
+            priority=priority,
+            dedupe_key=dedupe_key,
+            max_attempts=max_attempts,
+            retry=RetryOverride(),
+            timeout=timeout,
+            queue=queue,
+        )
+        result = await q.submit(new)
+        if as_json:
+            emit_json({"created": result.created, "job": result.job.to_json()})
+        else:
+            verb = "enqueued" if result.created else "already active (dedupe key)"
+            console.print(f"{verb}: [bold]{result.job.id}[/] ({result.job.status.value})")
+
+    run(_with_repository(action))
+
+
+async def _async_value(value: T) -> T:
+    return value
+
+
+def _statuses(values: list[str] | None) -> list[JobStatus] | None:
+    if not values:
+        return None
+    try:
+        return [JobStatus(v) for v in values]
+    except ValueError:
+        known = ", ".join(s.value for s in JobStatus)
+        raise fail(f"--status: must be one of {known}") from None
+
+
+@jobs_app.command("list")
+def jobs_list(
+    status: Annotated[list[str] | None, typer.Option(help="Filter by status (repeatable).")] = None,
+    kind: Annotated[list[str] | None, typer.Option(help="Filter by kind (repeatable).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    before: Annotated[
+        str | None, typer.Option(help="Cursor: list jobs older than this id.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+) -> None:
+    """List jobs, newest first."""
+    statuses = _statuses(status)
+
+    async def action(repository: Any, registry: Any) -> None:
+        jobs: list[Job] = await repository.list_jobs(
+            statuses=statuses, kinds=kind, before=before, limit=limit
+        )
+        if as_json:
+            next_cursor = jobs[-1].id if len(jobs) == limit else None
+            emit_json({"jobs": [j.to_json() for j in jobs], "next_cursor": next_cursor})
+        else:
+            console.print(render.jobs_table(jobs))
+
+    run(_with_repository(action))
+
+
+@jobs_app.command("show")
+def jobs_show(
+    job_id: Annotated[str, typer.Argument(help="Job id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+) -> None:
+    """Show one job with its steps, progress and last error."""
+
+    async def action(repository: Any, registry: Any) -> None:
+        job: Job = await repository.get(JobId(job_id))
+        if as_json:
+            emit_json(job.to_json())
+        else:
+            console.print(render.job_detail(job))
+
+    run(_with_repository(action))
+
+
+@jobs_app.command("events")
+def jobs_events(
+    job_id: Annotated[str, typer.Argument(help="Job id.")],
+    after: Annotated[int, typer.Option(min=0, help="Only events after this event id.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+) -> None:
+    """Show a job's events."""
+
+    async def action(repository: Any, registry: Any) -> None:
+        await repository.get(JobId(job_id))  # unknown id -> exit 2
+        events = await repository.events(after_id=after, job_id=JobId(job_id), limit=10_000)
+        if as_json:
+            emit_json([e.to_json() for e in events])
+        else:
+            console.print(render.events_table(events))
+
+    run(_with_repository(action))
+
+
+@jobs_app.command("retry")
+def jobs_retry(job_id: Annotated[str, typer.Argument(help="Job id.")]) -> None:
+    """Run a failed or cancelled job again (attempts reset)."""
+
+    async def action(repository: Any, registry: Any) -> None:
+        job = await repository.retry(JobId(job_id))
+        console.print(f"job {job.id} is {job.status.value} again")
+
+    run(_with_repository(action))
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: Annotated[str, typer.Argument(help="Job id.")]) -> None:
+    """Cancel a job (a running one stops at its worker's next heartbeat)."""
+
+    async def action(repository: Any, registry: Any) -> None:
+        job = await repository.cancel(JobId(job_id))
+        if job.status is JobStatus.RUNNING:
+            console.print(f"job {job.id}: cancel requested; its worker will stop it")
+        else:
+            console.print(f"job {job.id} is {job.status.value}")
+
+    run(_with_repository(action))
+
+
+# -- db / config -------------------------------------------------------------------------------
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply pending migrations (idempotent; safe to run from several machines at once)."""
+
+    async def go() -> None:
+        settings = state.settings
+        async with wiring.open_repository(settings, migrate=True) as repository:
+            del repository
+        console.print("schema is up to date")
+
+    run(go)
+
+
+@config_app.command("show")
+def config_show() -> None:
+    """Print the effective configuration, secrets masked."""
+    emit_json(state.settings.masked())
+
+
+# -- demo --------------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    non_interactive: Annotated[
+        bool, typer.Option("--non-interactive", help="Plain lines instead of a live display.")
+    ] = False,
+) -> None:
+    """Run a short end-to-end demo on the embedded defaults."""
+    from ecosign_orchestrator.service import demo as demo_module
+
+    code = run(lambda: demo_module.run_demo(state.settings, live=not non_interactive))
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

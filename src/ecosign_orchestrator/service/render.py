@@ -1,0 +1,146 @@
+"""Rich renderings of jobs and events for the terminal."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from ecosign_orchestrator.core.events import Event
+from ecosign_orchestrator.core.job import Job, StepStatus
+from ecosign_orchestrator.core.status import JobStatus
+
+STATUS_STYLE = {
+    JobStatus.QUEUED: "cyan",
+    JobStatus.RUNNING: "bold yellow",
+    JobStatus.RETRYING: "magenta",
+    JobStatus.COMPLETED: "bold green",
+    JobStatus.FAILED: "bold red",
+    JobStatus.CANCELLED: "dim",
+}
+STEP_ICON = {
+    StepStatus.PENDING: ("·", "dim"),
+    StepStatus.RUNNING: ("▶", "yellow"),
+    StepStatus.SKIPPED: ("↷", "dim"),
+    StepStatus.WAITING: ("⏳", "cyan"),
+    StepStatus.RETRYING: ("↻", "magenta"),
+    StepStatus.SUCCEEDED: ("✔", "green"),
+    StepStatus.FAILED: ("✘", "red"),
+}
+
+
+def status_text(status: JobStatus) -> Text:
+    """A coloured status."""
+    return Text(status.value, style=STATUS_STYLE[status])
+
+
+def ago(moment: datetime | None) -> str:
+    """``12s ago`` / ``in 3s``."""
+    if moment is None:
+        return ""
+    seconds = (datetime.now(UTC) - moment).total_seconds()
+    word = "ago" if seconds >= 0 else "from now"
+    seconds = abs(seconds)
+    if seconds < 60:
+        return f"{seconds:.0f}s {word}"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f}m {word}"
+    return f"{seconds / 3600:.1f}h {word}"
+
+
+def progress_text(job: Job) -> str:
+    """``42% message``."""
+    fraction = job.progress.fraction
+    percent = "" if fraction is None else f"{fraction * 100:.0f}% "
+    return f"{percent}{job.progress.message}".strip()
+
+
+def jobs_table(jobs: list[Job], title: str = "Jobs") -> Table:
+    """One row per job."""
+    table = Table(title=title, expand=False)
+    for column in ("id", "kind", "status", "attempts"):
+        table.add_column(column, no_wrap=True)
+    for column in ("progress", "updated", "last error"):
+        table.add_column(column, overflow="fold")
+    for job in jobs:
+        error = "" if job.last_error is None else f"{job.last_error.type}: {job.last_error.message}"
+        table.add_row(
+            job.id,
+            job.kind,
+            status_text(job.status),
+            f"{job.attempts}/{job.max_attempts}",
+            progress_text(job),
+            ago(job.updated_at),
+            error[:80],
+        )
+    return table
+
+
+def steps_table(job: Job) -> Table:
+    """The job's named steps."""
+    table = Table(title="Steps", expand=False)
+    for column in ("step", "status", "attempts", "started", "finished", "message"):
+        table.add_column(column, overflow="fold")
+    for step in job.steps:
+        icon, style = STEP_ICON[step.status]
+        table.add_row(
+            step.name,
+            Text(f"{icon} {step.status.value}", style=style),
+            str(step.attempts),
+            "" if step.started_at is None else step.started_at.strftime("%H:%M:%S"),
+            "" if step.finished_at is None else step.finished_at.strftime("%H:%M:%S"),
+            step.message[:100],
+        )
+    return table
+
+
+def job_detail(job: Job) -> RenderableType:
+    """Everything about one job."""
+    info = Table.grid(padding=(0, 2))
+    info.add_column(style="bold")
+    info.add_column()
+    rows: list[tuple[str, RenderableType]] = [
+        ("id", job.id),
+        ("kind", job.kind),
+        ("status", status_text(job.status)),
+        ("attempts", f"{job.attempts}/{job.max_attempts}"),
+        ("queue / priority", f"{job.queue} / {job.priority}"),
+        ("created", job.created_at.isoformat()),
+        ("run at", f"{job.run_at.isoformat()} ({ago(job.run_at)})"),
+        ("started", "" if job.started_at is None else job.started_at.isoformat()),
+        ("finished", "" if job.finished_at is None else job.finished_at.isoformat()),
+        ("progress", progress_text(job)),
+        ("lease", f"{job.lease_owner or ''} until {job.lease_expires_at or ''}".strip()),
+        ("dedupe key", job.dedupe_key or ""),
+    ]
+    if job.last_error is not None:
+        kind = "transient" if job.last_error.transient else "fatal"
+        rows.append(("last error", f"{job.last_error.type} ({kind}): {job.last_error.message}"))
+    if job.result is not None:
+        rows.append(("result", str(job.result)[:500]))
+    for name, value in rows:
+        info.add_row(name, value)
+    parts: list[RenderableType] = [Panel(info, title=f"job {job.id}", expand=False)]
+    if job.steps:
+        parts.append(steps_table(job))
+    return Group(*parts)
+
+
+def events_table(events: list[Event]) -> Table:
+    """One row per event."""
+    table = Table(title="Events", expand=False)
+    for column in ("id", "at", "job", "type", "attempt", "data"):
+        table.add_column(column, overflow="fold")
+    for event in events:
+        table.add_row(
+            str(event.id),
+            event.at.strftime("%H:%M:%S.%f")[:-3],
+            event.job_id,
+            event.type.value,
+            str(event.attempt),
+            str(event.data)[:120],
+        )
+    return table

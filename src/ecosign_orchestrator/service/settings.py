@@ -1,0 +1,148 @@
+"""All configuration in one place: environment (prefix ``ECOSIGN_ORCH_``) and an optional TOML file.
+
+Precedence: explicit arguments > environment > TOML file (``ECOSIGN_ORCH_CONFIG``) > defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_DATABASE_URL = "sqlite:///./.ecosign-orchestrator/jobs.db"
+
+
+class Settings(BaseSettings):
+    """The orchestrator's effective configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ECOSIGN_ORCH_", extra="forbid", validate_default=True
+    )
+
+    # -- storage -------------------------------------------------------------------------------
+    database_url: SecretStr = Field(
+        default=SecretStr(DEFAULT_DATABASE_URL),
+        description="sqlite:///path/jobs.db or postgresql://user:pass@host:5432/db",
+    )
+    database_schema: str = Field(
+        default="orchestrator", description="PostgreSQL schema holding the orchestrator's tables"
+    )
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    auto_migrate: bool = Field(
+        default=True,
+        description="apply migrations on start-up (SQLite only; run `db migrate` on PG)",
+    )
+
+    # -- worker --------------------------------------------------------------------------------
+    worker_concurrency: int = Field(default=10, ge=1, le=1000)
+    lease_seconds: float = Field(default=30.0, gt=0)
+    heartbeat_seconds: float | None = Field(default=None, gt=0)
+    poll_seconds: float = Field(default=0.5, gt=0)
+    max_poll_seconds: float = Field(default=5.0, gt=0)
+    recovery_seconds: float = Field(default=5.0, gt=0)
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+
+    # -- EcoSign -------------------------------------------------------------------------------
+    edge_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "ECOSIGN_ORCH_EDGE_BASE_URL", "EDGE_BASE_URL", "edge_base_url"
+        ),
+        description="Base URL of the Edge Functions (POST {edge_base_url}/functions/v1/{name})",
+    )
+    supabase_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ECOSIGN_ORCH_SUPABASE_URL", "SUPABASE_URL", "supabase_url"),
+        description="Base URL of the REST API (GET {supabase_url}/rest/v1/document_entities)",
+    )
+    service_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "ECOSIGN_ORCH_SERVICE_KEY", "SUPABASE_SERVICE_ROLE_KEY", "service_key"
+        ),
+        description="Service-role key sent as bearer token and apikey",
+    )
+    edge_timeout_scale: float = Field(
+        default=1.0, gt=0, description="multiplies every step's call timeout"
+    )
+    confirmation_scale: float = Field(
+        default=1.0,
+        gt=0,
+        description="multiplies anchor confirmation schedules and deadlines (small in the sandbox)",
+    )
+    backoff_scale: float = Field(
+        default=1.0, gt=0, description="multiplies every step's backoff base and cap"
+    )
+    lifecycle_write_back: bool = Field(
+        default=False, description="PATCH document_entities.lifecycle_status when a flow ends"
+    )
+
+    # -- service -------------------------------------------------------------------------------
+    api_url: str | None = Field(default=None, description="CLI: talk to this API instead of the DB")
+    api_token: SecretStr | None = Field(default=None, description="CLI: bearer token for api_url")
+    api_tokens: list[SecretStr] = Field(default_factory=list, description="read-write API tokens")
+    api_read_tokens: list[SecretStr] = Field(default_factory=list, description="read-only tokens")
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+    # -- logging -------------------------------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    @field_validator("api_tokens", "api_read_tokens", mode="before")
+    @classmethod
+    def _split_tokens(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [t.strip() for t in value.split(",") if t.strip()]
+        return value
+
+    @field_validator("database_url", mode="after")
+    @classmethod
+    def _check_url(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value()
+        if not url.startswith(("sqlite:///", "postgresql://", "postgres://", "memory://")):
+            raise ValueError("must start with sqlite:///, postgresql:// or memory://")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("ECOSIGN_ORCH_CONFIG")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+    @property
+    def database_url_value(self) -> str:
+        """The database URL in clear (for the driver only, never for logs)."""
+        return self.database_url.get_secret_value()
+
+    def masked(self) -> dict[str, Any]:
+        """The effective configuration with every secret masked (for ``config show``)."""
+        data = self.model_dump(mode="json")
+        data["database_url"] = mask_url(self.database_url_value)
+        return data
+
+
+def mask_url(url: str) -> str:
+    """``postgresql://user:secret@host/db`` -> ``postgresql://user:***@host/db``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"

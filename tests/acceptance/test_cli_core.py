@@ -1,0 +1,99 @@
+"""The CLI as a user runs it: a real process on a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.support.procs import cli, cli_env
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return cli_env(f"sqlite:///{tmp_path}/jobs.db")
+
+
+def _jobs(env: dict[str, str]) -> list[dict[str, object]]:
+    result = cli("jobs", "list", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["jobs"]  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["jobs", "enqueue", "no.such.kind"], "unknown job kind 'no.such.kind'"),
+        (["jobs", "enqueue", "test.effect", "--payload", "{not json"], "--payload: invalid JSON"),
+        (["jobs", "enqueue", "test.effect", "--payload", "[1]"], "payload: must be a JSON object"),
+        (["jobs", "enqueue", "test.effect", "--payload", '{"a":1,"a":2}'], "duplicate key"),
+        (["jobs", "enqueue", "test.effect", "--payload", '{"a":NaN}'], "NaN is not valid JSON"),
+        (["jobs", "enqueue", "test.effect", "--delay", "-5"], "delay: must not be negative"),
+        (["jobs", "show", "01a00000-0000-7000-8000-000000000000"], "no job with id"),
+        (["jobs", "cancel", "missing"], "no job with id 'missing'"),
+        (["jobs", "list", "--status", "sleeping"], "--status: must be one of"),
+    ],
+)
+def test_bad_input_exits_2_with_the_reason_and_writes_nothing(
+    env: dict[str, str], args: list[str], message: str
+) -> None:
+    result = cli(*args, env=env)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert message in " ".join(result.stderr.split())
+    assert _jobs(env) == []
+
+
+def test_enqueue_show_events_cancel_retry_round_trip(env: dict[str, str]) -> None:
+    created = cli(
+        "jobs",
+        "enqueue",
+        "test.effect",
+        "--payload",
+        '{"n": 1}',
+        "--delay",
+        "3600",
+        "--json",
+        env=env,
+    )
+    assert created.returncode == 0, created.stderr
+    job = json.loads(created.stdout)["job"]
+    assert json.loads(created.stdout)["created"] is True
+    again = cli("jobs", "enqueue", "test.effect", "--dedupe-key", "k", "--json", env=env)
+    same = cli("jobs", "enqueue", "test.effect", "--dedupe-key", "k", "--json", env=env)
+    assert json.loads(same.stdout)["created"] is False
+    assert json.loads(same.stdout)["job"]["id"] == json.loads(again.stdout)["job"]["id"]
+
+    shown = json.loads(cli("jobs", "show", job["id"], "--json", env=env).stdout)
+    assert shown["status"] == "queued" and shown["payload"] == {"n": 1}
+    assert cli("jobs", "cancel", job["id"], env=env).returncode == 0
+    assert (
+        json.loads(cli("jobs", "show", job["id"], "--json", env=env).stdout)["status"]
+        == "cancelled"
+    )
+    assert cli("jobs", "retry", job["id"], env=env).returncode == 0
+    events = json.loads(cli("jobs", "events", job["id"], "--json", env=env).stdout)
+    assert [e["type"] for e in events] == ["job_queued", "job_cancelled", "job_queued"]
+    assert events[-1]["data"]["reason"] == "manual_retry"
+    table = cli("jobs", "list", env=env)
+    assert table.returncode == 0 and "test.effect" in table.stdout
+
+
+def test_config_show_masks_secrets(tmp_path: Path) -> None:
+    env = cli_env(
+        "postgresql://orch:hunter2-secret@db.example:5432/app",
+        {
+            "ECOSIGN_ORCH_SERVICE_KEY": "sk-very-secret-key",
+            "ECOSIGN_ORCH_API_TOKENS": "tok-aaaa,tok-bbbb",
+        },
+    )
+    result = cli("config", "show", env=env)
+    assert result.returncode == 0, result.stderr
+    for secret in ("hunter2-secret", "sk-very-secret-key", "tok-aaaa", "tok-bbbb"):
+        assert secret not in result.stdout
+    assert json.loads(result.stdout)["database_url"] == "postgresql://orch:***@db.example:5432/app"
+
+
+def test_python_dash_m_and_help_work(env: dict[str, str]) -> None:
+    result = cli("--help", env=env)
+    assert result.returncode == 0 and "worker" in result.stdout and "jobs" in result.stdout

@@ -1,0 +1,301 @@
+"""One contract for every JobRepository backend, parametrised in conftest (PostgreSQL too)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from ecosign_orchestrator.core import errors
+from ecosign_orchestrator.core.events import EventType
+from ecosign_orchestrator.core.job import JobError, NewJob, Progress, StepRecord, StepStatus
+from ecosign_orchestrator.core.repository import JobRepository
+from ecosign_orchestrator.core.status import JobStatus
+from ecosign_orchestrator.core.types import JobId, LeaseToken
+
+KINDS = ["k"]
+
+
+def new(**kw: object) -> NewJob:
+    return NewJob(kind="k", **kw)  # type: ignore[arg-type]
+
+
+async def enqueue(repo: JobRepository, **kw: object) -> JobId:
+    return (await repo.enqueue(new(**kw), max_attempts=3)).job.id
+
+
+async def claim_one(repo: JobRepository, lease: float = 30.0, worker: str = "w1"):  # type: ignore[no-untyped-def]
+    jobs = await repo.claim(worker_id=worker, kinds=KINDS, limit=1, lease_seconds=lease)
+    assert len(jobs) == 1
+    return jobs[0]
+
+
+async def event_types(repo: JobRepository, job_id: JobId) -> list[str]:
+    return [e.type.value for e in await repo.events(job_id=job_id)]
+
+
+async def test_enqueue_then_get_round_trips_every_field(repository: JobRepository) -> None:
+    payload = {"text": "ñandú ✓", "n": 1.5, "nested": {"list": [1, None, True]}}
+    result = await repository.enqueue(
+        new(payload=payload, queue="q1", priority=7, dedupe_key="d"), max_attempts=4
+    )
+    assert result.created
+    job = await repository.get(result.job.id)
+    assert job == result.job
+    assert (job.status, job.attempts, job.max_attempts, job.priority) == (JobStatus.QUEUED, 0, 4, 7)
+    assert job.payload == payload
+    assert await event_types(repository, job.id) == ["job_queued"]
+
+
+async def test_unknown_id_raises_job_not_found(repository: JobRepository) -> None:
+    with pytest.raises(errors.JobNotFound):
+        await repository.get(JobId("nope"))
+    with pytest.raises(errors.JobNotFound):
+        await repository.cancel(JobId("nope"))
+
+
+async def test_dedupe_returns_the_active_job_and_frees_the_key_when_terminal(
+    repository: JobRepository,
+) -> None:
+    first = await repository.enqueue(new(dedupe_key="doc-1"), max_attempts=3)
+    again = await repository.enqueue(new(dedupe_key="doc-1"), max_attempts=3)
+    assert first.created and not again.created
+    assert again.job.id == first.job.id
+    assert len(await repository.list_jobs()) == 1
+    job = await claim_one(repository)
+    assert job.lease_token is not None
+    await repository.complete(job.id, job.lease_token, None)
+    third = await repository.enqueue(new(dedupe_key="doc-1"), max_attempts=3)
+    assert third.created and third.job.id != first.job.id
+
+
+async def test_concurrent_enqueues_with_one_key_create_one_job(repository: JobRepository) -> None:
+    results = await asyncio.gather(
+        *(repository.enqueue(new(dedupe_key="same"), max_attempts=3) for _ in range(20))
+    )
+    assert sum(r.created for r in results) == 1
+    assert len({r.job.id for r in results}) == 1
+
+
+async def test_claim_orders_by_priority_then_due_time_and_skips_future_jobs(
+    repository: JobRepository,
+) -> None:
+    low = await enqueue(repository, priority=0)
+    high = await enqueue(repository, priority=5)
+    await enqueue(repository, delay=3600)
+    await repository.enqueue(NewJob(kind="other"), max_attempts=1)
+    jobs = await repository.claim(worker_id="w", kinds=KINDS, limit=10, lease_seconds=30)
+    assert [j.id for j in jobs] == [high, low]
+    assert all(j.status is JobStatus.RUNNING and j.attempts == 1 for j in jobs)
+    assert await repository.claim(worker_id="w", kinds=KINDS, limit=10, lease_seconds=30) == []
+
+
+async def test_claim_respects_the_limit_and_each_job_goes_to_one_claimer(
+    repository: JobRepository,
+) -> None:
+    for _ in range(10):
+        await enqueue(repository)
+    batches = await asyncio.gather(
+        *(
+            repository.claim(worker_id=f"w{i}", kinds=KINDS, limit=3, lease_seconds=30)
+            for i in range(5)
+        )
+    )
+    claimed = [j.id for batch in batches for j in batch]
+    assert all(len(batch) <= 3 for batch in batches)
+    assert len(claimed) == len(set(claimed)) == 10
+
+
+async def test_fenced_writes_refuse_a_stale_token(repository: JobRepository) -> None:
+    await enqueue(repository)
+    job = await claim_one(repository)
+    stale = LeaseToken("not-the-token")
+    for call in (
+        repository.complete(job.id, stale, None),
+        repository.fail(job.id, stale, JobError(type="E", message="m", transient=False)),
+        repository.heartbeat(job.id, stale, 30),
+        repository.save_progress(job.id, stale, Progress(fraction=0.5)),
+        repository.requeue(job.id, stale, delay=0, reason="x"),
+    ):
+        with pytest.raises(errors.LeaseLost):
+            await call
+    assert (await repository.get(job.id)).status is JobStatus.RUNNING
+
+
+async def test_complete_records_result_and_events_and_is_final(repository: JobRepository) -> None:
+    job_id = await enqueue(repository)
+    job = await claim_one(repository)
+    assert job.lease_token is not None
+    done = await repository.complete(job.id, job.lease_token, {"ok": True})
+    assert done.status is JobStatus.COMPLETED and done.result == {"ok": True}
+    assert done.lease_token is None and done.finished_at is not None
+    assert await event_types(repository, job_id) == ["job_queued", "job_started", "job_completed"]
+    with pytest.raises(errors.IllegalTransition):
+        await repository.retry(job_id)
+    with pytest.raises(errors.IllegalTransition):
+        await repository.cancel(job_id)
+    assert await repository.claim(worker_id="w", kinds=KINDS, limit=5, lease_seconds=30) == []
+
+
+async def test_schedule_retry_waits_in_retrying_then_runs_again(repository: JobRepository) -> None:
+    job_id = await enqueue(repository)
+    job = await claim_one(repository)
+    assert job.lease_token is not None
+    error = JobError(type="TransientError", message="503", transient=True)
+    retrying = await repository.schedule_retry(job.id, job.lease_token, error, 3600)
+    assert retrying.status is JobStatus.RETRYING and retrying.last_error == error
+    assert await repository.claim(worker_id="w", kinds=KINDS, limit=1, lease_seconds=30) == []
+    job2 = await repository.enqueue(new(), max_attempts=3)
+    second = await claim_one(repository)
+    assert second.id == job2.job.id  # the retrying one is not due
+    events = await repository.events(job_id=job_id)
+    assert events[-1].type is EventType.JOB_RETRYING
+    assert events[-1].data["delay"] == 3600
+
+
+async def test_retry_with_zero_delay_is_claimable_with_attempts_counted(
+    repository: JobRepository,
+) -> None:
+    await enqueue(repository)
+    job = await claim_one(repository)
+    assert job.lease_token is not None
+    error = JobError(type="T", message="m", transient=True)
+    await repository.schedule_retry(job.id, job.lease_token, error, 0)
+    again = await claim_one(repository)
+    assert again.id == job.id and again.attempts == 2
+    assert again.lease_token != job.lease_token
+
+
+async def test_requeue_refunds_the_attempt(repository: JobRepository) -> None:
+    await enqueue(repository)
+    job = await claim_one(repository)
+    assert job.lease_token is not None
+    snoozed = await repository.requeue(
+        job.id, job.lease_token, delay=0, reason="snoozed", message="m"
+    )
+    assert snoozed.status is JobStatus.QUEUED and snoozed.attempts == 0
+    events = await repository.events(job_id=job.id)
+    assert events[-1].data["reason"] == "snoozed"
+
+
+async def test_expired_lease_is_recovered_keeping_attempts(repository: JobRepository) -> None:
+    await enqueue(repository)
+    job = await claim_one(repository, lease=0)
+    assert await repository.recover_expired() == [job.id]
+    recovered = await repository.get(job.id)
+    assert recovered.status is JobStatus.QUEUED and recovered.attempts == 1
+    assert recovered.lease_owner is None
+    assert job.lease_token is not None
+    with pytest.raises(errors.LeaseLost):
+        await repository.complete(job.id, job.lease_token, None)
+    again = await claim_one(repository, worker="w2")
+    assert again.attempts == 2
+    events = await repository.events(job_id=job.id)
+    assert [e.type.value for e in events] == [
+        "job_queued",
+        "job_started",
+        "job_queued",
+        "job_started",
+    ]
+    assert events[2].data == {"reason": "lease_expired", "worker": "w1"}
+
+
+async def test_live_lease_is_not_recovered(repository: JobRepository) -> None:
+    await enqueue(repository)
+    await claim_one(repository, lease=3600)
+    assert await repository.recover_expired() == []
+
+
+async def test_expired_lease_on_last_attempt_fails_the_job(repository: JobRepository) -> None:
+    await repository.enqueue(new(), max_attempts=1)
+    job = await claim_one(repository, lease=0)
+    await repository.recover_expired()
+    failed = await repository.get(job.id)
+    assert failed.status is JobStatus.FAILED
+    assert failed.last_error is not None and failed.last_error.type == "LeaseExpired"
+
+
+async def test_heartbeat_extends_the_lease(repository: JobRepository) -> None:
+    await enqueue(repository)
+    job = await claim_one(repository, lease=0)
+    assert job.lease_token is not None
+    assert await repository.heartbeat(job.id, job.lease_token, 3600) is False
+    assert await repository.recover_expired() == []
+
+
+async def test_cancel_waiting_job_ends_it_and_running_job_gets_a_request(
+    repository: JobRepository,
+) -> None:
+    waiting = await enqueue(repository, delay=3600)
+    cancelled = await repository.cancel(waiting)
+    assert cancelled.status is JobStatus.CANCELLED
+    running_id = await enqueue(repository)
+    job = await claim_one(repository)
+    assert job.id == running_id and job.lease_token is not None
+    requested = await repository.cancel(running_id)
+    assert requested.status is JobStatus.RUNNING and requested.cancel_requested
+    assert await repository.heartbeat(job.id, job.lease_token, 30) is True
+    done = await repository.acknowledge_cancel(job.id, job.lease_token)
+    assert done.status is JobStatus.CANCELLED
+    assert (await repository.events(job_id=running_id))[-1].type is EventType.JOB_CANCELLED
+
+
+async def test_manual_retry_of_failed_job_resets_attempts(repository: JobRepository) -> None:
+    job_id = await enqueue(repository)
+    job = await claim_one(repository)
+    assert job.lease_token is not None
+    await repository.fail(
+        job.id, job.lease_token, JobError(type="F", message="bad", transient=False)
+    )
+    retried = await repository.retry(job_id)
+    assert retried.status is JobStatus.QUEUED and retried.attempts == 0
+    assert (await repository.events(job_id=job_id))[-1].data["reason"] == "manual_retry"
+    with pytest.raises(errors.IllegalTransition):
+        await repository.retry(job_id)  # queued cannot be "retried"
+
+
+async def test_progress_and_steps_are_stored(repository: JobRepository) -> None:
+    await enqueue(repository)
+    job = await claim_one(repository)
+    assert job.lease_token is not None
+    await repository.save_progress(job.id, job.lease_token, Progress(fraction=0.25, message="a"))
+    step = StepRecord(name="s1", status=StepStatus.SUCCEEDED, attempts=2, message="ok")
+    await repository.save_steps(job.id, job.lease_token, [step])
+    stored = await repository.get(job.id)
+    assert stored.progress == Progress(fraction=0.25, message="a")
+    assert stored.steps == (step,)
+
+
+async def test_list_filters_and_paginates_newest_first(repository: JobRepository) -> None:
+    ids = [await enqueue(repository) for _ in range(5)]
+    await repository.enqueue(NewJob(kind="other"), max_attempts=1)
+    page1 = await repository.list_jobs(kinds=["k"], limit=2)
+    page2 = await repository.list_jobs(kinds=["k"], limit=2, before=page1[-1].id)
+    page3 = await repository.list_jobs(kinds=["k"], limit=2, before=page2[-1].id)
+    assert [j.id for j in page1 + page2 + page3] == list(reversed(ids))
+    assert len(await repository.list_jobs(statuses=[JobStatus.QUEUED])) == 6
+    assert await repository.list_jobs(statuses=[JobStatus.FAILED]) == []
+    counts = await repository.counts()
+    assert counts[("k", JobStatus.QUEUED)] == 5 and counts[("other", JobStatus.QUEUED)] == 1
+
+
+async def test_events_resume_after_an_id(repository: JobRepository) -> None:
+    for _ in range(3):
+        await enqueue(repository)
+    events = await repository.events()
+    assert [e.id for e in events] == sorted(e.id for e in events)
+    tail = await repository.events(after_id=events[0].id)
+    assert [e.id for e in tail] == [e.id for e in events[1:]]
+    assert await repository.events(after_id=events[-1].id) == []
+
+
+async def test_bus_delivers_committed_events(repository: JobRepository) -> None:
+    async with repository.bus.subscribe() as stream:
+        job_id = await enqueue(repository)
+        first = await anext(stream)
+    assert first.job_id == job_id and first.type is EventType.JOB_QUEUED
+
+
+async def test_migrate_is_idempotent(repository: JobRepository) -> None:
+    assert await repository.migrate() == []
+    assert await repository.schema_ready()

@@ -1,0 +1,255 @@
+"""Worker behaviour, in process, on the in-memory repository."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from ecosign_orchestrator.core import (
+    FatalError,
+    JobContext,
+    JobQueue,
+    JobStatus,
+    Registry,
+    RetryPolicy,
+    Snooze,
+    TransientError,
+    Worker,
+    WorkerSettings,
+)
+from ecosign_orchestrator.core.job import StepStatus
+from ecosign_orchestrator.core.repository import MemoryRepository
+from ecosign_orchestrator.core.types import JSONValue
+from tests.support.waiting import wait_job, wait_status
+
+FAST = RetryPolicy(max_attempts=3, base_seconds=0.001, cap_seconds=0.01)
+
+
+@pytest.fixture
+def registry() -> Registry:
+    return Registry()
+
+
+@pytest.fixture
+async def start(
+    memory_repository: MemoryRepository, registry: Registry
+) -> AsyncIterator[Callable[..., Worker]]:
+    workers: list[tuple[Worker, asyncio.Task[None]]] = []
+
+    def _start(**settings: float) -> Worker:
+        options = {"poll_seconds": 0.01, "max_poll_seconds": 0.05, "lease_seconds": 5, **settings}
+        worker = Worker(
+            memory_repository,
+            registry,
+            settings=WorkerSettings(**options),  # type: ignore[arg-type]
+            rng=random.Random(0),
+        )
+        workers.append((worker, asyncio.create_task(worker.run())))
+        return worker
+
+    yield _start
+    for worker, task in workers:
+        worker.stop()
+        async with asyncio.timeout(10):
+            await task
+
+
+async def test_transient_errors_retry_with_backoff_until_success(
+    memory_repository: MemoryRepository, registry: Registry, start: Callable[..., Worker]
+) -> None:
+    @registry.processor("flaky", retry=FAST)
+    async def flaky(ctx: JobContext) -> JSONValue:
+        if ctx.attempt < 3:
+            raise TransientError("503", retry_after=0.001)
+        return {"attempt": ctx.attempt}
+
+    job_id = (await JobQueue(memory_repository, registry).enqueue("flaky")).job.id
+    start()
+    job = await wait_status(memory_repository, job_id, JobStatus.COMPLETED)
+    assert job.attempts == 3 and job.result == {"attempt": 3}
+    types = [e.type.value for e in await memory_repository.events(job_id=job_id)]
+    assert types == [
+        "job_queued",
+        "job_started",
+        "job_retrying",
+        "job_started",
+        "job_retrying",
+        "job_started",
+        "job_completed",
+    ]
+
+
+async def test_attempts_exhausted_fails_the_job(
+    memory_repository: MemoryRepository, registry: Registry, start: Callable[..., Worker]
+) -> None:
+    @registry.processor("down", retry=FAST)
+    async def down(ctx: JobContext) -> JSONValue:
+        raise TransientError("still down")
+
+    job_id = (await JobQueue(memory_repository, registry).enqueue("down")).job.id
+    start()
+    job = await wait_status(memory_repository, job_id, JobStatus.FAILED)
+    assert job.attempts == 3
+    assert job.last_error is not None and job.last_error.transient
+    assert "attempts exhausted: 3/3" in job.last_error.message
+
+
+@pytest.mark.parametrize(
+    ("exc", "type_name"),
+    [(FatalError("bad input"), "FatalError"), (ZeroDivisionError("boom"), "ZeroDivisionError")],
+)
+async def test_fatal_and_unexpected_errors_fail_at_once(
+    memory_repository: MemoryRepository,
+    registry: Registry,
+    start: Callable[..., Worker],
+    exc: Exception,
+    type_name: str,
+) -> None:
+    @registry.processor("bad", retry=FAST)
+    async def bad(ctx: JobContext) -> JSONValue:
+        raise exc
+
+    job_id = (await JobQueue(memory_repository, registry).enqueue("bad")).job.id
+    start()
+    job = await wait_status(memory_repository, job_id, JobStatus.FAILED)
+    assert job.attempts == 1
+    assert job.last_error is not None
+    assert (job.last_error.type, job.last_error.message) == (type_name, str(exc))
+    assert not job.last_error.transient
+    assert "Traceback" not in job.last_error.message
+
+
+async def test_snooze_runs_again_without_spending_attempts(
+    memory_repository: MemoryRepository, registry: Registry, start: Callable[..., Worker]
+) -> None:
+    runs: list[int] = []
+
+    @registry.processor("waiter", retry=RetryPolicy(max_attempts=1))
+    async def waiter(ctx: JobContext) -> JSONValue:
+        runs.append(ctx.attempt)
+        if len(runs) < 5:
+            raise Snooze(0, "waiting for confirmation")
+        return len(runs)
+
+    job_id = (await JobQueue(memory_repository, registry).enqueue("waiter")).job.id
+    start()
+    job = await wait_status(memory_repository, job_id, JobStatus.COMPLETED)
+    assert runs == [1, 1, 1, 1, 1] and job.attempts == 1 and job.result == 5
+
+
+async def test_timeout_counts_as_a_transient_failure(
+    memory_repository: MemoryRepository, registry: Registry, start: Callable[..., Worker]
+) -> None:
+    @registry.processor("slow", retry=RetryPolicy(max_attempts=2, base_seconds=0.001), timeout=0.05)
+    async def slow(ctx: JobContext) -> JSONValue:
+        if ctx.attempt == 1:
+            await asyncio.Event().wait()
+        return "ok"
+
+    job_id = (await JobQueue(memory_repository, registry).enqueue("slow")).job.id
+    start()
+    job = await wait_status(memory_repository, job_id, JobStatus.COMPLETED)
+    events = await memory_repository.events(job_id=job_id)
+    retry = next(e for e in events if e.type.value == "job_retrying")
+    assert retry.data["error"]["type"] == "JobTimeout"  # type: ignore[index]
+    assert job.attempts == 2
+
+
+async def test_cancelling_a_running_job_stops_its_processor(
+    memory_repository: MemoryRepository, registry: Registry, start: Callable[..., Worker]
+) -> None:
+    cleaned = asyncio.Event()
+
+    @registry.processor("long", retry=FAST)
+    async def long(ctx: JobContext) -> JSONValue:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cleaned.set()
+        return None
+
+    job_id = (await JobQueue(memory_repository, registry).enqueue("long")).job.id
+    start(heartbeat_seconds=0.02)
+    await wait_status(memory_repository, job_id, JobStatus.RUNNING)
+    await memory_repository.cancel(job_id)
+    job = await wait_status(memory_repository, job_id, JobStatus.CANCELLED)
+    assert cleaned.is_set() and job.lease_token is None
+
+
+async def test_steps_and_progress_are_recorded_through_the_context(
+    memory_repository: MemoryRepository, registry: Registry, start: Callable[..., Worker]
+) -> None:
+    @registry.processor("stepped", retry=FAST)
+    async def stepped(ctx: JobContext) -> JSONValue:
+        await ctx.plan_steps(["one", "two", "three"])
+        await ctx.step_started("one")
+        await ctx.step_succeeded("one", "done", {"x": 1})
+        await ctx.step_skipped("two", "already satisfied")
+        await ctx.progress(0.9, "almost")
+        return None
+
+    job_id = (await JobQueue(memory_repository, registry).enqueue("stepped")).job.id
+    start()
+    job = await wait_status(memory_repository, job_id, JobStatus.COMPLETED)
+    steps = {s.name: s for s in job.steps}
+    assert [s.name for s in job.steps] == ["one", "two", "three"]
+    assert steps["one"].status is StepStatus.SUCCEEDED and steps["one"].attempts == 1
+    assert steps["one"].started_at is not None and steps["one"].finished_at is not None
+    assert steps["one"].data == {"x": 1}
+    assert steps["two"].status is StepStatus.SKIPPED and steps["two"].attempts == 0
+    assert steps["three"].status is StepStatus.PENDING
+    assert job.progress.fraction == 1.0 and job.progress.message == "almost"
+
+
+async def test_graceful_stop_releases_jobs_that_outlive_the_grace_period(
+    memory_repository: MemoryRepository, registry: Registry
+) -> None:
+    @registry.processor("forever", retry=FAST)
+    async def forever(ctx: JobContext) -> JSONValue:
+        await asyncio.Event().wait()
+        return None
+
+    queue = JobQueue(memory_repository, registry)
+    forever_id = (await queue.enqueue("forever")).job.id
+    worker = Worker(
+        memory_repository,
+        registry,
+        settings=WorkerSettings(poll_seconds=0.01, shutdown_grace_seconds=0.05),
+    )
+    task = asyncio.create_task(worker.run())
+    await wait_status(memory_repository, forever_id, JobStatus.RUNNING)
+    worker.stop()
+    async with asyncio.timeout(5):
+        await task
+    job = await memory_repository.get(forever_id)
+    assert job.status is JobStatus.QUEUED and job.attempts == 0
+    last = (await memory_repository.events(job_id=forever_id))[-1]
+    assert last.data["reason"] == "released"
+
+
+async def test_progress_writes_are_throttled(
+    memory_repository: MemoryRepository, registry: Registry, start: Callable[..., Worker]
+) -> None:
+    writes: list[float | None] = []
+    original = memory_repository.save_progress
+
+    async def counting(job_id, token, progress):  # type: ignore[no-untyped-def]
+        writes.append(progress.fraction)
+        await original(job_id, token, progress)
+
+    memory_repository.save_progress = counting  # type: ignore[method-assign]
+
+    @registry.processor("chatty", retry=FAST)
+    async def chatty(ctx: JobContext) -> JSONValue:
+        for i in range(1000):
+            await ctx.progress(i / 1000)
+        return None
+
+    job_id = (await JobQueue(memory_repository, registry).enqueue("chatty")).job.id
+    start()
+    await wait_job(memory_repository, job_id, lambda j: j.status is JobStatus.COMPLETED)
+    assert 1 <= len(writes) <= 5  # first write, then the final flush
+    assert writes[-1] == 0.999
