@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -88,8 +89,12 @@ class Settings(BaseSettings):
     # -- service -------------------------------------------------------------------------------
     api_url: str | None = Field(default=None, description="CLI: talk to this API instead of the DB")
     api_token: SecretStr | None = Field(default=None, description="CLI: bearer token for api_url")
-    api_tokens: list[SecretStr] = Field(default_factory=list, description="read-write API tokens")
-    api_read_tokens: list[SecretStr] = Field(default_factory=list, description="read-only tokens")
+    api_tokens: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, description="read-write API tokens (comma-separated in env)"
+    )
+    api_read_tokens: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, description="read-only API tokens (comma-separated in env)"
+    )
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
     # -- logging -------------------------------------------------------------------------------
