@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from ecosign_orchestrator.core.repository import JobRepository, MemoryRepository, SqliteRepository
+from tests.support.flows import FlowHarness
 
 BACKENDS = ["memory", "sqlite"]
 
@@ -50,3 +51,21 @@ async def memory_repository() -> AsyncIterator[MemoryRepository]:
 def rng() -> random.Random:
     """A seeded random source: deterministic backoff."""
     return random.Random(1234)
+
+
+@pytest.fixture(scope="session")
+def sandbox_url() -> Iterator[str]:
+    """A real sandbox HTTP server on loopback for the whole session (reset by each harness)."""
+    from tests.support.flows import sandbox_server
+
+    with sandbox_server() as server:
+        yield server.url
+
+
+@pytest.fixture
+async def flow(sandbox_url: str, tmp_path: Path) -> AsyncIterator[FlowHarness]:
+    """Sandbox + SQLite repository + EcoSign runtime, with fast test delays."""
+    from tests.support.flows import harness
+
+    async with harness(sandbox_url, tmp_path) as h:
+        yield h

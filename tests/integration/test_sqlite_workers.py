@@ -12,8 +12,6 @@ import pytest
 
 from ecosign_orchestrator.core import JobQueue, JobStatus
 from ecosign_orchestrator.core.repository import SqliteRepository
-from ecosign_orchestrator.service import wiring
-from ecosign_orchestrator.service.settings import Settings
 from tests.support import kinds
 from tests.support.procs import cli_env, eventually, start_worker, stop
 
@@ -32,8 +30,7 @@ def effects(tmp_path: Path) -> Path:
 
 
 def queue_for(repo: SqliteRepository) -> JobQueue:
-    registry = wiring.build_registry(Settings(), ["tests.support.kinds:registry"])
-    return JobQueue(repo, registry)
+    return JobQueue(repo, kinds.registry)
 
 
 def effect_counts(path: Path) -> dict[str, int]:

@@ -91,8 +91,9 @@ class ProcessorError(OrchestratorError):
 class TransientError(ProcessorError):
     """A failure worth retrying (timeout, network, 5xx...).
 
-    ``retry_after`` (seconds) raises the backoff delay, never lowers it. ``details`` is
-    JSON-able data recorded with the error.
+    ``retry_after`` (seconds) raises the backoff delay, never lowers it. ``delay`` replaces the
+    kind's backoff with the processor's own (e.g. a per-step policy). ``details`` is JSON-able
+    data recorded with the error.
     """
 
     transient = True
@@ -102,10 +103,12 @@ class TransientError(ProcessorError):
         message: str | None = None,
         *,
         retry_after: float | None = None,
+        delay: float | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.delay = delay
         self.details = details or {}
 
 

@@ -90,16 +90,36 @@ class EventBus:
                     break
 
     @contextlib.asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[AsyncIterator[Event]]:
+    async def subscribe(self) -> AsyncIterator[Subscription]:
         """``async with bus.subscribe() as events: async for event in events: ...``"""
         queue: asyncio.Queue[Event | None] = asyncio.Queue(self._maxsize)
         self._subscribers.add(queue)
-
-        async def iterate() -> AsyncIterator[Event]:
-            while (event := await queue.get()) is not None:
-                yield event
-
         try:
-            yield iterate()
+            yield Subscription(queue)
         finally:
             self._subscribers.discard(queue)
+
+
+class Subscription:
+    """Events delivered to one subscriber. Safe to wait on with a timeout (not a generator, so a
+    cancelled wait does not close it)."""
+
+    def __init__(self, queue: asyncio.Queue[Event | None]) -> None:
+        self._queue = queue
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        event = await self._queue.get()
+        if event is None:  # dropped for falling behind: resume from the log
+            raise StopAsyncIteration
+        return event
+
+    async def next(self, timeout: float | None = None) -> Event | None:
+        """The next event, or None after ``timeout`` seconds."""
+        try:
+            async with asyncio.timeout(timeout):
+                return await anext(self)
+        except TimeoutError:
+            return None

@@ -303,7 +303,13 @@ class Worker:
             error = JobError(
                 type=type(exc).__name__, message=str(exc), transient=True, details=exc.details
             )
-            return _Outcome("transient", error=error, retry_after=exc.retry_after)
+            return _Outcome(
+                "transient",
+                error=error,
+                retry_after=exc.retry_after,
+                delay=exc.delay or 0.0,
+                fixed_delay=exc.delay is not None,
+            )
         except errors.FatalError as exc:
             error = JobError(
                 type=type(exc).__name__, message=str(exc), transient=False, details=exc.details
@@ -385,7 +391,10 @@ class Worker:
                 extra=self._extra(job, "job_failed"),
             )
             return
-        delay = policy.delay(job.attempts, retry_after=outcome.retry_after, rng=self._rng)
+        if outcome.fixed_delay:
+            delay = max(outcome.delay, outcome.retry_after or 0.0)
+        else:
+            delay = policy.delay(job.attempts, retry_after=outcome.retry_after, rng=self._rng)
         await self.repository.schedule_retry(job.id, job.lease_token, outcome.error, delay)
         self.stats.retried += 1
         logger.info(
@@ -460,6 +469,7 @@ class _Outcome:
     error: JobError | None = None
     retry_after: float | None = None
     delay: float = 0.0
+    fixed_delay: bool = False
     message: str = ""
 
 

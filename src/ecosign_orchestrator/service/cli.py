@@ -85,8 +85,13 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 def run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a command's coroutine, turning known errors into exit codes."""
+    return guard(lambda: asyncio.run(factory()))
+
+
+def guard(fn: Callable[[], T]) -> T:
+    """Call ``fn``, turning known errors into exit codes (2: bad input; 1: database)."""
     try:
-        return asyncio.run(factory())
+        return fn()
     except USAGE_ERRORS as exc:
         raise fail(str(exc)) from None
     except pydantic.ValidationError as exc:
@@ -100,7 +105,7 @@ def format_validation_error(exc: pydantic.ValidationError) -> str:
     lines = []
     for error in exc.errors():
         field = ".".join(str(p) for p in error["loc"]) or "input"
-        lines.append(f"{field}: {error['msg']}")
+        lines.append(f"{field}: {error['msg'].removeprefix('Value error, ')}")
     return "; ".join(lines)
 
 
@@ -137,13 +142,15 @@ def main_options(
 
 
 def _with_repository(
-    action: Callable[[Any, Any], Awaitable[T]],
+    action: Callable[[Any, wiring.Runtime], Awaitable[T]],
 ) -> Callable[[], Coroutine[Any, Any, T]]:
     async def go() -> T:
         settings = state.settings
-        registry = wiring.build_registry(settings, state.apps)
-        async with wiring.open_repository(settings) as repository:
-            return await action(repository, registry)
+        async with (
+            wiring.runtime(settings, state.apps) as rt,
+            wiring.open_repository(settings) as repository,
+        ):
+            return await action(repository, rt)
 
     return go
 
@@ -158,10 +165,8 @@ def worker(
 ) -> None:
     """Run a worker until SIGINT/SIGTERM (graceful: running jobs get the grace period)."""
 
-    async def action(repository: Any, registry: Any) -> None:
-        w = wiring.build_worker(
-            state.settings, repository, registry, concurrency=concurrency, kinds=kind
-        )
+    async def action(repository: Any, rt: wiring.Runtime) -> None:
+        w = wiring.build_worker(state.settings, repository, rt, concurrency=concurrency, kinds=kind)
         await w.run_forever()
 
     run(_with_repository(action))
@@ -192,10 +197,10 @@ def jobs_enqueue(
     as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
 ) -> None:
     """Enqueue a job."""
-    data = run(lambda: _async_value(_parse_payload(payload)))
+    data = guard(lambda: _parse_payload(payload))
 
-    async def action(repository: Any, registry: Any) -> None:
-        q = wiring.build_queue(repository, registry)
+    async def action(repository: Any, rt: wiring.Runtime) -> None:
+        q = wiring.build_queue(repository, rt.registry)
         new = q.build(
             kind,
             data,
@@ -215,10 +220,6 @@ def jobs_enqueue(
             console.print(f"{verb}: [bold]{result.job.id}[/] ({result.job.status.value})")
 
     run(_with_repository(action))
-
-
-async def _async_value(value: T) -> T:
-    return value
 
 
 def _statuses(values: list[str] | None) -> list[JobStatus] | None:
@@ -244,7 +245,7 @@ def jobs_list(
     """List jobs, newest first."""
     statuses = _statuses(status)
 
-    async def action(repository: Any, registry: Any) -> None:
+    async def action(repository: Any, rt: wiring.Runtime) -> None:
         jobs: list[Job] = await repository.list_jobs(
             statuses=statuses, kinds=kind, before=before, limit=limit
         )
@@ -264,7 +265,7 @@ def jobs_show(
 ) -> None:
     """Show one job with its steps, progress and last error."""
 
-    async def action(repository: Any, registry: Any) -> None:
+    async def action(repository: Any, rt: wiring.Runtime) -> None:
         job: Job = await repository.get(JobId(job_id))
         if as_json:
             emit_json(job.to_json())
@@ -282,7 +283,7 @@ def jobs_events(
 ) -> None:
     """Show a job's events."""
 
-    async def action(repository: Any, registry: Any) -> None:
+    async def action(repository: Any, rt: wiring.Runtime) -> None:
         await repository.get(JobId(job_id))  # unknown id -> exit 2
         events = await repository.events(after_id=after, job_id=JobId(job_id), limit=10_000)
         if as_json:
@@ -297,7 +298,7 @@ def jobs_events(
 def jobs_retry(job_id: Annotated[str, typer.Argument(help="Job id.")]) -> None:
     """Run a failed or cancelled job again (attempts reset)."""
 
-    async def action(repository: Any, registry: Any) -> None:
+    async def action(repository: Any, rt: wiring.Runtime) -> None:
         job = await repository.retry(JobId(job_id))
         console.print(f"job {job.id} is {job.status.value} again")
 
@@ -308,7 +309,7 @@ def jobs_retry(job_id: Annotated[str, typer.Argument(help="Job id.")]) -> None:
 def jobs_cancel(job_id: Annotated[str, typer.Argument(help="Job id.")]) -> None:
     """Cancel a job (a running one stops at its worker's next heartbeat)."""
 
-    async def action(repository: Any, registry: Any) -> None:
+    async def action(repository: Any, rt: wiring.Runtime) -> None:
         job = await repository.cancel(JobId(job_id))
         if job.status is JobStatus.RUNNING:
             console.print(f"job {job.id}: cancel requested; its worker will stop it")
@@ -348,14 +349,21 @@ def demo(
     non_interactive: Annotated[
         bool, typer.Option("--non-interactive", help="Plain lines instead of a live display.")
     ] = False,
+    core: Annotated[
+        bool, typer.Option("--core", help="Core jobs only, no document flows.")
+    ] = False,
 ) -> None:
-    """Run a short end-to-end demo on the embedded defaults."""
+    """Run end-to-end document flows against the local sandbox, live, on the embedded defaults."""
     from ecosign_orchestrator.service import demo as demo_module
 
-    code = run(lambda: demo_module.run_demo(state.settings, live=not non_interactive))
+    live = not non_interactive and sys.stdout.isatty()
+    code = run(lambda: demo_module.run_demo(state.settings, live=live, core=core))
     raise typer.Exit(code)
 
 
 def main() -> None:
     """Console-script entry point."""
+    from ecosign_orchestrator.service import cli_ecosign  # registers its commands on `app`
+
+    del cli_ecosign
     app()

@@ -1,95 +1,191 @@
-"""``make demo``: a short run on the embedded SQLite default, with live status in the terminal."""
+"""``make demo``: real end-to-end document flows on the embedded defaults.
+
+Starts the sandbox (a real HTTP server on loopback), creates documents, submits DocumentJobs with
+different intents (one whose Edge Function fails transiently a few times, one that fails fatally),
+runs a worker in this process on the SQLite default, and shows each flow's steps live until every
+flow is terminal. Confirmation delays and backoffs are scaled down so it ends in well under a
+minute.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+import dataclasses
+import logging
+import sys
+from typing import Any
 
+import httpx
+from pydantic import SecretStr
 from rich.console import Console
-from rich.live import Live
 
-from ecosign_orchestrator.core.job import Job
-from ecosign_orchestrator.core.repository import JobRepository
+from ecosign_orchestrator import ecosign, sandbox
 from ecosign_orchestrator.core.types import JobId
 from ecosign_orchestrator.core.worker import WorkerSettings
-from ecosign_orchestrator.service import render, wiring
+from ecosign_orchestrator.service import flows, follow, render, wiring
 from ecosign_orchestrator.service.settings import Settings
 
-CORE_JOBS: list[tuple[str, dict[str, object]]] = [
-    ("demo.sleep", {"seconds": 1.5, "steps": 6}),
-    ("demo.sleep", {"seconds": 2.5, "steps": 10}),
-    ("demo.flaky", {"failures": 2}),
-    ("demo.fail", {"reason": "the input file is corrupt (simulated)"}),
-    ("demo.noop", {}),
+SANDBOX_KEY = "demo-sandbox-service-key"
+
+#: (label, actions, forensic, sandbox faults for this document)
+SCENARIOS: list[tuple[str, dict[str, bool], dict[str, bool], dict[str, Any]]] = [
+    ("protect only", {"protect": True}, {}, {}),
+    (
+        "protect + TSA + Polygon + Bitcoin",
+        {"protect": True},
+        {"tsa": True, "polygon": True, "bitcoin": True},
+        {},
+    ),
+    ("owner signature + TSA", {"sign_owner": True}, {"tsa": True}, {}),
+    ("workflow signatures + Polygon", {"sign_workflow": True}, {"polygon": True}, {}),
+    ("NDA", {"nda": True}, {}, {}),
+    (
+        "protect + TSA, run-tsa fails 3 times (503, Retry-After)",
+        {"protect": True},
+        {"tsa": True},
+        {"run-tsa": {"fail_next": 3, "statuses": [503], "retry_after": 0.5}},
+    ),
+    (
+        "protect, build-artifact answers a fatal 400",
+        {"protect": True},
+        {},
+        {
+            "build-artifact": {
+                "fail_next": 1,
+                "statuses": [400],
+                "body": {"success": False, "error": "missing_witness_pdf", "retryable": False},
+            }
+        },
+    ),
 ]
 
 
-async def _snapshot(repository: JobRepository, ids: Sequence[JobId]) -> list[Job]:
-    return [await repository.get(job_id) for job_id in ids]
+def demo_settings(base: Settings, url: str) -> Settings:
+    """The user's settings with the sandbox wired in and every delay scaled down."""
+    return base.model_copy(
+        update={
+            "edge_base_url": url,
+            "supabase_url": url,
+            "service_key": SecretStr(SANDBOX_KEY),
+            "backoff_scale": 0.1,
+            "confirmation_scale": 1 / 300,  # Polygon polls every 1-12 s, Bitcoin every 3-72 s
+            "edge_timeout_scale": 0.2,
+        }
+    )
 
 
-async def run_core_demo(settings: Settings, *, live: bool, console: Console | None = None) -> int:
-    """Enqueue a few core jobs, run a worker in-process, show them live until all are terminal."""
+async def _create_documents(url: str, count: int) -> list[str]:
+    headers = {"Authorization": f"Bearer {SANDBOX_KEY}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers) as client:
+        ids = []
+        for _ in range(count):
+            response = await client.post("/admin/documents", json={})
+            response.raise_for_status()
+            ids.append(response.json()["id"])
+        return ids
+
+
+async def _install_faults(url: str, faults: dict[str, Any]) -> None:
+    if not faults:
+        return
+    headers = {"Authorization": f"Bearer {SANDBOX_KEY}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers) as client:
+        response = await client.put("/admin/faults", json=faults)
+        response.raise_for_status()
+
+
+async def run_document_demo(
+    settings: Settings, *, live: bool, console: Console | None = None
+) -> int:
+    """The EcoSign demo; returns 0 when every flow ended as expected."""
     console = console or Console()
-    registry = wiring.build_registry(settings)
-    async with wiring.open_repository(settings) as repository:
-        queue = wiring.build_queue(repository, registry)
-        ids = [(await queue.enqueue(kind, payload)).job.id for kind, payload in CORE_JOBS]
-        worker = wiring.build_worker(settings, repository, registry, concurrency=4)
-        worker.settings = WorkerSettings(
-            concurrency=4, poll_seconds=0.05, max_poll_seconds=0.2, lease_seconds=10
+    timing = sandbox.AnchorTiming(polygon=1.5, bitcoin=4.0)
+    server = sandbox.SandboxServer(sandbox.create_app(SANDBOX_KEY, timing=timing))
+    await asyncio.to_thread(server.start)
+    try:
+        return await _run(
+            demo_settings(settings, server.url), server.url, live=live, console=console
+        )
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+async def _run(settings: Settings, url: str, *, live: bool, console: Console) -> int:
+    console.print(
+        f"[bold]EcoSign orchestrator demo[/] · sandbox {url} · "
+        f"jobs in {settings.database_url_value}"
+    )
+    documents = await _create_documents(url, len(SCENARIOS))
+    faults: dict[str, Any] = {}
+    for doc_id, (_, _, _, scenario_faults) in zip(documents, SCENARIOS, strict=True):
+        for function, fault in scenario_faults.items():
+            faults[function] = {**fault, "documents": [doc_id]}
+    await _install_faults(url, faults)
+    async with wiring.runtime(settings) as rt, wiring.open_repository(settings) as repository:
+        queue = wiring.build_queue(repository, rt.registry)
+        ids: list[JobId] = []
+        for doc_id, (label, actions, forensic, _) in zip(documents, SCENARIOS, strict=True):
+            intent = ecosign.DocumentJob.model_validate(
+                {
+                    "document_entity_id": doc_id,
+                    "actions": actions,
+                    "forensic": forensic,
+                    "metadata": {"demo": label},
+                }
+            )
+            ids.append((await flows.submit(queue, intent)).job.id)
+        worker = wiring.build_worker(settings, repository, rt, kinds=[ecosign.KIND])
+        worker.settings = dataclasses.replace(
+            worker.settings, poll_seconds=0.05, max_poll_seconds=0.2
         )
         task = asyncio.create_task(worker.run(), name="demo-worker")
         try:
-            jobs = await _follow(repository, ids, live=live, console=console)
+            jobs = await follow.follow_flows(repository, ids, live=live, console=console)
         finally:
             worker.stop()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-    console.print(render.jobs_table(jobs, title="Summary"))
+    console.print(follow.summary_table(jobs))
     console.print(
-        f"database: {settings.database_url_value}\n"
-        "next: `ecosign-orchestrator jobs show <id>` and `ecosign-orchestrator jobs events <id>`"
+        "Look next:\n"
+        f"  .venv/bin/ecosign-orchestrator jobs show {jobs[1].id}    # steps, timestamps\n"
+        f"  .venv/bin/ecosign-orchestrator jobs events {jobs[5].id}  # the retries\n"
+        "  .venv/bin/ecosign-orchestrator jobs list --kind ecosign.document\n"
+        "  .venv/bin/ecosign-orchestrator sandbox serve    # the sandbox alone"
     )
+    expected = ["completed"] * (len(SCENARIOS) - 1) + ["failed"]
+    return 0 if [j.status.value for j in jobs] == expected else 1
+
+
+async def run_core_demo(settings: Settings, *, live: bool, console: Console | None = None) -> int:
+    """A few core jobs (progress, a retried one, a failing one), without the EcoSign flow."""
+    console = console or Console()
+    kinds = [
+        ("demo.sleep", {"seconds": 1.5, "steps": 6}),
+        ("demo.flaky", {"failures": 2}),
+        ("demo.fail", {"reason": "the input file is corrupt (simulated)"}),
+        ("demo.noop", {}),
+    ]
+    async with wiring.runtime(settings) as rt, wiring.open_repository(settings) as repository:
+        queue = wiring.build_queue(repository, rt.registry)
+        ids = [(await queue.enqueue(kind, payload)).job.id for kind, payload in kinds]
+        worker = wiring.build_worker(settings, repository, rt, kinds=[k for k, _ in kinds])
+        worker.settings = WorkerSettings(concurrency=4, poll_seconds=0.05, max_poll_seconds=0.2)
+        task = asyncio.create_task(worker.run())
+        try:
+            jobs = await follow.follow_flows(repository, ids, live=live, console=console)
+        finally:
+            worker.stop()
+            await task
+    console.print(render.jobs_table(jobs, title="Summary"))
     return 0
 
 
-async def _follow(
-    repository: JobRepository, ids: Sequence[JobId], *, live: bool, console: Console
-) -> list[Job]:
-    async with repository.bus.subscribe() as events:
-        jobs = await _snapshot(repository, ids)
-        if live:
-            with Live(
-                render.jobs_table(jobs, "Demo"), console=console, refresh_per_second=8
-            ) as view:
-                while not all(j.status.is_terminal for j in jobs):
-                    await _next_change(events)
-                    jobs = await _snapshot(repository, ids)
-                    view.update(render.jobs_table(jobs, "Demo"))
-        else:
-            seen: dict[JobId, str] = {}
-            while True:
-                for job in jobs:
-                    if seen.get(job.id) != job.status.value:
-                        seen[job.id] = job.status.value
-                        console.print(f"{job.id} {job.kind:<12} {job.status.value}")
-                if all(j.status.is_terminal for j in jobs):
-                    break
-                await _next_change(events)
-                jobs = await _snapshot(repository, ids)
-    return jobs
-
-
-async def _next_change(events: object) -> None:
-    """Wait for the next event (or a short tick, so progress updates show too)."""
-    iterator = events.__aiter__()  # type: ignore[attr-defined]
-    with contextlib.suppress(TimeoutError, StopAsyncIteration):
-        async with asyncio.timeout(0.25):
-            await iterator.__anext__()
-
-
-async def run_demo(settings: Settings, *, live: bool) -> int:
-    """The demo entry point."""
-    return await run_core_demo(settings, live=live)
+async def run_demo(settings: Settings, *, live: bool, core: bool = False) -> int:
+    """The demo entry point (logs stay quiet so the live view is readable)."""
+    logging.getLogger().setLevel(logging.WARNING)
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    if core:
+        return await run_core_demo(settings, live=live, console=console)
+    return await run_document_demo(settings, live=live, console=console)

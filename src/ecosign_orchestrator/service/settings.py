@@ -82,6 +82,13 @@ class Settings(BaseSettings):
     backoff_scale: float = Field(
         default=1.0, gt=0, description="multiplies every step's backoff base and cap"
     )
+    step_functions: dict[str, str] = Field(
+        default_factory=dict, description="Edge Function per step, e.g. {create_witness = 'x'}"
+    )
+    step_policies: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="per-step overrides: {append_tsa = {max_attempts = 10, base_seconds = 5}}",
+    )
     lifecycle_write_back: bool = Field(
         default=False, description="PATCH document_entities.lifecycle_status when a flow ends"
     )
@@ -107,6 +114,42 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [t.strip() for t in value.split(",") if t.strip()]
         return value
+
+    @field_validator("step_functions", "step_policies", mode="after")
+    @classmethod
+    def _known_steps(cls, value: dict[str, Any]) -> dict[str, Any]:
+        steps = (
+            "encrypt_source",
+            "create_witness",
+            "append_tsa",
+            "anchor_polygon",
+            "anchor_bitcoin",
+            "build_artifact",
+            "notify_artifact_ready",
+        )
+        unknown = sorted(set(value) - set(steps))
+        if unknown:
+            raise ValueError(f"unknown steps {unknown}; steps are {', '.join(steps)}")
+        for name, policy in value.items():
+            if isinstance(policy, dict):
+                bad = sorted(
+                    set(policy) - {"max_attempts", "base_seconds", "cap_seconds", "timeout_seconds"}
+                )
+                if bad:
+                    raise ValueError(f"{name}: unknown policy fields {bad}")
+        return value
+
+    @property
+    def ecosign_missing(self) -> list[str]:
+        """Settings the EcoSign processor needs that are not set."""
+        missing = []
+        if not self.edge_base_url:
+            missing.append("EDGE_BASE_URL")
+        if not self.supabase_url:
+            missing.append("SUPABASE_URL")
+        if self.service_key is None or not self.service_key.get_secret_value():
+            missing.append("ECOSIGN_ORCH_SERVICE_KEY")
+        return missing
 
     @field_validator("database_url", mode="after")
     @classmethod

@@ -1,4 +1,4 @@
-"""The composition root: builds repository, registry, queue and worker from settings.
+"""The composition root: builds repository, registry, processors, queue and worker from settings.
 
 The CLI and the HTTP API both call these; nothing else wires concrete pieces together.
 """
@@ -6,17 +6,28 @@ The CLI and the HTTP API both call these; nothing else wires concrete pieces tog
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
+import logging
 from collections.abc import AsyncIterator, Sequence
 
+import httpx
+
+from ecosign_orchestrator import ecosign
 from ecosign_orchestrator.core import errors
+from ecosign_orchestrator.core.processor import JobContext
 from ecosign_orchestrator.core.queue import JobQueue
 from ecosign_orchestrator.core.registry import Registry
 from ecosign_orchestrator.core.repository import JobRepository, repository_from_url
+from ecosign_orchestrator.core.retry import RetryPolicy
+from ecosign_orchestrator.core.types import JSONValue
 from ecosign_orchestrator.core.worker import Worker, WorkerSettings
+from ecosign_orchestrator.ecosign.steps import Step, StepPolicy
 from ecosign_orchestrator.service import demo_kinds
 from ecosign_orchestrator.service.logs import register_secrets
 from ecosign_orchestrator.service.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 def load_app(spec: str) -> Registry:
@@ -36,14 +47,92 @@ def load_app(spec: str) -> Registry:
     return registry
 
 
-def build_registry(settings: Settings, apps: Sequence[str] = ()) -> Registry:
-    """The built-in kinds plus those of every ``--app``."""
-    del settings  # the EcoSign and FFmpeg kinds read it once they are wired in
+def ecosign_config(settings: Settings) -> ecosign.EcosignConfig:
+    """Per-step functions and policies from settings (defaults from design §3-4)."""
+    base = ecosign.EcosignConfig(lifecycle_write_back=settings.lifecycle_write_back)
+    functions = dict(base.functions)
+    functions.update({Step(k): v for k, v in settings.step_functions.items()})
+    policies = dict(base.policies)
+    for name, override in settings.step_policies.items():
+        current = policies[Step(name)]
+        policies[Step(name)] = StepPolicy(
+            max_attempts=int(override.get("max_attempts", current.max_attempts)),
+            base_seconds=float(override.get("base_seconds", current.base_seconds)),
+            cap_seconds=float(override.get("cap_seconds", current.cap_seconds)),
+            timeout_seconds=float(override.get("timeout_seconds", current.timeout_seconds)),
+        )
+    for step, policy in policies.items():
+        if policy.max_attempts < 1 or policy.timeout_seconds <= 0:
+            raise errors.ConfigurationError(f"step_policies.{step.value}: invalid policy {policy}")
+    config = dataclasses.replace(base, functions=functions, policies=policies)
+    return config.scaled(
+        backoff=settings.backoff_scale,
+        timeout=settings.edge_timeout_scale,
+        confirmation=settings.confirmation_scale,
+    )
+
+
+async def _not_configured(ctx: JobContext) -> JSONValue:  # pragma: no cover - never claimed
+    raise errors.ConfigurationError("ecosign.document is not configured on this worker")
+
+
+@dataclasses.dataclass(slots=True)
+class Runtime:
+    """What a process runs with: the registry, and kinds that are known but not runnable here."""
+
+    registry: Registry
+    #: kind -> why this process cannot run it (enqueueing it is still fine).
+    unconfigured: dict[str, str]
+
+    def runnable_kinds(self, requested: Sequence[str] | None) -> list[str]:
+        """Kinds a worker should claim; requesting an unconfigured kind is an error."""
+        if requested:
+            for kind in requested:
+                self.registry.get(kind)
+                if kind in self.unconfigured:
+                    raise errors.ConfigurationError(f"{kind}: {self.unconfigured[kind]}")
+            return list(requested)
+        for kind, reason in self.unconfigured.items():
+            logger.warning(
+                "%s disabled on this worker: %s", kind, reason, extra={"action": "kind_disabled"}
+            )
+        return [k for k in self.registry.names() if k not in self.unconfigured]
+
+
+@contextlib.asynccontextmanager
+async def runtime(settings: Settings, apps: Sequence[str] = ()) -> AsyncIterator[Runtime]:
+    """The registry with every built-in kind, plus ``apps``; HTTP clients closed on exit."""
     registry = Registry()
     registry.include(demo_kinds.registry)
-    for spec in apps:
-        registry.include(load_app(spec))
-    return registry
+    unconfigured: dict[str, str] = {}
+    config = ecosign_config(settings)
+    retry = RetryPolicy(max_attempts=config.job_max_attempts(), base_seconds=2, cap_seconds=60)
+    async with contextlib.AsyncExitStack() as stack:
+        missing = settings.ecosign_missing
+        if missing:
+            unconfigured[ecosign.KIND] = f"set {', '.join(missing)} to run document flows"
+            processor = _not_configured
+        else:
+            processor = await _document_processor(settings, config, stack)
+        registry.register(ecosign.KIND, processor, retry=retry, validate=ecosign.validate_payload)
+        for spec in apps:
+            registry.include(load_app(spec))
+        yield Runtime(registry=registry, unconfigured=unconfigured)
+
+
+async def _document_processor(
+    settings: Settings, config: ecosign.EcosignConfig, stack: contextlib.AsyncExitStack
+) -> ecosign.DocumentProcessor:
+    assert settings.edge_base_url and settings.supabase_url and settings.service_key
+    key = settings.service_key.get_secret_value()
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+    client = await stack.enter_async_context(httpx.AsyncClient(limits=limits))
+    try:
+        edge = ecosign.EdgeClient(settings.edge_base_url, key, client=client)
+        source = ecosign.RestStateSource(settings.supabase_url, key, client=client)
+    except ValueError as exc:
+        raise errors.ConfigurationError(str(exc)) from None
+    return ecosign.DocumentProcessor(edge, source, config)
 
 
 def secrets_of(settings: Settings) -> list[str]:
@@ -56,8 +145,9 @@ def secrets_of(settings: Settings) -> list[str]:
     ]
     found = [v.get_secret_value() for v in values if v is not None]
     url = settings.database_url_value
-    if "@" in url and ":" in url.split("://", 1)[-1].split("@", 1)[0]:
-        found.append(url.split("://", 1)[-1].split("@", 1)[0].split(":", 1)[1])
+    credentials = url.split("://", 1)[-1].split("@", 1)[0] if "@" in url else ""
+    if ":" in credentials:
+        found.append(credentials.split(":", 1)[1])
     return found
 
 
@@ -71,11 +161,8 @@ async def open_repository(
     if hasattr(repository, "schema"):
         repository.schema = settings.database_schema
     async with repository:
-        should_migrate = (
-            migrate
-            if migrate is not None
-            else (settings.auto_migrate and repository.backend in ("sqlite", "memory"))
-        )
+        embedded = repository.backend in ("sqlite", "memory")
+        should_migrate = migrate if migrate is not None else settings.auto_migrate and embedded
         if should_migrate:
             await repository.migrate()
         elif not await repository.schema_ready():
@@ -101,20 +188,34 @@ def worker_settings(settings: Settings, *, concurrency: int | None = None) -> Wo
 def build_worker(
     settings: Settings,
     repository: JobRepository,
-    registry: Registry,
+    rt: Runtime,
     *,
     concurrency: int | None = None,
     kinds: Sequence[str] | None = None,
 ) -> Worker:
-    """A worker for ``registry`` on ``repository``."""
+    """A worker for the runnable kinds of ``rt`` on ``repository``."""
     return Worker(
         repository,
-        registry,
+        rt.registry,
         settings=worker_settings(settings, concurrency=concurrency),
-        kinds=kinds or None,
+        kinds=rt.runnable_kinds(kinds),
     )
 
 
 def build_queue(repository: JobRepository, registry: Registry) -> JobQueue:
     """The producer API."""
     return JobQueue(repository, registry)
+
+
+__all__ = [
+    "Runtime",
+    "StepPolicy",
+    "build_queue",
+    "build_worker",
+    "ecosign_config",
+    "load_app",
+    "open_repository",
+    "runtime",
+    "secrets_of",
+    "worker_settings",
+]

@@ -1,0 +1,363 @@
+"""The document processor: the orchestrator's brain for one ``DocumentJob`` (design §2, §4).
+
+Each run reads the document's state, plans, calls the next Edge Function, records the step through
+the job context, and loops until the flow is complete, must wait (snooze until the next
+confirmation poll, no attempt spent), must retry (the step's own backoff), or has failed. Because
+every run re-plans from state, finished steps are skipped by construction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+from datetime import datetime, timedelta
+from typing import Any
+
+import pydantic
+
+from ecosign_orchestrator.core import errors
+from ecosign_orchestrator.core.job import JobError, StepRecord, StepStatus, utcnow
+from ecosign_orchestrator.core.processor import JobContext
+from ecosign_orchestrator.core.retry import RetryPolicy
+from ecosign_orchestrator.core.types import JSONDict, JSONValue
+from ecosign_orchestrator.ecosign import planner
+from ecosign_orchestrator.ecosign import state as st
+from ecosign_orchestrator.ecosign.edge import EdgeClient
+from ecosign_orchestrator.ecosign.http import CallError
+from ecosign_orchestrator.ecosign.lifecycle import implied_lifecycle
+from ecosign_orchestrator.ecosign.model import DocumentJob
+from ecosign_orchestrator.ecosign.planner import Disposition, Plan, PlannedStep
+from ecosign_orchestrator.ecosign.state_source import DocumentNotFound, DocumentStateSource
+from ecosign_orchestrator.ecosign.steps import (
+    CANONICAL_ORDER,
+    DEFAULT_CONFIRMATIONS,
+    DEFAULT_FUNCTIONS,
+    DEFAULT_POLICIES,
+    ConfirmationPolicy,
+    Step,
+    StepPolicy,
+)
+
+logger = logging.getLogger(__name__)
+
+KIND = "ecosign.document"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class EcosignConfig:
+    """Functions, per-step retry policies and confirmation schedules."""
+
+    functions: dict[Step, str] = dataclasses.field(default_factory=lambda: dict(DEFAULT_FUNCTIONS))
+    policies: dict[Step, StepPolicy] = dataclasses.field(
+        default_factory=lambda: dict(DEFAULT_POLICIES)
+    )
+    confirmations: dict[Step, ConfirmationPolicy] = dataclasses.field(
+        default_factory=lambda: dict(DEFAULT_CONFIRMATIONS)
+    )
+    lifecycle_write_back: bool = False
+    #: Calls one run may make before it yields (a guard against a function that lies).
+    max_calls_per_run: int = 16
+
+    def scaled(self, *, backoff: float, timeout: float, confirmation: float) -> EcosignConfig:
+        """All delays multiplied (the sandbox and the demo run them small)."""
+        return dataclasses.replace(
+            self,
+            policies={
+                s: p.scaled(backoff=backoff, timeout=timeout) for s, p in self.policies.items()
+            },
+            confirmations={s: c.scaled(confirmation) for s, c in self.confirmations.items()},
+        )
+
+    def job_max_attempts(self) -> int:
+        """Enough job-level attempts for every step to use all of its own."""
+        return sum(p.max_attempts for p in self.policies.values()) + 5
+
+
+def validate_payload(payload: JSONDict) -> JSONDict:
+    """Enqueue-time validation: a normalised ``DocumentJob`` or ``InvalidJob`` naming the field."""
+    try:
+        intent = DocumentJob.model_validate(payload)
+    except pydantic.ValidationError as exc:
+        problems = [
+            (
+                ".".join(str(p) for p in e["loc"]) or "payload",
+                e["msg"].removeprefix("Value error, "),
+            )
+            for e in exc.errors()
+        ]
+        field = problems[0][0]
+        reason = "; ".join(f"{f}: {m}" for f, m in problems)[len(field) + 2 :]
+        raise errors.InvalidJob(field, reason) from None
+    data: JSONDict = intent.model_dump(mode="json", exclude_none=True)
+    return data
+
+
+def _step_attempts(record: StepRecord) -> int:
+    """Attempts since the last manual retry (a failed step starts counting afresh)."""
+    base = record.data.get("attempt_base", 0)
+    return record.attempts - (base if isinstance(base, int) else 0)
+
+
+def _isoformat(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+class DocumentProcessor:
+    """The core ``Processor`` for kind ``ecosign.document``."""
+
+    def __init__(
+        self,
+        edge: EdgeClient,
+        source: DocumentStateSource,
+        config: EcosignConfig | None = None,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.edge = edge
+        self.source = source
+        self.config = config or EcosignConfig()
+        self._rng = rng or random.Random()
+
+    async def __call__(self, ctx: JobContext) -> JSONValue:
+        try:
+            intent = DocumentJob.model_validate(ctx.payload)
+        except pydantic.ValidationError as exc:
+            raise errors.FatalError(f"invalid DocumentJob payload: {exc}") from None
+        if not ctx.steps:
+            await ctx.plan_steps([s.value for s in CANONICAL_ORDER])
+        replanned = False
+        called: set[Step] = set()
+        for _ in range(self.config.max_calls_per_run):
+            state = await self._read(intent)
+            plan = self._plan(ctx, intent, state)
+            await self._record_plan(ctx, plan)
+            nxt = plan.next_call()
+            if nxt is None:
+                if plan.complete:
+                    return await self._finish(ctx, intent, plan)
+                await self._await_confirmations(ctx, plan, state)
+                raise AssertionError("unreachable: awaiting confirmations snoozes or fails")
+            if nxt.step in called:
+                raise errors.TransientError(
+                    f"{nxt.step.value}: the function answered success but the document's state "
+                    "does not show it yet"
+                )
+            try:
+                await self._call(ctx, intent, plan, nxt)
+            except CallError as exc:
+                if exc.precondition and not replanned:
+                    replanned = True  # the state may have moved on: read it again, once
+                    ctx.log.info("precondition failed (%s); re-planning from state", exc.reason)
+                    continue
+                await self._step_failed(ctx, nxt.step, exc)
+            called.add(nxt.step)
+        raise errors.TransientError("too many calls in one run; continuing in the next run")
+
+    # -- reading and planning ------------------------------------------------------------------
+
+    async def _read(self, intent: DocumentJob) -> st.DocumentState:
+        try:
+            return await self.source.read(intent.document_entity_id)
+        except DocumentNotFound as exc:
+            raise errors.FatalError(
+                str(exc), details={"document_entity_id": exc.document_id}
+            ) from None
+        except CallError as exc:
+            if exc.transient:
+                raise errors.TransientError(
+                    f"reading document state: {exc}",
+                    retry_after=exc.retry_after,
+                    details=exc.details(),
+                ) from None
+            raise errors.FatalError(
+                f"reading document state: {exc}", details=exc.details()
+            ) from None
+
+    def _plan(self, ctx: JobContext, intent: DocumentJob, state: st.DocumentState) -> Plan:
+        steps = ctx.steps
+        notify = steps.get(Step.NOTIFY_ARTIFACT_READY.value)
+        notified = notify is not None and notify.status is StepStatus.SUCCEEDED
+        submitted = frozenset(
+            s
+            for s in (Step.ANCHOR_POLYGON, Step.ANCHOR_BITCOIN)
+            if (record := steps.get(s.value)) is not None and "submitted_at" in record.data
+        )
+        return planner.plan(intent, state, notified=notified, submitted=submitted)
+
+    async def _record_plan(self, ctx: JobContext, plan: Plan) -> None:
+        """Bring the step records in line with the plan (skips, confirmations)."""
+        for planned in plan.steps:
+            record = ctx.steps.get(planned.step.value)
+            status = None if record is None else record.status
+            if planned.disposition is Disposition.NOT_REQUIRED and status is not StepStatus.SKIPPED:
+                await ctx.step_skipped(planned.step.value, "not required by this intent")
+            elif planned.disposition is Disposition.SATISFIED:
+                if status is StepStatus.WAITING:
+                    await ctx.step_succeeded(planned.step.value, "confirmed")
+                elif status not in (StepStatus.SUCCEEDED, StepStatus.SKIPPED):
+                    attempted = record is not None and record.attempts > 0
+                    if attempted:
+                        await ctx.step_succeeded(planned.step.value, "done (seen in state)")
+                    else:
+                        await ctx.step_skipped(
+                            planned.step.value, "already satisfied by the document's state"
+                        )
+
+    # -- calling -------------------------------------------------------------------------------
+
+    def _body(self, intent: DocumentJob, plan: Plan, step: Step) -> dict[str, Any]:
+        doc_id = intent.document_entity_id
+        metadata = intent.metadata or {}
+        body: dict[str, Any] = {"document_entity_id": doc_id, "correlation_id": doc_id}
+        if step is Step.ENCRYPT_SOURCE:
+            body["purpose"] = "source"
+        if step is Step.APPEND_TSA or step.network is not None:
+            body["witness_hash"] = plan.witness_hash
+        if step.network is not None:
+            body["anchor_stage"] = metadata.get("anchor_stage", "initial")
+            body["step_index"] = metadata.get("step_index", 0)
+        extra = metadata.get("step_inputs", {})
+        if isinstance(extra, dict) and isinstance(extra.get(step.value), dict):
+            body.update({k: v for k, v in extra[step.value].items() if k != "document_entity_id"})
+        return body
+
+    async def _call(
+        self, ctx: JobContext, intent: DocumentJob, plan: Plan, planned: PlannedStep
+    ) -> None:
+        step = planned.step
+        policy = self.config.policies[step]
+        function = self.config.functions[step]
+        record = ctx.steps.get(step.value)
+        if record is not None and record.status is StepStatus.FAILED:
+            # A manual retry of a failed flow: this step gets a fresh set of attempts.
+            await ctx.record_step(
+                step.value, StepStatus.PENDING, data={"attempt_base": record.attempts}
+            )
+        await ctx.step_started(step.value, f"calling {function}")
+        response = await self.edge.call(
+            function,
+            self._body(intent, plan, step),
+            idempotency_key=f"{ctx.job.id}:{step.value}",
+            timeout=policy.timeout_seconds,
+        )
+        summary: JSONDict = {
+            k: v for k, v in response.items() if isinstance(v, str | int | float | bool)
+        }
+        if step.network is not None:
+            await ctx.step_waiting(
+                step.value,
+                f"submitted to {step.network}; waiting for confirmation",
+                data={"submitted_at": _isoformat(utcnow()), "polls": 0, "response": summary},
+            )
+        else:
+            message = "already done (noop)" if response.get("noop") else "done"
+            await ctx.step_succeeded(step.value, message, data={"response": summary})
+
+    async def _step_failed(self, ctx: JobContext, step: Step, exc: CallError) -> None:
+        policy = self.config.policies[step]
+        record = ctx.steps[step.value]
+        attempts = _step_attempts(record)
+        error = JobError(
+            type="EdgeFunctionError",
+            message=str(exc),
+            transient=exc.transient,
+            details=exc.details(),
+        )
+        if exc.transient and attempts < policy.max_attempts:
+            backoff = RetryPolicy(
+                max_attempts=policy.max_attempts,
+                base_seconds=policy.base_seconds,
+                cap_seconds=policy.cap_seconds,
+            )
+            delay = backoff.delay(attempts, retry_after=exc.retry_after, rng=self._rng)
+            await ctx.step_failed(step.value, error, retrying=True)
+            await ctx.record_step(
+                step.value,
+                StepStatus.RETRYING,
+                message=f"{exc} (attempt {attempts}/{policy.max_attempts}; retry in {delay:.1f}s)",
+                error=error,
+                data={"retry_at": _isoformat(utcnow() + timedelta(seconds=delay))},
+            )
+            raise errors.TransientError(
+                f"{step.value}: {exc}",
+                retry_after=exc.retry_after,
+                delay=delay,
+                details=exc.details(),
+            )
+        await ctx.step_failed(step.value, error)
+        suffix = f" (attempts exhausted: {attempts}/{policy.max_attempts})" if exc.transient else ""
+        raise errors.FatalError(
+            f"{step.value}: {exc}{suffix}", details={"step": step.value, **exc.details()}
+        )
+
+    # -- waiting and finishing -----------------------------------------------------------------
+
+    async def _await_confirmations(
+        self, ctx: JobContext, plan: Plan, state: st.DocumentState
+    ) -> None:
+        now = utcnow()
+        delays: list[float] = []
+        for planned in plan.awaiting():
+            step = planned.step
+            assert step.network is not None
+            record = ctx.steps[step.value]
+            data = dict(record.data)
+            if record.status is StepStatus.FAILED or "submitted_at" not in data:
+                # Submitted by an earlier run we did not see finish, or a manual retry after a
+                # missed deadline: the confirmation window starts now.
+                data.update({"submitted_at": _isoformat(now), "polls": 0})
+            submitted_at = st.parse_time(data["submitted_at"]) or now
+            policy = self.config.confirmations[step]
+            given_up = st.anchor_given_up(state, step.network, plan.witness_hash)
+            deadline = submitted_at + timedelta(seconds=policy.deadline_seconds)
+            if given_up is not None or now >= deadline:
+                reason = (
+                    f"the {step.network} confirmer gave up: {given_up}"
+                    if given_up
+                    else f"no {step.network} confirmation within {policy.deadline_seconds:g}s"
+                )
+                error = JobError(type="ConfirmationFailed", message=reason, transient=False)
+                await ctx.step_failed(step.value, error)
+                raise errors.FatalError(f"{step.value}: {reason}", details={"step": step.value})
+            polls_value = data.get("polls", 0)
+            polls = polls_value if isinstance(polls_value, int) else 0
+            delay = min(policy.delay(polls), (deadline - now).total_seconds() + 0.001)
+            data.update(
+                {"polls": polls + 1, "next_poll_at": _isoformat(now + timedelta(seconds=delay))}
+            )
+            await ctx.record_step(
+                step.value,
+                StepStatus.WAITING,
+                message=(
+                    f"waiting for {step.network} confirmation "
+                    f"(poll {polls + 1}; next in {delay:.1f}s)"
+                ),
+                data=data,
+            )
+            delays.append(delay)
+        networks = ", ".join(p.step.network or "" for p in plan.awaiting())
+        ctx.snooze(min(delays), f"waiting for anchor confirmation: {networks}")
+
+    async def _finish(self, ctx: JobContext, intent: DocumentJob, plan: Plan) -> JSONValue:
+        lifecycle = implied_lifecycle(intent, completed=True)
+        written = False
+        if self.config.lifecycle_write_back and lifecycle is not None:
+            try:
+                await self.source.write_lifecycle(intent.document_entity_id, lifecycle)
+                written = True
+            except DocumentNotFound as exc:
+                raise errors.FatalError(str(exc)) from None
+            except CallError as exc:
+                if exc.transient:
+                    raise errors.TransientError(f"lifecycle write-back: {exc}") from None
+                raise errors.FatalError(f"lifecycle write-back: {exc}") from None
+        steps: JSONDict = {name: record.status.value for name, record in ctx.steps.items()}
+        ctx.log.info("document flow completed", extra={"action": "flow_completed"})
+        return {
+            "document_entity_id": intent.document_entity_id,
+            "witness_hash": plan.witness_hash,
+            "lifecycle_status": lifecycle,
+            "lifecycle_written": written,
+            "steps": steps,
+        }

@@ -1,0 +1,152 @@
+"""A document's state as the orchestrator reads it, and pure "already satisfied?" checks.
+
+The probative truth is the append-only ``events[]`` ledger (reference §1.3-1.5); columns say where
+the source and the witness are. Every check is a pure function, unit-tested on real-shaped rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+#: Columns the orchestrator reads (PostgREST ``select=``).
+COLUMNS = (
+    "id",
+    "custody_mode",
+    "lifecycle_status",
+    "source_storage_path",
+    "witness_current_hash",
+    "witness_current_storage_path",
+    "witness_hash",
+    "events",
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class DocumentState:
+    """The parts of a ``document_entities`` row the planner needs."""
+
+    id: str
+    lifecycle_status: str | None = None
+    custody_mode: str | None = None
+    source_storage_path: str | None = None
+    witness_current_hash: str | None = None
+    witness_current_storage_path: str | None = None
+    witness_hash: str | None = None
+    events: tuple[Mapping[str, Any], ...] = ()
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> DocumentState:
+        """Parse a REST row (unknown columns ignored; ``events`` must be a list)."""
+        events = row.get("events") or []
+        if not isinstance(events, list):
+            raise ValueError("document_entities.events is not an array")
+        return cls(
+            id=str(row["id"]),
+            lifecycle_status=row.get("lifecycle_status"),
+            custody_mode=row.get("custody_mode"),
+            source_storage_path=row.get("source_storage_path") or None,
+            witness_current_hash=row.get("witness_current_hash") or None,
+            witness_current_storage_path=row.get("witness_current_storage_path") or None,
+            witness_hash=row.get("witness_hash") or None,
+            events=tuple(e for e in events if isinstance(e, Mapping)),
+        )
+
+    @property
+    def current_witness_hash(self) -> str | None:
+        """The hash TSA and anchors sign: the current witness's."""
+        return self.witness_current_hash or self.witness_hash
+
+    def of_kind(self, kind: str) -> list[Mapping[str, Any]]:
+        """Events of one kind, in ledger order."""
+        return [e for e in self.events if e.get("kind") == kind]
+
+
+def _anchor_field(event: Mapping[str, Any], name: str) -> Any:
+    """Read ``anchor.<name>``, falling back to ``payload.<name>`` (older writers)."""
+    for container in ("anchor", "payload"):
+        block = event.get(container)
+        if isinstance(block, Mapping) and block.get(name) is not None:
+            return block[name]
+    return None
+
+
+def _event_witness(event: Mapping[str, Any]) -> Any:
+    return event.get("witness_hash") or _anchor_field(event, "witness_hash")
+
+
+def source_encrypted(state: DocumentState) -> bool:
+    """``encrypt_source`` is done: the encrypted source is in custody."""
+    return state.source_storage_path is not None
+
+
+def witness_ready(state: DocumentState) -> bool:
+    """``create_witness`` is done: a current witness PDF with its hash."""
+    return state.witness_current_hash is not None and state.witness_current_storage_path is not None
+
+
+def tsa_confirmed(state: DocumentState, witness_hash: str | None) -> bool:
+    """``append_tsa`` is done: a ``tsa.confirmed`` for this witness hash."""
+    if witness_hash is None:
+        return False
+    return any(_event_witness(e) == witness_hash for e in state.of_kind("tsa.confirmed"))
+
+
+def _is_anchor_event(event: Mapping[str, Any], network: str, witness_hash: str | None) -> bool:
+    return (
+        _anchor_field(event, "network") == network
+        and witness_hash is not None
+        and _event_witness(event) == witness_hash
+    )
+
+
+def anchor_confirmed(state: DocumentState, network: str, witness_hash: str | None) -> bool:
+    """An ``anchor.confirmed`` (or legacy ``anchor`` with ``confirmed_at``) for network + hash."""
+    for event in state.events:
+        kind = event.get("kind")
+        if kind == "anchor.confirmed" and _is_anchor_event(event, network, witness_hash):
+            return True
+        if (
+            kind == "anchor"
+            and _is_anchor_event(event, network, witness_hash)
+            and _anchor_field(event, "confirmed_at")
+        ):
+            return True
+    return False
+
+
+def anchor_submitted(state: DocumentState, network: str, witness_hash: str | None) -> bool:
+    """An ``anchor.submitted`` for network + hash (submission done; confirmation may be pending)."""
+    return any(
+        _is_anchor_event(e, network, witness_hash) for e in state.of_kind("anchor.submitted")
+    )
+
+
+def anchor_given_up(state: DocumentState, network: str, witness_hash: str | None) -> str | None:
+    """The reason, if the confirmer recorded a terminal failure (timeout, non-retryable failure)."""
+    for event in state.events:
+        kind = event.get("kind")
+        if kind not in ("anchor.timeout", "anchor.failed", "anchor.final.failed"):
+            continue
+        if not _is_anchor_event(event, network, witness_hash):
+            continue
+        if kind == "anchor.timeout" or _anchor_field(event, "retryable") is False:
+            return str(_anchor_field(event, "reason") or kind)
+    return None
+
+
+def artifact_finalized(state: DocumentState) -> bool:
+    """``build_artifact`` is done: an ``artifact.finalized`` event (unique per document)."""
+    return bool(state.of_kind("artifact.finalized"))
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An ISO-8601 timestamp, or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None

@@ -1,0 +1,109 @@
+"""Where document state comes from: the ``DocumentStateSource`` port and its PostgREST adapter."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import httpx
+
+from ecosign_orchestrator.ecosign.edge import decode_json, translate_transport_error
+from ecosign_orchestrator.ecosign.http import CallError, classify
+from ecosign_orchestrator.ecosign.state import COLUMNS, DocumentState
+
+OBJECT_MEDIA = "application/vnd.pgrst.object+json"
+
+
+class DocumentNotFound(Exception):
+    """No ``document_entities`` row has this id (PostgREST 406 ``PGRST116``)."""
+
+    def __init__(self, document_id: str) -> None:
+        super().__init__(f"document_entities row {document_id} not found")
+        self.document_id = document_id
+
+
+class DocumentStateSource(Protocol):
+    """Reads a document's state (and optionally writes back its lifecycle status)."""
+
+    async def read(self, document_id: str) -> DocumentState:
+        """The current state; :class:`DocumentNotFound` or :class:`CallError` on failure."""
+
+    async def write_lifecycle(self, document_id: str, lifecycle_status: str) -> None:
+        """Set ``lifecycle_status`` (opt-in write-back)."""
+
+
+class RestStateSource:
+    """``GET {supabase_url}/rest/v1/document_entities?id=eq.{id}&select=...`` (and ``PATCH``)."""
+
+    def __init__(
+        self, base_url: str, service_key: str, *, client: httpx.AsyncClient, timeout: float = 15.0
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError("SUPABASE_URL must be an http(s) URL")
+        self.base_url = base_url.rstrip("/")
+        self._headers = {"apikey": service_key, "Authorization": f"Bearer {service_key}"}
+        self._client = client
+        self._timeout = timeout
+
+    async def _send(self, method: str, document_id: str, **kwargs: Any) -> httpx.Response:
+        url = f"{self.base_url}/rest/v1/document_entities"
+        try:
+            return await self._client.request(
+                method,
+                url,
+                params={"id": f"eq.{document_id}", "select": ",".join(COLUMNS)},
+                timeout=self._timeout,
+                **kwargs,
+            )
+        except httpx.HTTPError as exc:
+            raise translate_transport_error("rest/document_entities", exc) from None
+
+    async def read(self, document_id: str) -> DocumentState:
+        """Read one row as a single object (a missing row is a 406 ``PGRST116``, never ``[]``)."""
+        response = await self._send(
+            "GET", document_id, headers={**self._headers, "Accept": OBJECT_MEDIA}
+        )
+        body = decode_json(response)
+        if (
+            response.status_code == 406
+            and isinstance(body, dict)
+            and body.get("code") == "PGRST116"
+        ):
+            raise DocumentNotFound(document_id)
+        verdict = classify(response.status_code, body, response.headers)
+        if not verdict.ok:
+            raise CallError(
+                "rest/document_entities",
+                verdict.message,
+                status=response.status_code,
+                transient=verdict.transient,
+                retry_after=verdict.retry_after,
+            )
+        try:
+            return DocumentState.from_row(body)
+        except (KeyError, ValueError) as exc:
+            raise CallError(
+                "rest/document_entities",
+                f"unexpected row shape: {exc}",
+                status=200,
+                transient=False,
+            ) from None
+
+    async def write_lifecycle(self, document_id: str, lifecycle_status: str) -> None:
+        """``PATCH`` the lifecycle status, asking for the row back to see that it matched."""
+        response = await self._send(
+            "PATCH",
+            document_id,
+            headers={**self._headers, "Prefer": "return=representation"},
+            json={"lifecycle_status": lifecycle_status},
+        )
+        body = decode_json(response)
+        if response.status_code == 200 and body == []:
+            raise DocumentNotFound(document_id)
+        verdict = classify(response.status_code, {"rows": body} if isinstance(body, list) else body)
+        if not verdict.ok:
+            raise CallError(
+                "rest/document_entities",
+                verdict.message,
+                status=response.status_code,
+                transient=verdict.transient,
+            )

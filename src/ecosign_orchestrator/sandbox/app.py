@@ -1,0 +1,401 @@
+"""The sandbox HTTP server: EcoSign's Edge Functions and REST endpoint, plus an admin API.
+
+Same paths, auth headers, status codes and body shapes as Supabase (``supabase-http.md``):
+``POST /functions/v1/{name}`` with ``Authorization: Bearer <service key>``, and
+``GET|PATCH /rest/v1/document_entities?id=eq.<uuid>`` with ``apikey``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hmac
+import json
+import re
+import uuid
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ecosign_orchestrator.sandbox.faults import Fault, FaultPlan
+from ecosign_orchestrator.sandbox.functions import HANDLERS, AnchorTiming, Functions
+from ecosign_orchestrator.sandbox.store import LIFECYCLE_STATUSES, Store, new_document
+
+OBJECT_MEDIA = "application/vnd.pgrst.object+json"
+_EQ = re.compile(r"^eq\.(.+)$")
+_PLATFORM_CODES = {503: "BOOT_ERROR", 504: "IDLE_TIMEOUT", 546: "WORKER_LIMIT"}
+
+
+@dataclasses.dataclass(slots=True)
+class Sandbox:
+    """Everything the server holds."""
+
+    service_key: str
+    store: Store
+    faults: FaultPlan
+    functions: Functions
+
+
+def _pgrst_error(status: int, code: str, message: str, details: str | None = None) -> JSONResponse:
+    return JSONResponse(
+        {"code": code, "details": details, "hint": None, "message": message}, status_code=status
+    )
+
+
+def _sandbox(request: Request) -> Sandbox:
+    sandbox: Sandbox = request.app.state.sandbox
+    return sandbox
+
+
+def _key_matches(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _function_auth(request: Request, sandbox: Sandbox) -> Response | None:
+    header = request.headers.get("authorization")
+    if header is None and request.headers.get("apikey") is None:
+        return JSONResponse(
+            {"code": 401, "message": "Missing authorization header"},
+            status_code=401,
+            headers={"sb-error-code": "UNAUTHORIZED_NO_AUTH_HEADER"},
+        )
+    scheme, _, token = (header or "").partition(" ")
+    if header is not None and (scheme.lower() != "bearer" or not token):
+        return JSONResponse(
+            {"code": 401, "message": "Invalid JWT"},
+            status_code=401,
+            headers={"sb-error-code": "UNAUTHORIZED_INVALID_JWT_FORMAT"},
+        )
+    if not _key_matches(token or request.headers.get("apikey", ""), sandbox.service_key):
+        return JSONResponse({"error": "Forbidden"}, status_code=403)
+    return None
+
+
+async def function_endpoint(request: Request) -> Response:
+    """``/functions/v1/{name}``."""
+    sandbox = _sandbox(request)
+    name = request.path_params["name"]
+    handler = HANDLERS.get(name)
+    if handler is None:
+        return JSONResponse(
+            {"code": "NOT_FOUND", "message": "Requested function was not found"},
+            status_code=404,
+            headers={"sb-error-code": "NOT_FOUND"},
+        )
+    if request.method == "OPTIONS":
+        return Response(status_code=204)
+    if request.method != "POST":
+        return JSONResponse({"error": "Method not allowed"}, status_code=405)
+    denied = _function_auth(request, sandbox)
+    if denied is not None:
+        return denied
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except ValueError:
+        return JSONResponse({"success": False, "error": "invalid JSON body"}, status_code=400)
+    if not isinstance(body, dict):
+        return JSONResponse({"success": False, "error": "body must be an object"}, status_code=400)
+    key = request.headers.get("idempotency-key")
+    doc_id = (
+        body.get("document_entity_id") if isinstance(body.get("document_entity_id"), str) else None
+    )
+    fault, status = sandbox.faults.draw(name, doc_id)
+    if fault is not None and fault.latency:
+        await asyncio.sleep(fault.latency)
+    if fault is not None and status is not None:
+        if fault.hang:
+            await asyncio.sleep(fault.hang)
+        sandbox.store.record_call(name, key, doc_id, status, effect=False)
+        return _fault_response(fault, status)
+    code, payload, effect = await asyncio.to_thread(handler, sandbox.functions, body)
+    sandbox.store.record_call(name, key, doc_id, code, effect=effect)
+    return JSONResponse(payload, status_code=code)
+
+
+def _fault_response(fault: Fault, status: int) -> Response:
+    headers: dict[str, str] = {}
+    if fault.retry_after is not None:
+        headers["Retry-After"] = f"{fault.retry_after:g}"
+    if status in _PLATFORM_CODES:
+        headers["sb-error-code"] = _PLATFORM_CODES[status]
+    if status == 204:
+        return Response(status_code=204, headers=headers)
+    body = fault.body or {"success": False, "error": "injected_fault"}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _rest_auth(request: Request, sandbox: Sandbox) -> Response | None:
+    apikey = request.headers.get("apikey")
+    if apikey is None:
+        return _pgrst_error(401, "PGRST302", "Anonymous access is disabled")
+    if not _key_matches(apikey, sandbox.service_key):
+        return _pgrst_error(401, "PGRST301", "JWT invalid")
+    return None
+
+
+def _filter_id(request: Request) -> str | Response:
+    raw = request.query_params.get("id")
+    match = _EQ.match(raw or "")
+    if match is None:
+        return _pgrst_error(400, "PGRST100", "failed to parse filter (id)", f"id={raw}")
+    try:
+        return str(uuid.UUID(match.group(1)))
+    except ValueError:
+        return _pgrst_error(400, "22P02", f'invalid input syntax for type uuid: "{match.group(1)}"')
+
+
+def _select(doc: dict[str, Any], select: str | None) -> dict[str, Any] | Response:
+    if not select or select == "*":
+        return doc
+    columns = [c.strip() for c in select.split(",") if c.strip()]
+    unknown = [c for c in columns if c not in doc]
+    if unknown:
+        return _pgrst_error(400, "42703", f"column document_entities.{unknown[0]} does not exist")
+    return {c: doc[c] for c in columns}
+
+
+async def rest_documents(request: Request) -> Response:
+    """``GET|PATCH /rest/v1/document_entities?id=eq.<uuid>``."""
+    sandbox = _sandbox(request)
+    denied = _rest_auth(request, sandbox)
+    if denied is not None:
+        return denied
+    doc_id = _filter_id(request)
+    if isinstance(doc_id, Response):
+        return doc_id
+    wants_object = OBJECT_MEDIA in request.headers.get("accept", "")
+    if request.method == "PATCH":
+        result = await _patch(request, sandbox, doc_id)
+        if isinstance(result, Response):
+            return result
+    else:
+        await asyncio.to_thread(sandbox.functions.settle, doc_id)
+    doc = sandbox.store.get(doc_id)
+    rows = [] if doc is None else [doc]
+    if request.method == "PATCH" and "return=representation" not in request.headers.get(
+        "prefer", ""
+    ):
+        if wants_object and not rows:
+            return _not_single(0)
+        return Response(status_code=204, headers={"Content-Range": f"0-{len(rows) - 1}/*"})
+    selected = []
+    for row in rows:
+        picked = _select(row, request.query_params.get("select"))
+        if isinstance(picked, Response):
+            return picked
+        selected.append(picked)
+    if wants_object:
+        if len(selected) != 1:
+            return _not_single(len(selected))
+        return Response(
+            json.dumps(selected[0]), media_type=OBJECT_MEDIA, headers={"Content-Range": "0-0/*"}
+        )
+    return JSONResponse(selected, headers={"Content-Range": f"0-{len(selected) - 1}/*"})
+
+
+def _not_single(count: int) -> JSONResponse:
+    return _pgrst_error(
+        406,
+        "PGRST116",
+        "Cannot coerce the result to a single JSON object",
+        f"The result contains {count} rows",
+    )
+
+
+async def _patch(request: Request, sandbox: Sandbox, doc_id: str) -> Response | None:
+    try:
+        changes = json.loads(await request.body())
+    except ValueError:
+        return _pgrst_error(400, "PGRST102", "Empty or invalid json")
+    if not isinstance(changes, dict) or not changes:
+        return _pgrst_error(400, "PGRST102", "Empty or invalid json")
+    if sandbox.store.get(doc_id) is None:
+        return None  # PostgREST answers 200 [] / 204 for no rows, never 404
+    forbidden = {"id", "events", "owner_id"} & set(changes)
+    if forbidden:
+        return _pgrst_error(403, "42501", f"permission denied for column {sorted(forbidden)[0]}")
+    status = changes.get("lifecycle_status")
+    if status is not None and status not in LIFECYCLE_STATUSES:
+        return _pgrst_error(
+            400,
+            "23514",
+            'new row for relation "document_entities" violates check constraint '
+            '"document_entities_lifecycle_status_check"',
+        )
+    sandbox.store.update(doc_id, **changes)
+    return None
+
+
+# -- admin -------------------------------------------------------------------------------------
+
+
+def _admin_auth(request: Request) -> Response | None:
+    sandbox = _sandbox(request)
+    token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+    if not _key_matches(token, sandbox.service_key):
+        return JSONResponse({"error": "Forbidden"}, status_code=403)
+    return None
+
+
+async def _json_body(request: Request) -> Any:
+    try:
+        return json.loads(await request.body() or b"{}")
+    except ValueError:
+        return None
+
+
+async def admin_documents(request: Request) -> Response:
+    """``POST /admin/documents``: create a document (fields override EcoSign's defaults).
+
+    ``"protect_requested": true`` also appends the CTA's ``document.protected.requested`` event;
+    ``"events": [...]`` seeds the ledger as-is.
+    """
+    denied = _admin_auth(request)
+    if denied is not None:
+        return denied
+    body = await _json_body(request)
+    if not isinstance(body, dict):
+        return JSONResponse({"error": "body must be an object"}, status_code=400)
+    protect = bool(body.pop("protect_requested", True))
+    doc = new_document(**body)
+    if protect and not any(e.get("kind") == "document.protected.requested" for e in doc["events"]):
+        doc["events"].insert(
+            0,
+            {
+                "id": str(uuid.uuid4()),
+                "kind": "document.protected.requested",
+                "at": doc["created_at"],
+                "v": 1,
+                "actor": "record-protection-event",
+                "entity_id": doc["id"],
+                "correlation_id": doc["id"],
+                "payload": {"flow_type": "DIRECT_PROTECTION", "anchor_stage": "initial"},
+            },
+        )
+    return JSONResponse(_sandbox(request).store.put(doc), status_code=201)
+
+
+async def admin_document(request: Request) -> Response:
+    """``GET /admin/documents/{id}``."""
+    denied = _admin_auth(request)
+    if denied is not None:
+        return denied
+    doc = _sandbox(request).store.get(request.path_params["doc_id"])
+    return JSONResponse(doc) if doc else JSONResponse({"error": "not found"}, status_code=404)
+
+
+async def admin_ledger(request: Request) -> Response:
+    """``GET /admin/ledger[?document_entity_id=...]``: calls and effects per idempotency key."""
+    denied = _admin_auth(request)
+    if denied is not None:
+        return denied
+    doc_id = request.query_params.get("document_entity_id")
+    return JSONResponse(_sandbox(request).store.ledger_summary(doc_id))
+
+
+async def admin_faults(request: Request) -> Response:
+    """``GET|PUT /admin/faults``: ``{"run-tsa": {"rate": 0.3, "statuses": [503]}, "x": null}``."""
+    denied = _admin_auth(request)
+    if denied is not None:
+        return denied
+    faults = _sandbox(request).faults
+    if request.method == "PUT":
+        body = await _json_body(request)
+        if not isinstance(body, dict):
+            return JSONResponse({"error": "body must be an object"}, status_code=400)
+        try:
+            parsed = {
+                name: None if spec is None else Fault.from_json(spec) for name, spec in body.items()
+            }
+        except (TypeError, ValueError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        unknown = set(parsed) - set(HANDLERS)
+        if unknown:
+            return JSONResponse({"error": f"unknown functions: {sorted(unknown)}"}, status_code=400)
+        for name, fault in parsed.items():
+            faults.set(name, fault)
+    return JSONResponse({name: f.to_json() for name, f in faults.faults.items()})
+
+
+async def admin_timing(request: Request) -> Response:
+    """``PUT /admin/timing``: ``{"polygon": 1.0, "bitcoin": null}`` (seconds; null = never)."""
+    denied = _admin_auth(request)
+    if denied is not None:
+        return denied
+    timing = _sandbox(request).functions.timing
+    body = await _json_body(request)
+    if request.method == "PUT" and isinstance(body, dict):
+        for network in ("polygon", "bitcoin"):
+            if network in body:
+                setattr(timing, network, body[network])
+    return JSONResponse(dataclasses.asdict(timing))
+
+
+async def admin_confirm(request: Request) -> Response:
+    """``POST /admin/anchors/confirm``: ``{"witness_hash": ..., "network": ...}`` confirms now."""
+    denied = _admin_auth(request)
+    if denied is not None:
+        return denied
+    body = await _json_body(request)
+    if not isinstance(body, dict):
+        return JSONResponse({"error": "body must be an object"}, status_code=400)
+    done = _sandbox(request).functions.confirm(
+        str(body.get("witness_hash")), str(body.get("network"))
+    )
+    return JSONResponse({"confirmed": done})
+
+
+async def admin_reset(request: Request) -> Response:
+    """``POST /admin/reset``: forget documents, anchors, ledger and faults."""
+    denied = _admin_auth(request)
+    if denied is not None:
+        return denied
+    sandbox = _sandbox(request)
+    sandbox.store.reset()
+    sandbox.faults.faults.clear()
+    return JSONResponse({"reset": True})
+
+
+async def healthz(request: Request) -> Response:
+    """Liveness."""
+    return JSONResponse({"ok": True})
+
+
+ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"]
+
+
+def create_app(
+    service_key: str,
+    *,
+    store: Store | None = None,
+    faults: FaultPlan | None = None,
+    timing: AnchorTiming | None = None,
+) -> Starlette:
+    """The sandbox application."""
+    if len(service_key) < 8:
+        raise ValueError("the sandbox service key must be at least 8 characters")
+    store = store or Store()
+    app = Starlette(
+        routes=[
+            Route("/functions/v1/{name}", function_endpoint, methods=ALL_METHODS),
+            Route("/rest/v1/document_entities", rest_documents, methods=["GET", "PATCH"]),
+            Route("/admin/documents", admin_documents, methods=["POST"]),
+            Route("/admin/documents/{doc_id}", admin_document, methods=["GET"]),
+            Route("/admin/ledger", admin_ledger, methods=["GET"]),
+            Route("/admin/faults", admin_faults, methods=["GET", "PUT"]),
+            Route("/admin/timing", admin_timing, methods=["GET", "PUT"]),
+            Route("/admin/anchors/confirm", admin_confirm, methods=["POST"]),
+            Route("/admin/reset", admin_reset, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ]
+    )
+    app.state.sandbox = Sandbox(
+        service_key=service_key,
+        store=store,
+        faults=faults or FaultPlan(),
+        functions=Functions(store, timing),
+    )
+    return app

@@ -1,0 +1,159 @@
+"""Following flows in the terminal: each flow's seven steps ticking over, live or as plain lines."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from ecosign_orchestrator.core.job import Job, StepRecord, StepStatus
+from ecosign_orchestrator.core.repository import JobRepository
+from ecosign_orchestrator.core.types import JobId
+from ecosign_orchestrator.ecosign.steps import CANONICAL_ORDER
+from ecosign_orchestrator.service.render import STEP_ICON, status_text
+
+SHORT = {
+    "encrypt_source": "encrypt",
+    "create_witness": "witness",
+    "append_tsa": "tsa",
+    "anchor_polygon": "polygon",
+    "anchor_bitcoin": "bitcoin",
+    "build_artifact": "artifact",
+    "notify_artifact_ready": "notify",
+}
+
+
+def intent_label(job: Job) -> str:
+    """``protect+tsa+bitcoin`` from a DocumentJob payload."""
+    payload = job.payload
+    parts: list[str] = []
+    for group in ("actions", "forensic"):
+        block = payload.get(group)
+        if isinstance(block, dict):
+            parts.extend(k for k, v in block.items() if v is True)
+    return "+".join(parts) or job.kind
+
+
+def _seconds_until(value: object) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return max((moment - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+def step_cell(record: StepRecord | None) -> Text:
+    """One step as an icon and a word (retries and waits show how long)."""
+    if record is None:
+        return Text("·", style="dim")
+    icon, style = STEP_ICON[record.status]
+    word = {
+        StepStatus.PENDING: "",
+        StepStatus.RUNNING: "running",
+        StepStatus.SKIPPED: "skipped",
+        StepStatus.SUCCEEDED: "done",
+        StepStatus.FAILED: "failed",
+        StepStatus.WAITING: "confirming",
+        StepStatus.RETRYING: "retry",
+    }[record.status]
+    if record.status is StepStatus.RETRYING:
+        wait = _seconds_until(record.data.get("retry_at"))
+        word = f"retry {record.attempts}" + ("" if wait is None else f" in {wait:.0f}s")
+    elif record.status is StepStatus.WAITING:
+        wait = _seconds_until(record.data.get("next_poll_at"))
+        word = "confirming" + ("" if wait is None else f", poll in {wait:.0f}s")
+    return Text(f"{icon} {word}".strip(), style=style)
+
+
+def flows_table(jobs: Sequence[Job], title: str = "Document flows") -> Table:
+    """One row per flow, one column per canonical step."""
+    table = Table(title=title, expand=False)
+    table.add_column("flow", no_wrap=True)
+    table.add_column("intent", no_wrap=True)
+    for step in CANONICAL_ORDER:
+        table.add_column(SHORT[step.value], no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    for job in jobs:
+        steps = {s.name: s for s in job.steps}
+        table.add_row(
+            job.id[-12:],
+            intent_label(job),
+            *(step_cell(steps.get(step.value)) for step in CANONICAL_ORDER),
+            status_text(job.status),
+        )
+    return table
+
+
+def summary_table(jobs: Sequence[Job]) -> Table:
+    """Where each flow ended."""
+    table = Table(title="Summary", expand=False)
+    for column in ("flow id", "document", "intent", "status", "attempts", "lifecycle"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("reason", overflow="fold")
+    for job in jobs:
+        result = job.result if isinstance(job.result, dict) else {}
+        reason = (
+            ""
+            if job.last_error is None or job.status.value == "completed"
+            else job.last_error.message
+        )
+        table.add_row(
+            job.id,
+            str(job.payload.get("document_entity_id", ""))[:8] + "…",
+            intent_label(job),
+            status_text(job.status),
+            str(job.attempts),
+            str(result.get("lifecycle_status") or "unchanged"),
+            reason,
+        )
+    return table
+
+
+async def _changes(repository: JobRepository, ids: set[JobId]) -> AsyncIterator[None]:
+    """Yield after any event of these jobs, or every half second (progress and countdowns)."""
+    async with repository.bus.subscribe() as events:
+        while True:
+            event = await events.next(timeout=0.5)
+            while event is not None and event.job_id not in ids:
+                event = await events.next(timeout=0.5)
+            yield
+
+
+def _line_for(job: Job) -> list[str]:
+    return [f"{s.name}={s.status.value}" for s in job.steps]
+
+
+async def follow_flows(
+    repository: JobRepository, ids: Sequence[JobId], *, live: bool, console: Console
+) -> list[Job]:
+    """Show the flows until every one is terminal; return their final state."""
+    jobs = [await repository.get(i) for i in ids]
+    printed: dict[JobId, tuple[str, list[str]]] = {}
+    view = Live(flows_table(jobs), console=console, refresh_per_second=4) if live else None
+    with view or contextlib.nullcontext():
+        async for _ in _changes(repository, set(ids)):
+            jobs = [await repository.get(i) for i in ids]
+            if view is not None:
+                view.update(flows_table(jobs))
+            else:
+                for job in jobs:
+                    key = (job.status.value, _line_for(job))
+                    if printed.get(job.id) != key:
+                        printed[job.id] = key
+                        steps = " ".join(
+                            f"{SHORT.get(n.split('=')[0], n)}" + "=" + n.split("=")[1]
+                            for n in key[1]
+                        )
+                        console.print(
+                            f"{job.id[-12:]} {intent_label(job):<28} {job.status.value:<9} {steps}"
+                        )
+            if all(j.status.is_terminal for j in jobs):
+                break
+    return jobs

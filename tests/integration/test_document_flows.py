@@ -1,0 +1,237 @@
+"""Document flows end to end, over real HTTP to the sandbox (issue acceptance 1-3, 5)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+
+from ecosign_orchestrator.core import JobStatus
+from ecosign_orchestrator.core.job import StepStatus
+from ecosign_orchestrator.ecosign import Step, required_steps
+from ecosign_orchestrator.ecosign.model import DocumentJob
+from ecosign_orchestrator.ecosign.steps import CANONICAL_ORDER, DEFAULT_FUNCTIONS
+from tests.support.flows import FlowHarness
+
+INTENTS: list[tuple[dict[str, bool], dict[str, bool], dict[str, Any]]] = [
+    ({"protect": True}, {}, {}),
+    ({"protect": True}, {"tsa": True}, {}),
+    ({"protect": True}, {"tsa": True, "polygon": True, "bitcoin": True}, {}),
+    ({"protect": True}, {"bitcoin": True}, {}),  # TSA implied by the anchor
+    ({"nda": True}, {"polygon": True}, {}),
+    ({"sign_owner": True}, {"tsa": True}, {}),
+    ({"sign_workflow": True}, {"tsa": True, "bitcoin": True}, {}),
+    ({"protect": True, "nda": True}, {}, {"custody_mode": "hash_only"}),
+    ({"sign_owner": True, "sign_workflow": True}, {"polygon": True}, {"custody_mode": "hash_only"}),
+]
+
+
+def expected_functions(
+    actions: dict[str, bool], forensic: dict[str, bool], metadata: dict[str, Any]
+) -> list[str]:
+    intent = DocumentJob.model_validate(
+        {
+            "document_entity_id": "00000000-0000-4000-8000-000000000001",
+            "actions": actions,
+            "forensic": forensic,
+            "metadata": metadata,
+        }
+    )
+    needed = required_steps(intent)
+    return [DEFAULT_FUNCTIONS[s] for s in CANONICAL_ORDER if s in needed]
+
+
+@pytest.mark.parametrize(("actions", "forensic", "metadata"), INTENTS)
+async def test_each_intent_completes_calling_exactly_the_required_functions_in_order(
+    flow: FlowHarness, actions: dict[str, bool], forensic: dict[str, bool], metadata: dict[str, Any]
+) -> None:
+    doc = await flow.admin.create_document()
+    job_id = await flow.submit(doc, actions, forensic, metadata=metadata or None)
+    [job] = await flow.run_to_end([job_id])
+    assert job.status is JobStatus.COMPLETED, job.last_error
+    ledger = await flow.admin.ledger(doc)
+    expected = expected_functions(actions, forensic, metadata)
+    assert ledger["effect_order"] == expected
+    assert [c["function"] for c in ledger["calls"]] == expected  # nothing skipped was called
+    assert all(n == 1 for n in ledger["effects_by_key"].values())
+    assert set(ledger["effects_by_key"]) == {
+        f"{job_id}:{s.value}" for s in CANONICAL_ORDER if DEFAULT_FUNCTIONS[s] in expected
+    }
+    steps = {s.name: s for s in job.steps}
+    assert [s.name for s in job.steps] == [s.value for s in CANONICAL_ORDER]
+    for step in CANONICAL_ORDER:
+        status = steps[step.value].status
+        if DEFAULT_FUNCTIONS[step] in expected:
+            assert status is StepStatus.SUCCEEDED, (step, steps[step.value])
+            assert steps[step.value].started_at and steps[step.value].finished_at
+        else:
+            assert status is StepStatus.SKIPPED
+    assert isinstance(job.result, dict)
+    implied = (
+        "anchored"
+        if (forensic.get("polygon") or forensic.get("bitcoin"))
+        else (
+            "signed" if actions.get("sign_owner") or actions.get("sign_workflow") else "protected"
+        )
+    )
+    assert job.result["lifecycle_status"] == implied
+
+
+async def test_steps_already_satisfied_by_state_are_skipped_without_a_call(
+    flow: FlowHarness,
+) -> None:
+    witness = "ab" * 32
+    doc = await flow.admin.create_document(
+        source_storage_path="owner/doc/encrypted_source",
+        witness_current_hash=witness,
+        witness_hash=witness,
+        witness_current_storage_path="owner/doc/witness.pdf",
+        events=[
+            {
+                "kind": "document.protected.requested",
+                "at": "2026-01-01T00:00:00+00:00",
+                "payload": {},
+            },
+            {
+                "kind": "tsa.confirmed",
+                "at": "2026-01-01T00:00:01+00:00",
+                "witness_hash": witness,
+                "tsa": {"token_b64": "AAAA"},
+            },
+        ],
+    )
+    job_id = await flow.submit(doc, {"protect": True}, {"tsa": True, "polygon": True})
+    [job] = await flow.run_to_end([job_id])
+    assert job.status is JobStatus.COMPLETED
+    calls = [c["function"] for c in (await flow.admin.ledger(doc))["calls"]]
+    assert calls == ["submit-anchor-polygon", "build-artifact", "notify-artifact-ready"]
+    steps = {s.name: s for s in job.steps}
+    for name in ("encrypt_source", "create_witness", "append_tsa"):
+        assert steps[name].status is StepStatus.SKIPPED and steps[name].attempts == 0
+        assert "already satisfied" in steps[name].message
+
+
+async def test_a_repeat_submission_returns_the_same_flow(flow: FlowHarness) -> None:
+    doc = await flow.admin.create_document()
+    first = await flow.submit(doc, {"protect": True, "nda": False}, {"tsa": True})
+    second = await flow.submit(doc.upper(), {"protect": True}, {"tsa": True, "bitcoin": False})
+    assert first == second
+    [job] = await flow.run_to_end([first])
+    assert job.status is JobStatus.COMPLETED
+    assert await flow.submit(doc, {"protect": True}, {"tsa": True}) == first  # completed: same flow
+    assert await flow.submit(doc, {"protect": True}, {}) != first  # another intent: another flow
+
+
+async def test_thirty_percent_transient_faults_still_complete_every_flow(flow: FlowHarness) -> None:
+    faults = {
+        name: {
+            "rate": 0.3,
+            "statuses": [500, 503, 429, 204],
+            "retry_after": 0.01 if i % 2 else None,
+        }
+        for i, name in enumerate(DEFAULT_FUNCTIONS.values())
+    }
+    await flow.admin.set_faults(faults)
+    intents = list(itertools.islice(itertools.cycle(INTENTS), 12))
+    docs = [await flow.admin.create_document() for _ in intents]
+    ids = [
+        await flow.submit(d, a, f, metadata=m or None)
+        for d, (a, f, m) in zip(docs, intents, strict=True)
+    ]
+    jobs = await flow.run_to_end(ids, timeout=90)
+    assert [j.status for j in jobs] == [JobStatus.COMPLETED] * len(jobs), [
+        j.last_error for j in jobs
+    ]
+    ledger = await flow.admin.ledger()
+    assert any(c["status"] >= 400 or c["status"] == 204 for c in ledger["calls"]), (
+        "faults were injected"
+    )
+    assert all(n == 1 for n in ledger["effects_by_key"].values()), "an effect was applied twice"
+    retried = [j for j in jobs if j.attempts > 1]
+    assert retried, "some flows retried"
+
+
+async def test_fatal_400_on_build_artifact_fails_the_flow_at_once(flow: FlowHarness) -> None:
+    doc = await flow.admin.create_document()
+    await flow.admin.set_faults(
+        {
+            "build-artifact": {
+                "rate": 1.0,
+                "statuses": [400],
+                "body": {"error": "missing_witness_pdf"},
+            }
+        }
+    )
+    job_id = await flow.submit(doc, {"protect": True}, {"tsa": True})
+    [job] = await flow.run_to_end([job_id])
+    assert job.status is JobStatus.FAILED and job.attempts == 1
+    assert job.last_error is not None and not job.last_error.transient
+    details = job.last_error.details
+    assert (details["function"], details["status"], details["message"]) == (
+        "build-artifact",
+        400,
+        "missing_witness_pdf",
+    )
+    assert "build_artifact" in job.last_error.message
+    calls = [c["function"] for c in (await flow.admin.ledger(doc))["calls"]]
+    assert calls.count("build-artifact") == 1 and "notify-artifact-ready" not in calls
+    step = job.step("build_artifact")
+    assert step is not None and step.status is StepStatus.FAILED and step.error is not None
+
+
+async def test_transient_failures_use_the_step_budget_then_fail(flow: FlowHarness) -> None:
+    doc = await flow.admin.create_document()
+    await flow.admin.set_faults({"notify-artifact-ready": {"rate": 1.0, "statuses": [503]}})
+    job_id = await flow.submit(doc, {"protect": True})
+    [job] = await flow.run_to_end([job_id])
+    assert job.status is JobStatus.FAILED
+    step = job.step(Step.NOTIFY_ARTIFACT_READY.value)
+    assert step is not None and step.attempts == 10  # design §3: notify has 10 attempts
+    assert job.last_error is not None and "attempts exhausted: 10/10" in job.last_error.message
+    calls = [c["function"] for c in (await flow.admin.ledger(doc))["calls"]]
+    assert calls.count("notify-artifact-ready") == 10
+
+
+async def test_unknown_document_fails_the_flow_at_once(flow: FlowHarness) -> None:
+    job_id = await flow.submit("7d0c1b36-3a57-4c2a-9a57-2f9a4f1f0000", {"protect": True})
+    [job] = await flow.run_to_end([job_id])
+    assert job.status is JobStatus.FAILED and job.attempts == 1
+    assert job.last_error is not None
+    assert "7d0c1b36-3a57-4c2a-9a57-2f9a4f1f0000 not found" in job.last_error.message
+    assert (await flow.admin.ledger())["calls"] == []
+
+
+async def test_bitcoin_confirmation_after_several_polls_costs_no_attempts(
+    flow: FlowHarness,
+) -> None:
+    await flow.admin.set_timing(bitcoin=2.5)  # schedule 0.9, 1.8, 3.6 s...: several polls
+    doc = await flow.admin.create_document()
+    job_id = await flow.submit(doc, {"protect": True}, {"bitcoin": True})
+    [job] = await flow.run_to_end([job_id])
+    assert job.status is JobStatus.COMPLETED and job.attempts == 1
+    step = job.step("anchor_bitcoin")
+    assert step is not None and step.status is StepStatus.SUCCEEDED and step.attempts == 1
+    assert int(step.data["polls"]) >= 2  # type: ignore[call-overload]
+    events = await flow.repository.events(job_id=job_id)
+    snoozes = [e for e in events if e.data.get("reason") == "snoozed"]
+    assert len(snoozes) >= 2 and not [e for e in events if e.type.value == "job_retrying"]
+    calls = [c["function"] for c in (await flow.admin.ledger(doc))["calls"]]
+    assert calls.index("build-artifact") < len(calls)  # the artifact did not wait for bitcoin
+    assert calls.count("submit-anchor-bitcoin") == 1
+
+
+async def test_a_confirmation_that_never_arrives_fails_at_the_deadline(flow: FlowHarness) -> None:
+    await flow.admin.set_timing(polygon=None)  # never confirms; scaled deadline 3.6 s
+    doc = await flow.admin.create_document()
+    job_id = await flow.submit(doc, {"protect": True}, {"polygon": True})
+    [job] = await flow.run_to_end([job_id], timeout=30)
+    assert job.status is JobStatus.FAILED and job.attempts == 1
+    assert (
+        job.last_error is not None
+        and "no polygon confirmation within 3.6s" in job.last_error.message
+    )
+    assert job.finished_at is not None and job.started_at is not None
+    assert (job.finished_at - job.started_at).total_seconds() >= 3.6
+    calls = [c["function"] for c in (await flow.admin.ledger(doc))["calls"]]
+    assert "build-artifact" in calls  # built while waiting: the artifact never waits for anchors

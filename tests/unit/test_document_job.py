@@ -1,0 +1,106 @@
+"""``DocumentJob`` is strict and names each invalid field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pydantic
+import pytest
+
+from ecosign_orchestrator.core import errors
+from ecosign_orchestrator.ecosign import validate_payload
+from ecosign_orchestrator.ecosign.lifecycle import implied_lifecycle
+from ecosign_orchestrator.ecosign.model import DocumentJob
+
+DOC = "5E3C2B8A-0F1D-4E7A-9B6C-1D2E3F4A5B6C"
+
+
+def fields_of(body: dict[str, Any]) -> set[str]:
+    with pytest.raises(pydantic.ValidationError) as info:
+        DocumentJob.model_validate(body)
+    return {".".join(str(p) for p in e["loc"]) for e in info.value.errors()}
+
+
+def test_ids_are_normalised_and_false_equals_absent() -> None:
+    a = DocumentJob.model_validate(
+        {"document_entity_id": DOC, "actions": {"protect": True, "nda": False}, "forensic": {}}
+    )
+    b = DocumentJob.model_validate(
+        {"document_entity_id": DOC.lower(), "actions": {"protect": True}}
+    )
+    assert a.document_entity_id == DOC.lower()
+    assert a.intent_key() == b.intent_key()
+
+
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        (
+            {"document_entity_id": "not-a-uuid", "actions": {"protect": True}},
+            {"document_entity_id"},
+        ),
+        ({"document_entity_id": 42, "actions": {"protect": True}}, {"document_entity_id"}),
+        ({"document_entity_id": DOC, "actions": {}}, {"actions"}),
+        ({"document_entity_id": DOC, "actions": {"protect": False}}, {"actions"}),
+        ({"document_entity_id": DOC, "actions": {"protect": "yes"}}, {"actions.protect"}),
+        (
+            {"document_entity_id": DOC, "actions": {"protect": True, "teleport": True}},
+            {"actions.teleport"},
+        ),
+        (
+            {"document_entity_id": DOC, "actions": {"protect": True}, "forensic": {"tsa": 1}},
+            {"forensic.tsa"},
+        ),
+        ({"document_entity_id": DOC, "actions": {"protect": True}, "extra": 1}, {"extra"}),
+        ({"actions": {"protect": True}}, {"document_entity_id"}),
+        (
+            {"document_entity_id": DOC, "actions": {"protect": True}, "metadata": {"a": "x\x00y"}},
+            {"metadata"},
+        ),
+        (
+            {"document_entity_id": DOC, "actions": {"protect": True}, "metadata": {"a": "\ud800"}},
+            {"metadata"},
+        ),
+        (
+            {
+                "document_entity_id": DOC,
+                "actions": {"protect": True},
+                "metadata": {"a": float("nan")},
+            },
+            {"metadata"},
+        ),
+    ],
+)
+def test_invalid_bodies_name_each_field(body: dict[str, Any], fields: set[str]) -> None:
+    assert fields_of(body) == fields
+
+
+def test_metadata_nesting_is_limited_to_32_levels() -> None:
+    deep: dict[str, Any] = {}
+    node = deep
+    for _ in range(32):
+        node["x"] = {}
+        node = node["x"]
+    assert fields_of({"document_entity_id": DOC, "actions": {"nda": True}, "metadata": deep}) == {
+        "metadata"
+    }
+
+
+def test_enqueue_validation_names_the_field() -> None:
+    with pytest.raises(errors.InvalidJob) as info:
+        validate_payload({"document_entity_id": DOC, "actions": {}})
+    assert info.value.field == "actions" and "at least one" in info.value.reason
+
+
+def test_lifecycle_mapping_table() -> None:
+    def job(actions: dict[str, bool], forensic: dict[str, bool]) -> DocumentJob:
+        return DocumentJob.model_validate(
+            {"document_entity_id": DOC, "actions": actions, "forensic": forensic}
+        )
+
+    assert (
+        implied_lifecycle(job({"protect": True}, {"bitcoin": True}), completed=True) == "anchored"
+    )
+    assert implied_lifecycle(job({"sign_owner": True}, {"tsa": True}), completed=True) == "signed"
+    assert implied_lifecycle(job({"nda": True}, {}), completed=True) == "protected"
+    assert implied_lifecycle(job({"protect": True}, {"polygon": True}), completed=False) is None
