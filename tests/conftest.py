@@ -1,27 +1,58 @@
-"""Shared fixtures: repositories of every backend, a seeded random source."""
+"""Shared fixtures: repositories of every backend, a PostgreSQL cluster, the sandbox, an RNG."""
 
 from __future__ import annotations
 
+import os
 import random
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from ecosign_orchestrator.core.repository import JobRepository, MemoryRepository, SqliteRepository
+from ecosign_orchestrator.core.repository.postgres import PostgresRepository
 from tests.support.flows import FlowHarness
+from tests.support.pgcluster import PostgresCluster, PostgresUnavailable, start_cluster
 
-BACKENDS = ["memory", "sqlite"]
+BACKENDS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
-async def _open(backend: str, tmp_path: Path) -> JobRepository:
+def in_ci() -> bool:
+    """``CI=true``: a missing dependency fails, it never skips."""
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PostgresCluster]:
+    """A throwaway PostgreSQL cluster for the session. In CI a missing server fails the run."""
+    try:
+        cluster = start_cluster()
+    except PostgresUnavailable as exc:
+        if in_ci():
+            pytest.fail(f"PostgreSQL is required in CI and could not start: {exc}")
+        pytest.skip(f"PostgreSQL unavailable: {exc}")
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture
+def pg_schema() -> str:
+    """A fresh schema name per test (isolation without a database per test)."""
+    return f"t_{uuid.uuid4().hex[:12]}"
+
+
+async def _open(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> JobRepository:
     repo: JobRepository
     if backend == "memory":
         repo = MemoryRepository()
     elif backend == "sqlite":
         repo = SqliteRepository(tmp_path / "jobs.db")
-    else:  # pragma: no cover
-        raise ValueError(backend)
+    else:
+        cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
+        repo = PostgresRepository(cluster.url(), schema=request.getfixturevalue("pg_schema"))
     await repo.open()
     await repo.migrate()
     return repo
@@ -31,8 +62,8 @@ async def _open(backend: str, tmp_path: Path) -> JobRepository:
 async def repository(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[JobRepository]:
-    """A fresh, migrated repository of each backend."""
-    repo = await _open(request.param, tmp_path)
+    """A fresh, migrated repository of each backend (PostgreSQL: a fresh schema)."""
+    repo = await _open(request.param, tmp_path, request)
     try:
         yield repo
     finally:

@@ -299,3 +299,13 @@ async def test_bus_delivers_committed_events(repository: JobRepository) -> None:
 async def test_migrate_is_idempotent(repository: JobRepository) -> None:
     assert await repository.migrate() == []
     assert await repository.schema_ready()
+
+
+async def test_enqueue_many_is_one_batch_and_honours_dedupe_keys(repository: JobRepository) -> None:
+    existing = await enqueue(repository, dedupe_key="taken")
+    batch = [(new(payload={"i": i}), 3) for i in range(50)] + [(new(dedupe_key="taken"), 3)]
+    results = await repository.enqueue_many(batch)
+    assert [r.created for r in results] == [True] * 50 + [False]
+    assert results[-1].job.id == existing
+    assert len(await repository.list_jobs(limit=100)) == 51
+    assert len(await repository.events(limit=1000)) == 51

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,23 +25,24 @@ async def repo(tmp_path: Path) -> AsyncIterator[SqliteRepository]:
 
 @pytest.fixture
 def effects(tmp_path: Path) -> Path:
-    return tmp_path / "effects.db"
+    folder = tmp_path / "effects"
+    folder.mkdir()
+    return folder
 
 
 def queue_for(repo: SqliteRepository) -> JobQueue:
     return JobQueue(repo, kinds.registry)
 
 
-def effect_counts(path: Path) -> dict[str, int]:
-    if not path.exists():
-        return {}
-    with sqlite3.connect(path) as conn:
-        rows = conn.execute("SELECT job_id, count(*) FROM effects GROUP BY job_id").fetchall()
-    return dict(rows)
+def effect_counts(folder: Path) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for job_id, _, _ in kinds.read_effects(folder):
+        counts[job_id] = counts.get(job_id, 0) + 1
+    return counts
 
 
 def env_for(tmp_path: Path, effects: Path, **settings: str) -> dict[str, str]:
-    extra = {"TEST_EFFECTS_DB": str(effects), "ECOSIGN_ORCH_POLL_SECONDS": "0.05"}
+    extra = {"TEST_EFFECTS_DIR": str(effects), "ECOSIGN_ORCH_POLL_SECONDS": "0.05"}
     extra.update({f"ECOSIGN_ORCH_{k.upper()}": v for k, v in settings.items()})
     return cli_env(f"sqlite:///{tmp_path}/jobs.db", extra)
 
@@ -68,8 +68,7 @@ async def test_two_worker_processes_drain_2000_jobs_exactly_once(
     counted = effect_counts(effects)
     assert set(counted) == set(ids)
     assert set(counted.values()) == {1}, "a job's side effect happened more than once"
-    with sqlite3.connect(effects) as conn:
-        pids = {row[0] for row in conn.execute("SELECT DISTINCT pid FROM effects")}
+    pids = {pid for _, _, pid in kinds.read_effects(effects)}
     assert len(pids) == 2, "both processes should have taken work"
     completions = [e for e in await repo.events(limit=10_000) if e.type.value == "job_completed"]
     assert len(completions) == 2000

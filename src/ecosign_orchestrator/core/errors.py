@@ -6,6 +6,7 @@
     ├── UnknownJobKind
     ├── InvalidJob
     ├── LeaseLost
+    ├── DuplicateJob
     ├── ConfigurationError
     ├── RepositoryError
     │   └── MigrationError
@@ -70,6 +71,14 @@ class LeaseLost(OrchestratorError):
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
         super().__init__(f"lease lost for job {job_id}")
+
+
+class DuplicateJob(OrchestratorError):
+    """Another active job already holds this dedupe key (a concurrent enqueue won)."""
+
+    def __init__(self, dedupe_key: str | None) -> None:
+        self.dedupe_key = dedupe_key
+        super().__init__(f"an active job already holds dedupe key {dedupe_key!r}")
 
 
 class ConfigurationError(OrchestratorError):

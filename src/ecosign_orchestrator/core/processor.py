@@ -63,6 +63,7 @@ class JobContext:
         self._last_progress_write = float("-inf")
         self._pending_progress: Progress | None = None
         self._steps: dict[str, StepRecord] = {s.name: s for s in job.steps}
+        self._steps_dirty = False
         #: Set when a user asked to cancel this job; the worker also cancels the processor task.
         self.cancelled = asyncio.Event()
         self.log = logging.LoggerAdapter(
@@ -96,11 +97,30 @@ class JobContext:
             await self.flush_progress()
 
     async def flush_progress(self) -> None:
-        """Write the latest progress now, if any is unwritten."""
-        pending, self._pending_progress = self._pending_progress, None
-        if pending is not None:
-            self._last_progress_write = time.monotonic()
+        """Write the latest progress now, if any is unwritten (a store outage only delays it)."""
+        pending = self._pending_progress
+        if pending is None:
+            return
+        self._last_progress_write = time.monotonic()
+        try:
             await self._repository.save_progress(self.job.id, self._token, pending)
+        except errors.RepositoryError as exc:
+            self.log.warning(
+                "progress not saved yet (%s)", exc, extra={"action": "progress_deferred"}
+            )
+            return
+        if self._pending_progress is pending:
+            self._pending_progress = None
+
+    async def flush(self) -> None:
+        """Write unsaved steps and progress; raises if the store is still unreachable."""
+        if self._steps_dirty:
+            await self._repository.save_steps(self.job.id, self._token, list(self._steps.values()))
+            self._steps_dirty = False
+        pending = self._pending_progress
+        if pending is not None:
+            await self._repository.save_progress(self.job.id, self._token, pending)
+            self._pending_progress = None
 
     # -- steps ---------------------------------------------------------------------------------
 
@@ -169,7 +189,15 @@ class JobContext:
         return await self.record_step(name, StepStatus.WAITING, message=message, data=data)
 
     async def _save_steps(self) -> None:
-        await self._repository.save_steps(self.job.id, self._token, list(self._steps.values()))
+        # The full list is written each time, so a save missed during a store outage is caught
+        # up by the next one (or by the worker's final flush); the job itself goes on.
+        self._steps_dirty = True
+        try:
+            await self._repository.save_steps(self.job.id, self._token, list(self._steps.values()))
+        except errors.RepositoryError as exc:
+            self.log.warning("steps not saved yet (%s)", exc, extra={"action": "steps_deferred"})
+            return
+        self._steps_dirty = False
 
     # -- control -------------------------------------------------------------------------------
 

@@ -99,6 +99,14 @@ class JobQueue:
         new = self.build(kind, payload, **options)
         return await self.submit(new)
 
+    async def submit_many(self, batch: list[NewJob]) -> list[EnqueueResult]:
+        """Insert already validated jobs in one transaction."""
+        pairs = [
+            (new, new.max_attempts or self.registry.get(new.kind).retry.max_attempts)
+            for new in batch
+        ]
+        return await self.repository.enqueue_many(pairs)
+
     async def submit(self, new: NewJob) -> EnqueueResult:
         """Insert an already validated :class:`NewJob`."""
         max_attempts = new.max_attempts or self.registry.get(new.kind).retry.max_attempts

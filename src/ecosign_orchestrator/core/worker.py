@@ -66,6 +66,9 @@ class WorkerSettings:
     shutdown_grace_seconds: float = 30.0
     #: How many jobs one claim may take (default: the free slots).
     claim_batch: int | None = None
+    #: How long to keep trying to record a finished job's outcome while the store is unreachable
+    #: (the result is kept in memory meanwhile; after this the lease expires and it runs again).
+    record_retry_seconds: float = 300.0
     queues: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
@@ -262,7 +265,7 @@ class Worker:
         try:
             kind = self.registry.get(job.kind)
             outcome = await self._execute(running, kind)
-            await asyncio.shield(self._record(running, kind, outcome))
+            await asyncio.shield(self._persist(running, kind, outcome))
         except errors.LeaseLost:
             self.stats.lease_lost += 1
             logger.warning(
@@ -327,12 +330,33 @@ class Worker:
             error = JobError(type=type(exc).__name__, message=str(exc), transient=False)
             return _Outcome("fatal", error=error)
 
+    async def _persist(self, running: _Running, kind: JobKind, outcome: _Outcome) -> None:
+        """Record the outcome, retrying while the store is unreachable (never run it twice)."""
+        delay, waited = 0.1, 0.0
+        while True:
+            try:
+                await self._record(running, kind, outcome)
+                return
+            except errors.RepositoryError as exc:
+                if waited >= self.settings.record_retry_seconds:
+                    raise
+                logger.warning(
+                    "job %s: store unreachable (%s); keeping the outcome, retrying in %.1fs",
+                    running.job.id,
+                    exc,
+                    delay,
+                    extra=self._extra(running.job, "record_retry"),
+                )
+                await asyncio.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, 5.0)
+
     async def _record(self, running: _Running, kind: JobKind, outcome: _Outcome) -> None:
         job, ctx, repo = running.job, running.ctx, self.repository
         token = ctx._token
         if outcome.action == "lease_lost":
             raise errors.LeaseLost(job.id)
-        await ctx.flush_progress()
+        await ctx.flush()
         if outcome.action == "complete":
             await repo.complete(job.id, token, outcome.result)
             self.stats.completed += 1

@@ -157,9 +157,11 @@ async def open_repository(
 ) -> AsyncIterator[JobRepository]:
     """An open repository; SQLite is migrated on the way in unless ``auto_migrate`` is off."""
     register_secrets(secrets_of(settings))
-    repository = repository_from_url(settings.database_url_value)
-    if hasattr(repository, "schema"):
-        repository.schema = settings.database_schema
+    url = settings.database_url_value
+    options: dict[str, object] = {}
+    if url.startswith(("postgresql://", "postgres://")):
+        options = {"schema": settings.database_schema, "max_size": settings.database_pool_size}
+    repository = repository_from_url(url, **options)
     async with repository:
         embedded = repository.backend in ("sqlite", "memory")
         should_migrate = migrate if migrate is not None else settings.auto_migrate and embedded

@@ -16,13 +16,12 @@ def repository_from_url(url: str, **options: object) -> JobRepository:
         return SqliteRepository.from_url(url)
     if url.startswith(("postgresql://", "postgres://")):
         try:
-            from ecosign_orchestrator.core.repository import postgres  # type: ignore[attr-defined,unused-ignore]
+            from ecosign_orchestrator.core.repository.postgres import PostgresRepository
         except ImportError as exc:  # pragma: no cover - depends on the installed extras
             raise errors.ConfigurationError(
                 "PostgreSQL support needs the driver: pip install 'ecosign-orchestrator[postgres]'"
             ) from exc
-        repo: JobRepository = postgres.PostgresRepository.from_url(url, **options)
-        return repo
+        return PostgresRepository.from_url(url, **options)
     if url == "memory://":
         return MemoryRepository()
     raise errors.ConfigurationError(

@@ -40,6 +40,9 @@ class Tx(Protocol):
     async def load(self, job_id: JobId) -> Job:
         """The job row, locked for update where the backend has row locks."""
 
+    async def fetch(self, job_id: JobId) -> Job:
+        """The job row without a lock (reads must never make a claim skip the row)."""
+
     async def find_active(self, dedupe_key: str) -> Job | None:
         """The non-terminal job holding ``dedupe_key``, if any."""
 
@@ -59,6 +62,9 @@ class Tx(Protocol):
 
     async def expired(self, *, limit: int, now: datetime) -> list[Job]:
         """Running jobs whose lease expired, locked (skipping locked rows)."""
+
+    async def ready(self) -> None:
+        """Jobs became ready: tell other processes (PostgreSQL: NOTIFY, delivered at commit)."""
 
 
 class TransactionalRepository(abc.ABC):
@@ -94,8 +100,24 @@ class TransactionalRepository(abc.ABC):
     ) -> None:
         await self.close()
 
+    async def _next_run_at(self) -> datetime | None:
+        """When the next delayed job becomes due (None: none is waiting)."""
+        return None
+
     async def wait_for_jobs(self, timeout: float) -> None:
-        """Sleep until an in-process enqueue or ``timeout``; other processes are seen by polling."""
+        """Sleep until work may be ready: a wake-up, the next due time, or ``timeout``.
+
+        In-process enqueues wake at once; other processes are seen by polling (PostgreSQL adds
+        LISTEN/NOTIFY). Capping the sleep at the next ``run_at`` makes delayed jobs start on time.
+        """
+        try:
+            next_run_at = await self._next_run_at()
+        except errors.RepositoryError:
+            next_run_at = None
+        if next_run_at is not None:
+            due_in = (next_run_at - utcnow()).total_seconds()
+            timeout = min(timeout, max(due_in, 0.0) + 0.005)
+        logger.debug("waiting up to %.3fs for work", timeout, extra={"action": "idle_wait"})
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await self._wakeup.wait()
@@ -114,37 +136,78 @@ class TransactionalRepository(abc.ABC):
         if published:
             self.bus.publish(published)
 
-    async def _apply(self, job_id: JobId, change: _Change) -> Job:
+    async def _apply(self, job_id: JobId, change: _Change, *, ready: bool = False) -> Job:
         async with self._writing() as (tx, published):
             job = await tx.load(job_id)
             new, draft = change(job, utcnow())
             await tx.update(new)
             if draft is not None:
                 published.append(await tx.add_event(draft))
+            if ready:
+                await tx.ready()
+        if ready:
+            self._notify_ready()
         return new
 
     # -- operations ----------------------------------------------------------------------------
 
     async def enqueue(self, new: NewJob, *, max_attempts: int) -> EnqueueResult:
         """Insert a job, or return the active job holding ``new.dedupe_key``."""
-        async with self._writing() as (tx, published):
-            if new.dedupe_key is not None:
-                existing = await tx.find_active(new.dedupe_key)
-                if existing is not None:
-                    return EnqueueResult(job=existing, created=False)
-            job, draft = transitions.new_job(
-                new, job_id=ids.new_job_id(), now=utcnow(), max_attempts=max_attempts
-            )
-            await tx.insert(job)
-            published.append(await tx.add_event(draft))
+        try:
+            async with self._writing() as (tx, published):
+                if new.dedupe_key is not None:
+                    existing = await tx.find_active(new.dedupe_key)
+                    if existing is not None:
+                        return EnqueueResult(job=existing, created=False)
+                job, draft = transitions.new_job(
+                    new, job_id=ids.new_job_id(), now=utcnow(), max_attempts=max_attempts
+                )
+                await tx.insert(job)
+                published.append(await tx.add_event(draft))
+                if new.delay <= 0:
+                    await tx.ready()
+        except errors.DuplicateJob:
+            # A concurrent enqueue with the same key committed first: return its job.
+            async with self._transaction() as tx:
+                assert new.dedupe_key is not None
+                winner = await tx.find_active(new.dedupe_key)
+            if winner is None:  # it already finished: enqueue again
+                return await self.enqueue(new, max_attempts=max_attempts)
+            return EnqueueResult(job=winner, created=False)
         if new.delay <= 0:
             self._notify_ready()
         return EnqueueResult(job=job, created=True)
 
+    async def enqueue_many(self, batch: Sequence[tuple[NewJob, int]]) -> list[EnqueueResult]:
+        """Enqueue ``(job, max_attempts)`` pairs in one transaction (dedupe keys honoured)."""
+        try:
+            results: list[EnqueueResult] = []
+            async with self._writing() as (tx, published):
+                now = utcnow()
+                for new, max_attempts in batch:
+                    existing = (
+                        None if new.dedupe_key is None else await tx.find_active(new.dedupe_key)
+                    )
+                    if existing is not None:
+                        results.append(EnqueueResult(job=existing, created=False))
+                        continue
+                    job, draft = transitions.new_job(
+                        new, job_id=ids.new_job_id(), now=now, max_attempts=max_attempts
+                    )
+                    await tx.insert(job)
+                    published.append(await tx.add_event(draft))
+                    results.append(EnqueueResult(job=job, created=True))
+                await tx.ready()
+        except errors.DuplicateJob:
+            # A concurrent enqueue took one of the keys: fall back to one at a time.
+            return [await self.enqueue(new, max_attempts=m) for new, m in batch]
+        self._notify_ready()
+        return results
+
     async def get(self, job_id: JobId) -> Job:
         """The job with this id, or :class:`JobNotFound`."""
         async with self._transaction() as tx:
-            return await tx.load(job_id)
+            return await tx.fetch(job_id)
 
     async def claim(
         self,
@@ -234,15 +297,13 @@ class TransactionalRepository(abc.ABC):
         self, job_id: JobId, token: LeaseToken, *, delay: float, reason: str, message: str = ""
     ) -> Job:
         """running -> queued, refunding the attempt."""
-        job = await self._apply(
+        return await self._apply(
             job_id,
             lambda job, now: transitions.requeue(
                 job, token=token, now=now, delay=delay, reason=reason, message=message
             ),
+            ready=delay <= 0,
         )
-        if delay <= 0:
-            self._notify_ready()
-        return job
 
     async def acknowledge_cancel(self, job_id: JobId, token: LeaseToken) -> Job:
         """running -> cancelled."""
@@ -256,9 +317,9 @@ class TransactionalRepository(abc.ABC):
 
     async def retry(self, job_id: JobId) -> Job:
         """User retry of a failed or cancelled job."""
-        job = await self._apply(job_id, lambda job, now: transitions.manual_retry(job, now=now))
-        self._notify_ready()
-        return job
+        return await self._apply(
+            job_id, lambda job, now: transitions.manual_retry(job, now=now), ready=True
+        )
 
     async def recover_expired(self, *, limit: int = 100) -> list[JobId]:
         """Return expired-lease jobs to the queue (or fail them when their attempts are spent)."""
@@ -266,10 +327,14 @@ class TransactionalRepository(abc.ABC):
         async with self._writing() as (tx, published):
             now = utcnow()
             for job in await tx.expired(limit=limit, now=now):
-                new, draft = transitions.recover(job, now=now)
+                # The backend judged the lease expired (PostgreSQL by its own clock): do not let
+                # a few milliseconds of skew between clocks undo that judgement.
+                new, draft = transitions.recover(job, now=max(now, job.lease_expires_at or now))
                 await tx.update(new)
                 published.append(await tx.add_event(draft))
                 recovered.append(job.id)
+                if new.status is JobStatus.QUEUED:
+                    await tx.ready()
                 logger.warning(
                     "lease of job %s (worker %s) expired: now %s",
                     job.id,

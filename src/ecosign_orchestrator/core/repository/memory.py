@@ -9,7 +9,7 @@ from datetime import datetime
 
 from ecosign_orchestrator.core import errors, transitions
 from ecosign_orchestrator.core.events import Event
-from ecosign_orchestrator.core.job import Job
+from ecosign_orchestrator.core.job import Job, utcnow
 from ecosign_orchestrator.core.repository.base import (
     ACTIVE_STATUSES,
     TransactionalRepository,
@@ -33,6 +33,9 @@ class _MemoryTx:
         if job is None:
             raise errors.JobNotFound(job_id)
         return job
+
+    async def fetch(self, job_id: JobId) -> Job:
+        return await self.load(job_id)
 
     async def find_active(self, dedupe_key: str) -> Job | None:
         return next(
@@ -79,6 +82,9 @@ class _MemoryTx:
         stale = [j for j in self._repo.jobs.values() if transitions.lease_expired(j, now)]
         return sorted(stale, key=lambda j: j.id)[:limit]
 
+    async def ready(self) -> None:
+        """Nothing to do: in-process waiters are woken after commit."""
+
 
 class MemoryRepository(TransactionalRepository):
     """Jobs and events in memory; ``jobs``, ``event_log`` and :meth:`reset` help tests inspect."""
@@ -108,6 +114,15 @@ class MemoryRepository(TransactionalRepository):
             yield tx
             self.jobs.update(tx.jobs)
             self.event_log.extend(tx.events)
+
+    async def _next_run_at(self) -> datetime | None:
+        now = utcnow()
+        future = [
+            j.run_at
+            for j in self.jobs.values()
+            if j.status in (JobStatus.QUEUED, JobStatus.RETRYING) and j.run_at > now
+        ]
+        return min(future, default=None)
 
     async def migrate(self) -> list[str]:
         """Nothing to migrate."""

@@ -23,6 +23,9 @@ class JobStore(Protocol):
     async def enqueue(self, new: NewJob, *, max_attempts: int) -> EnqueueResult:
         """Insert a job, or return the active job holding ``new.dedupe_key``."""
 
+    async def enqueue_many(self, batch: Sequence[tuple[NewJob, int]]) -> list[EnqueueResult]:
+        """Enqueue ``(job, max_attempts)`` pairs in one transaction."""
+
     async def get(self, job_id: JobId) -> Job:
         """The job with this id, or :class:`JobNotFound`."""
 

@@ -165,6 +165,9 @@ class _SqliteTx:
             raise errors.JobNotFound(job_id)
         return row_to_job(row)
 
+    async def fetch(self, job_id: JobId) -> Job:
+        return await self.load(job_id)
+
     async def find_active(self, dedupe_key: str) -> Job | None:
         row = await self._one("find_active", {"dedupe_key": dedupe_key})
         return None if row is None else row_to_job(row)
@@ -208,6 +211,9 @@ class _SqliteTx:
     async def expired(self, *, limit: int, now: datetime) -> list[Job]:
         rows = await self._all("expired", {"now": to_epoch(now), "limit": limit})
         return [row_to_job(r) for r in rows]
+
+    async def ready(self) -> None:
+        """Nothing to send: other processes poll (capped at the next ``run_at``)."""
 
 
 class SqliteRepository(TransactionalRepository):
@@ -296,6 +302,10 @@ class SqliteRepository(TransactionalRepository):
         return all(version in applied for version, _ in sql.migrations("sqlite"))
 
     # -- reads ---------------------------------------------------------------------------------
+
+    async def _next_run_at(self) -> datetime | None:
+        rows = await self._read("next_run_at", {"now": time.time()})
+        return from_epoch(rows[0]["next_run_at"]) if rows else None
 
     async def list_jobs(
         self,

@@ -75,3 +75,8 @@ LIMIT :limit
 -- counts --
 -- Jobs per kind and status.
 SELECT kind, status, count(*) AS n FROM jobs GROUP BY kind, status
+
+-- next_run_at --
+-- When the next delayed job becomes due.
+SELECT min(run_at) AS next_run_at FROM jobs
+WHERE status IN ('queued', 'retrying') AND run_at > :now

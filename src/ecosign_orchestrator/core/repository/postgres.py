@@ -1,0 +1,510 @@
+"""PostgreSQL backend: the distributed engine.
+
+Workers on any number of machines coordinate only through the database: claims in one statement
+with ``FOR UPDATE SKIP LOCKED``, leases by the database clock, fenced writes, ``LISTEN/NOTIFY``
+wake-ups (polling stays the fallback, so a lost notification costs latency, never a job).
+Tables live in their own schema (default ``orchestrator``) so they can share EcoSign's database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from ecosign_orchestrator.core import errors, transitions
+from ecosign_orchestrator.core.events import Event, EventType
+from ecosign_orchestrator.core.job import (
+    Job,
+    JobError,
+    Progress,
+    RetryOverride,
+    StepRecord,
+)
+from ecosign_orchestrator.core.repository import sql
+from ecosign_orchestrator.core.repository.base import TransactionalRepository, check_limit
+from ecosign_orchestrator.core.status import JobStatus
+from ecosign_orchestrator.core.transitions import EventDraft
+from ecosign_orchestrator.core.types import JobId, JSONValue, LeaseToken
+
+logger = logging.getLogger(__name__)
+
+Row = dict[str, Any]
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,50}$")
+MIGRATION_LOCK = "ecosign_orchestrator.migrate"
+
+
+def check_schema_name(name: str) -> str:
+    """Only plain lowercase identifiers are interpolated into SQL."""
+    if not _IDENTIFIER.match(name):
+        raise errors.ConfigurationError(
+            f"invalid schema name {name!r}: use lowercase letters, digits and _ (max 51)"
+        )
+    return name
+
+
+@contextlib.contextmanager
+def translate_errors() -> Iterator[None]:
+    """Map driver and pool errors to :class:`RepositoryError` (the original in ``__cause__``)."""
+    try:
+        yield
+    except (psycopg.Error, PoolTimeout, OSError) as exc:
+        raise errors.RepositoryError(f"postgresql: {type(exc).__name__}: {exc}".strip()) from exc
+
+
+def job_to_row(job: Job) -> Row:
+    """Bind parameters for ``insert_job`` / ``update_job``."""
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "queue": job.queue,
+        "payload": Jsonb(job.payload),
+        "status": job.status.value,
+        "priority": job.priority,
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "run_at": job.run_at,
+        "dedupe_key": job.dedupe_key,
+        "lease_owner": job.lease_owner,
+        "lease_token": job.lease_token,
+        "lease_expires_at": job.lease_expires_at,
+        "cancel_requested": job.cancel_requested,
+        "progress_fraction": job.progress.fraction,
+        "progress_message": job.progress.message,
+        "steps": Jsonb([s.to_json() for s in job.steps]),
+        "result": Jsonb(job.result),
+        "last_error": None if job.last_error is None else Jsonb(job.last_error.to_json()),
+        "retry": Jsonb(job.retry.to_json()),
+        "timeout": job.timeout,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+    }
+
+
+def row_to_job(row: Row) -> Job:
+    """A ``jobs`` row as a :class:`Job`."""
+    last_error = row["last_error"]
+    return Job(
+        id=JobId(row["id"]),
+        kind=row["kind"],
+        queue=row["queue"],
+        payload=row["payload"],
+        status=JobStatus(row["status"]),
+        priority=row["priority"],
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        run_at=row["run_at"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        dedupe_key=row["dedupe_key"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        lease_owner=row["lease_owner"],
+        lease_token=None if row["lease_token"] is None else LeaseToken(row["lease_token"]),
+        lease_expires_at=row["lease_expires_at"],
+        cancel_requested=row["cancel_requested"],
+        progress=Progress(fraction=row["progress_fraction"], message=row["progress_message"]),
+        steps=tuple(StepRecord.from_json(s) for s in row["steps"]),
+        result=row["result"],
+        last_error=None if last_error is None else JobError.from_json(last_error),
+        retry=RetryOverride.from_json(row["retry"]),
+        timeout=row["timeout"],
+    )
+
+
+def row_to_event(row: Row) -> Event:
+    """An ``events`` row as an :class:`Event`."""
+    return Event(
+        id=row["id"],
+        job_id=JobId(row["job_id"]),
+        type=EventType(row["type"]),
+        at=row["at"],
+        attempt=row["attempt"],
+        data=row["data"],
+    )
+
+
+class _PgTx:
+    def __init__(self, repo: PostgresRepository, conn: psycopg.AsyncConnection[Row]) -> None:
+        self._repo = repo
+        self._conn = conn
+
+    async def _fetch(self, name: str, params: Row) -> list[Row]:
+        cursor = await self._conn.execute(self._repo.query(name), params)
+        return await cursor.fetchall() if cursor.description else []
+
+    async def load(self, job_id: JobId) -> Job:
+        rows = await self._fetch("load_job", {"id": job_id})
+        if not rows:
+            raise errors.JobNotFound(job_id)
+        return row_to_job(rows[0])
+
+    async def fetch(self, job_id: JobId) -> Job:
+        rows = await self._fetch("get_job", {"id": job_id})
+        if not rows:
+            raise errors.JobNotFound(job_id)
+        return row_to_job(rows[0])
+
+    async def find_active(self, dedupe_key: str) -> Job | None:
+        rows = await self._fetch("find_active", {"dedupe_key": dedupe_key})
+        return row_to_job(rows[0]) if rows else None
+
+    async def insert(self, job: Job) -> None:
+        if not await self._fetch("insert_job", job_to_row(job)):
+            raise errors.DuplicateJob(job.dedupe_key)
+
+    async def update(self, job: Job) -> None:
+        await self._fetch("update_job", job_to_row(job))
+
+    async def add_event(self, draft: EventDraft) -> Event:
+        rows = await self._fetch(
+            "insert_event",
+            {
+                "job_id": draft.job_id,
+                "type": draft.type.value,
+                "at": draft.at,
+                "attempt": draft.attempt,
+                "data": Jsonb(draft.data),
+            },
+        )
+        return Event(
+            id=rows[0]["id"],
+            job_id=draft.job_id,
+            type=draft.type,
+            at=draft.at,
+            attempt=draft.attempt,
+            data=draft.data,
+        )
+
+    async def claimable(
+        self, *, kinds: Sequence[str], queues: Sequence[str] | None, limit: int, now: datetime
+    ) -> list[Job]:  # pragma: no cover - PostgresRepository.claim is one statement instead
+        raise NotImplementedError
+
+    async def expired(self, *, limit: int, now: datetime) -> list[Job]:
+        return [row_to_job(r) for r in await self._fetch("expired", {"limit": limit})]
+
+    async def ready(self) -> None:
+        await self._fetch("notify", {"channel": self._repo.channel, "kind": ""})
+
+
+class PostgresRepository(TransactionalRepository):
+    """Jobs in PostgreSQL (14+), shared by workers on any number of machines."""
+
+    backend = "postgresql"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str = "orchestrator",
+        min_size: int = 1,
+        max_size: int = 10,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        super().__init__()
+        self.url = url
+        self._schema = check_schema_name(schema)
+        self._min_size = min_size
+        self._max_size = max_size
+        self._connect_timeout = connect_timeout
+        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Row]] | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._queries: dict[str, str] = {}
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> PostgresRepository:
+        """Build from ``postgresql://user:pass@host:5432/db``."""
+        return cls(url, **options)
+
+    @property
+    def schema(self) -> str:
+        """The schema holding the orchestrator's tables."""
+        return self._schema
+
+    @schema.setter
+    def schema(self, name: str) -> None:
+        if self._pool is not None:
+            raise errors.ConfigurationError("set the schema before opening the repository")
+        self._schema = check_schema_name(name)
+        self._queries = {}
+
+    @property
+    def channel(self) -> str:
+        """The NOTIFY channel idle workers listen on."""
+        return f"{self._schema}_jobs_ready"
+
+    def query(self, name: str) -> str:
+        """A named query with the (validated) schema substituted."""
+        if not self._queries:
+            self._queries = {
+                # Only vetted SQL reaches the driver: package files, and a validated schema name.
+                key: text.replace("{schema}", f'"{self._schema}"')
+                for key, text in sql.queries("postgres").items()
+            }
+        return self._queries[name]
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open the connection pool.
+
+        Connections are not pinged before each use (that doubles the round trips of the hot
+        path): after a server restart a stale connection fails once, the pool discards it, and
+        the caller's retry (claim loop, outcome recording) gets a fresh one.
+        """
+        if self._pool is not None:
+            return
+        pool: AsyncConnectionPool[psycopg.AsyncConnection[Row]] = AsyncConnectionPool(
+            self.url,
+            min_size=self._min_size,
+            max_size=self._max_size,
+            kwargs={"row_factory": dict_row, "autocommit": True},
+            timeout=self._connect_timeout,
+            reconnect_timeout=0,  # keep trying to refill the pool while the server is away
+            open=False,
+            name="ecosign-orchestrator",
+        )
+        with translate_errors():
+            await pool.open(wait=True, timeout=self._connect_timeout)
+        self._pool = pool
+
+    async def close(self) -> None:
+        """Stop listening and close the pool."""
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Row]]:
+        if self._pool is None:
+            raise errors.RepositoryError("repository is not open: use `async with` or open()")
+        with translate_errors():
+            async with self._pool.connection() as conn:
+                yield conn
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[_PgTx]:
+        async with self._connection() as conn:
+            with translate_errors():
+                async with conn.transaction():
+                    yield _PgTx(self, conn)
+
+    async def _fetch(self, name: str, params: Row) -> list[Row]:
+        async with self._connection() as conn:
+            with translate_errors():
+                cursor = await conn.execute(self.query(name), params)
+                return await cursor.fetchall()
+
+    # -- wake-ups ------------------------------------------------------------------------------
+
+    async def wait_for_jobs(self, timeout: float) -> None:
+        """Wait for a NOTIFY, the next delayed job's due time, or ``timeout``."""
+        if self._listener is None or self._listener.done():
+            self._listener = asyncio.create_task(self._listen(), name=f"listen:{self.channel}")
+        await super().wait_for_jobs(timeout)
+
+    async def _listen(self) -> None:
+        """Hold a dedicated connection in LISTEN; reconnect with back-off when it drops."""
+        delay = 0.5
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(
+                    self.url, autocommit=True, connect_timeout=int(self._connect_timeout)
+                )
+                async with conn:
+                    await conn.execute(f'LISTEN "{self.channel}"')
+                    delay = 0.5
+                    self._wakeup.set()  # we may have missed notifications while away
+                    async for _ in conn.notifies():
+                        logger.debug("notified on %s", self.channel, extra={"action": "notified"})
+                        self._wakeup.set()
+            except (psycopg.Error, OSError) as exc:
+                logger.warning(
+                    "LISTEN connection lost (%s); reconnecting in %.1fs (polling meanwhile)",
+                    type(exc).__name__,
+                    delay,
+                    extra={"action": "listen_reconnect"},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _next_run_at(self) -> datetime | None:
+        rows = await self._fetch("next_run_at", {})
+        value: datetime | None = rows[0]["next_run_at"] if rows else None
+        return value
+
+    # -- operations done in one statement ------------------------------------------------------
+
+    async def claim(
+        self,
+        *,
+        worker_id: str,
+        kinds: Sequence[str],
+        limit: int,
+        lease_seconds: float,
+        queues: Sequence[str] | None = None,
+    ) -> list[Job]:
+        """Take up to ``limit`` ready jobs in one statement."""
+        if limit <= 0 or not kinds:
+            return []
+        params: Row = {
+            "kinds": list(kinds),
+            "queues": None if queues is None else list(queues),
+            "limit": limit,
+            "worker_id": worker_id,
+            "lease_seconds": lease_seconds,
+        }
+        rows = await self._fetch("claim", params)
+        jobs = [row_to_job(r) for r in rows]
+        if jobs:
+            self.bus.publish(
+                [
+                    Event(
+                        id=r["event_id"],
+                        job_id=JobId(r["id"]),
+                        type=EventType.JOB_STARTED,
+                        at=r["updated_at"],
+                        attempt=r["attempts"],
+                        data={"worker": worker_id},
+                    )
+                    for r in rows
+                ]
+            )
+        return jobs
+
+    async def complete(self, job_id: JobId, token: LeaseToken, result: JSONValue) -> Job:
+        """running -> completed in one statement; ``LeaseLost`` if the token no longer holds it."""
+        rows = await self._fetch(
+            "complete", {"id": job_id, "token": token, "result": Jsonb(result)}
+        )
+        if not rows:
+            async with self._transaction() as tx:
+                await tx.fetch(job_id)  # JobNotFound for an unknown id
+            raise errors.LeaseLost(job_id)
+        row = rows[0]
+        job = row_to_job(row)
+        event = Event(
+            id=row["event_id"],
+            job_id=job.id,
+            type=EventType.JOB_COMPLETED,
+            at=row["updated_at"],
+            attempt=job.attempts,
+            data={},
+        )
+        self.bus.publish([event])
+        return job
+
+    async def heartbeat(self, job_id: JobId, token: LeaseToken, lease_seconds: float) -> bool:
+        """Renew a lease by the database clock; ``LeaseLost`` when another worker owns it now."""
+        rows = await self._fetch(
+            "heartbeat", {"id": job_id, "token": token, "lease_seconds": lease_seconds}
+        )
+        if not rows:
+            async with self._transaction() as tx:
+                await tx.fetch(job_id)  # JobNotFound for an unknown id
+            raise errors.LeaseLost(job_id)
+        return bool(rows[0]["cancel_requested"])
+
+    # -- schema --------------------------------------------------------------------------------
+
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations under a transaction-scoped advisory lock (concurrent callers
+        from any machine wait for each other; the second finds nothing to do)."""
+        done: list[str] = []
+        quoted = f'"{self._schema}"'
+        async with self._connection() as conn:
+            with translate_errors():
+                async with conn.transaction():
+                    await conn.execute(
+                        "SELECT pg_advisory_xact_lock(hashtext(%s))",
+                        (f"{MIGRATION_LOCK}:{self._schema}",),
+                    )
+                    await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
+                    await conn.execute(
+                        f"CREATE TABLE IF NOT EXISTS {quoted}.schema_migrations "
+                        "(version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+                    )
+                    cursor = await conn.execute(f"SELECT version FROM {quoted}.schema_migrations")
+                    applied = {row["version"] for row in await cursor.fetchall()}
+                    for version, script in sql.migrations("postgres"):
+                        if version in applied:
+                            continue
+                        for statement in sql.split_statements(script):
+                            await conn.execute(statement.replace("{schema}", quoted))
+                        await conn.execute(
+                            f"INSERT INTO {quoted}.schema_migrations (version) VALUES (%s)",
+                            (version,),
+                        )
+                        done.append(version)
+        if done:
+            logger.info("applied migrations %s", ", ".join(done), extra={"action": "migrated"})
+        return done
+
+    async def schema_ready(self) -> bool:
+        """Whether every migration is applied."""
+        quoted = f'"{self._schema}"'
+        async with self._connection() as conn:
+            with translate_errors():
+                cursor = await conn.execute(
+                    "SELECT to_regclass(%s) IS NOT NULL AS present",
+                    (f"{quoted}.schema_migrations",),
+                )
+                row = await cursor.fetchone()
+                if row is None or not row["present"]:
+                    return False
+                cursor = await conn.execute(f"SELECT version FROM {quoted}.schema_migrations")
+                applied = {r["version"] for r in await cursor.fetchall()}
+        return all(version in applied for version, _ in sql.migrations("postgres"))
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def list_jobs(
+        self,
+        *,
+        statuses: Sequence[JobStatus] | None = None,
+        kinds: Sequence[str] | None = None,
+        dedupe_key: str | None = None,
+        before: JobId | None = None,
+        limit: int = 50,
+    ) -> list[Job]:
+        """Jobs newest first."""
+        params: Row = {
+            "statuses": None if statuses is None else [s.value for s in statuses],
+            "kinds": None if kinds is None else list(kinds),
+            "dedupe_key": dedupe_key,
+            "before": before,
+            "limit": check_limit(limit),
+        }
+        return [row_to_job(r) for r in await self._fetch("list_jobs", params)]
+
+    async def events(
+        self, *, after_id: int = 0, job_id: JobId | None = None, limit: int = 1000
+    ) -> list[Event]:
+        """Events after ``after_id``, oldest first."""
+        params: Row = {"after_id": after_id, "job_id": job_id, "limit": check_limit(limit)}
+        return [row_to_event(r) for r in await self._fetch("events", params)]
+
+    async def counts(self) -> dict[tuple[str, JobStatus], int]:
+        """Jobs per (kind, status)."""
+        rows = await self._fetch("counts", {})
+        return {(r["kind"], JobStatus(r["status"])): r["n"] for r in rows}
+
+
+__all__ = ["PostgresRepository", "check_schema_name", "transitions"]

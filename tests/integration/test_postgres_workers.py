@@ -1,0 +1,260 @@
+"""Many worker processes on one PostgreSQL: exactly-once drains, crashes, outages, NOTIFY."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import statistics
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from ecosign_orchestrator.core import JobQueue, JobStatus
+from ecosign_orchestrator.core.job import NewJob
+from ecosign_orchestrator.core.repository.postgres import PostgresRepository
+from tests.support import kinds
+from tests.support.pgcluster import PostgresCluster
+from tests.support.procs import cli, cli_env, eventually, start_worker, stop
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def env(pg_cluster: PostgresCluster, pg_schema: str, tmp_path: Path) -> dict[str, str]:
+    return cli_env(
+        pg_cluster.url(),
+        {
+            "ECOSIGN_ORCH_DATABASE_SCHEMA": pg_schema,
+            "TEST_EFFECTS_DIR": str(tmp_path),
+            "ECOSIGN_ORCH_POLL_SECONDS": "0.2",
+            "ECOSIGN_ORCH_MAX_POLL_SECONDS": "1",
+        },
+    )
+
+
+@pytest.fixture
+async def repo(
+    pg_cluster: PostgresCluster, pg_schema: str, env: dict[str, str]
+) -> AsyncIterator[PostgresRepository]:
+    migrated = cli("db", "migrate", env=env)
+    assert migrated.returncode == 0, migrated.stderr
+    repository = PostgresRepository(pg_cluster.url(), schema=pg_schema)
+    async with repository:
+        assert await repository.schema_ready()
+        yield repository
+
+
+def effects(tmp_path: Path) -> list[tuple[str, int, int]]:
+    return kinds.read_effects(tmp_path)
+
+
+async def enqueue(
+    repo: PostgresRepository, kind: str, n: int, payload: dict[str, Any] | None = None
+) -> list[str]:
+    queue = JobQueue(repo, kinds.registry)
+    ids: list[str] = []
+    for start in range(0, n, 1000):
+        batch = [NewJob(kind=kind, payload=payload or {}) for _ in range(min(1000, n - start))]
+        ids.extend(r.job.id for r in await queue.submit_many(batch))
+    return ids
+
+
+async def completed(repo: PostgresRepository) -> int:
+    return sum(n for (_, s), n in (await repo.counts()).items() if s is JobStatus.COMPLETED)
+
+
+async def completions_per_job(repo: PostgresRepository) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    after = 0
+    while batch := await repo.events(after_id=after, limit=10_000):
+        for event in batch:
+            if event.type.value == "job_completed":
+                counts[event.job_id] = counts.get(event.job_id, 0) + 1
+        after = batch[-1].id
+    return counts
+
+
+def test_concurrent_migrations_are_serialised(
+    env: dict[str, str], pg_cluster: PostgresCluster, pg_schema: str
+) -> None:
+    import subprocess
+    import sys
+
+    from tests.support.procs import ROOT
+
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "ecosign_orchestrator", "db", "migrate"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(4)
+    ]
+    results = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], results
+    with psycopg.connect(pg_cluster.url()) as conn:
+        rows = conn.execute(f'SELECT version FROM "{pg_schema}".schema_migrations').fetchall()
+    assert rows == [("0001_initial",)]
+
+
+async def test_four_worker_processes_drain_20000_jobs_exactly_once(
+    repo: PostgresRepository, env: dict[str, str], tmp_path: Path
+) -> None:
+    ids = await enqueue(repo, "test.effect", 20_000)
+    workers = [
+        start_worker(env, "--concurrency", "16", log=tmp_path / f"w{i}.log") for i in range(4)
+    ]
+    try:
+        await eventually(
+            lambda: _equals(completed(repo), 20_000),
+            timeout=240,
+            interval=0.5,
+            what="20000 completed",
+        )
+    finally:
+        codes = [stop(w) for w in workers]
+    assert codes == [0, 0, 0, 0]
+    rows = effects(tmp_path)
+    per_job: dict[str, int] = {}
+    for job_id, _, _ in rows:
+        per_job[job_id] = per_job.get(job_id, 0) + 1
+    assert set(per_job) == set(ids) and set(per_job.values()) == {1}
+    assert len({pid for _, _, pid in rows}) == 4, "all four processes took work"
+    assert set((await completions_per_job(repo)).values()) == {1}
+
+
+async def _equals(value: Any, expected: int) -> bool:
+    return await value == expected
+
+
+async def test_a_sigkilled_worker_jobs_are_recovered_by_the_others(
+    repo: PostgresRepository, env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**env, "ECOSIGN_ORCH_LEASE_SECONDS": "2", "ECOSIGN_ORCH_RECOVERY_SECONDS": "0.3"}
+    ids = await enqueue(repo, "test.slow_effect", 1500, {"seconds": 0.02})
+    workers = [
+        start_worker(env, "--concurrency", "8", log=tmp_path / f"w{i}.log") for i in range(4)
+    ]
+    victim = workers[0]
+    try:
+        await eventually(lambda: _at_least(completed(repo), 300), timeout=60, what="300 completed")
+        victim.send_signal(signal.SIGKILL)
+        assert victim.wait(10) == -signal.SIGKILL
+        await eventually(
+            lambda: _equals(completed(repo), 1500), timeout=120, interval=0.3, what="all completed"
+        )
+    finally:
+        codes = [stop(w) for w in workers[1:]]
+        stop(victim)
+    assert codes == [0, 0, 0]
+    completions = await completions_per_job(repo)
+    assert set(completions) == set(ids) and set(completions.values()) == {
+        1
+    }  # nothing lost or doubled
+    events = await repo.events(limit=10_000)
+    recovered = {e.job_id for e in events if e.data.get("reason") == "lease_expired"}
+    assert recovered, "the dead worker's jobs were recovered"
+    # Exactly-once completion; at-least-once effects only where the dead worker died between
+    # doing the effect and recording it, and never more than its in-flight jobs.
+    rows = effects(tmp_path)
+    extra = len(rows) - len(ids)
+    assert 0 <= extra <= 8
+    assert len({r[0] for r in rows}) == len(ids)
+    pids = {r[2] for r in rows}
+    assert victim.pid in pids or extra == 0
+
+
+async def _at_least(value: Any, n: int) -> bool:
+    return await value >= n
+
+
+async def test_a_database_restart_loses_and_doubles_nothing_and_workers_survive(
+    repo: PostgresRepository, env: dict[str, str], tmp_path: Path, pg_cluster: PostgresCluster
+) -> None:
+    env = {**env, "ECOSIGN_ORCH_LEASE_SECONDS": "20"}
+    ids = await enqueue(repo, "test.slow_effect", 1200, {"seconds": 0.02})
+    workers = [
+        start_worker(env, "--concurrency", "8", log=tmp_path / f"w{i}.log") for i in range(2)
+    ]
+    try:
+        await eventually(lambda: _at_least(completed(repo), 200), timeout=60, what="200 completed")
+        await repo.close()
+        pg_cluster.stop("fast")
+        await asyncio.sleep(3)  # the outage itself, not synchronisation
+        pg_cluster.start()
+        await repo.open()
+        await eventually(
+            lambda: _equals(completed(repo), 1200), timeout=120, interval=0.3, what="all completed"
+        )
+        assert [w.poll() for w in workers] == [None, None], "workers must not exit"
+    finally:
+        codes = [stop(w) for w in workers]
+    assert codes == [0, 0]
+    rows = effects(tmp_path)
+    per_job: dict[str, int] = {}
+    for job_id, _, _ in rows:
+        per_job[job_id] = per_job.get(job_id, 0) + 1
+    assert set(per_job) == set(ids) and set(per_job.values()) == {1}
+    assert set((await completions_per_job(repo)).values()) == {1}
+    logs = "".join((tmp_path / f"w{i}.log").read_text() for i in range(2))
+    assert "claim failed" in logs or "unreachable" in logs, "the outage was noticed and logged"
+
+
+async def test_notify_wakes_an_idle_worker_well_under_a_second(
+    repo: PostgresRepository, env: dict[str, str], tmp_path: Path, pg_cluster: PostgresCluster
+) -> None:
+    env = {**env, "ECOSIGN_ORCH_POLL_SECONDS": "10", "ECOSIGN_ORCH_MAX_POLL_SECONDS": "10"}
+    worker = start_worker(env, "--kind", "test.effect", log=tmp_path / "w.log")
+    try:
+
+        async def listening() -> bool:
+            async with await psycopg.AsyncConnection.connect(pg_cluster.url()) as conn:
+                cursor = await conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN %%'"
+                )
+                row = await cursor.fetchone()
+                return bool(row and row[0] >= 1)
+
+        await eventually(listening, timeout=30, what="worker listening")
+        latencies = []
+        for _ in range(5):
+            [job_id] = await enqueue(repo, "test.effect", 1)
+            job = await _wait_completed(repo, job_id)
+            started = next(
+                e for e in await repo.events(job_id=job_id) if e.type.value == "job_started"
+            )
+            latencies.append((started.at - job.created_at).total_seconds())
+    finally:
+        stop(worker)
+    assert max(latencies) < 1.0, latencies
+    assert statistics.median(latencies) < 0.5, latencies
+
+
+async def _wait_completed(repo: PostgresRepository, job_id: str) -> Any:
+    async def done() -> bool:
+        return (await repo.get(job_id)).status is JobStatus.COMPLETED  # type: ignore[arg-type]
+
+    await eventually(done, timeout=15, interval=0.01, what="job completed")
+    return await repo.get(job_id)  # type: ignore[arg-type]
+
+
+async def test_delayed_jobs_start_on_time_even_with_a_long_poll(
+    repo: PostgresRepository, env: dict[str, str], tmp_path: Path, pg_cluster: PostgresCluster
+) -> None:
+    env = {**env, "ECOSIGN_ORCH_POLL_SECONDS": "10", "ECOSIGN_ORCH_MAX_POLL_SECONDS": "10"}
+    worker = start_worker(env, "--kind", "test.effect", log=tmp_path / "w.log")
+    try:
+        queue = JobQueue(repo, kinds.registry)
+        job = (await queue.enqueue("test.effect", {}, delay=1.5)).job
+        done = await _wait_completed(repo, job.id)
+    finally:
+        stop(worker)
+    started = next(e for e in await repo.events(job_id=job.id) if e.type.value == "job_started")
+    late = (started.at - job.run_at).total_seconds()
+    assert -0.05 <= late < 1.0, late
+    assert done.status is JobStatus.COMPLETED
