@@ -63,6 +63,8 @@ test-fast: env
 
 bench: env postgres
 	$(BIN)/python bench/core_noop.py
+	$(BIN)/python bench/pg_throughput.py
+	$(BIN)/python bench/ffmpeg_overhead.py
 
 soak: env postgres
 	ECOSIGN_SOAK=1 $(BIN)/pytest -m slow -p no:randomly tests/acceptance

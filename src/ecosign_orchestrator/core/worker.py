@@ -62,6 +62,8 @@ class WorkerSettings:
     max_poll_seconds: float = 2.0
     #: How often to look for expired leases.
     recovery_seconds: float = 5.0
+    #: Minimum seconds between two progress writes of one job (reports in between are merged).
+    progress_seconds: float = 0.5
     #: How long running jobs may finish after a stop request before they are released.
     shutdown_grace_seconds: float = 30.0
     #: How many jobs one claim may take (default: the free slots).
@@ -254,7 +256,12 @@ class Worker:
 
     def _start(self, job: Job) -> None:
         self.stats.claimed += 1
-        ctx = JobContext(job, self.repository, worker_id=self.worker_id)
+        ctx = JobContext(
+            job,
+            self.repository,
+            worker_id=self.worker_id,
+            progress_interval=self.settings.progress_seconds,
+        )
         running = _Running(job=job, ctx=ctx)
         self._running[job.id] = running
         running.task = asyncio.create_task(self._process(running), name=f"job:{job.id}")

@@ -363,7 +363,8 @@ def demo(
 
 def main() -> None:
     """Console-script entry point."""
-    from ecosign_orchestrator.service import cli_ecosign  # registers its commands on `app`
+    # Importing these registers their commands on `app`.
+    from ecosign_orchestrator.service import cli_ecosign, cli_ffmpeg
 
-    del cli_ecosign
+    del cli_ecosign, cli_ffmpeg
     app()

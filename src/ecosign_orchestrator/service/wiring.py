@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import httpx
 
-from ecosign_orchestrator import ecosign
+from ecosign_orchestrator import ecosign, ffmpeg
 from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.processor import JobContext
 from ecosign_orchestrator.core.queue import JobQueue
@@ -115,9 +115,24 @@ async def runtime(settings: Settings, apps: Sequence[str] = ()) -> AsyncIterator
         else:
             processor = await _document_processor(settings, config, stack)
         registry.register(ecosign.KIND, processor, retry=retry, validate=ecosign.validate_payload)
+        _register_ffmpeg(registry, unconfigured)
         for spec in apps:
             registry.include(load_app(spec))
         yield Runtime(registry=registry, unconfigured=unconfigured)
+
+
+def _register_ffmpeg(registry: Registry, unconfigured: dict[str, str]) -> None:
+    try:
+        binaries = ffmpeg.find_binaries()
+    except errors.ConfigurationError as exc:
+        unconfigured[ffmpeg.KIND] = str(exc)
+        binaries = None
+    registry.register(
+        ffmpeg.KIND,
+        ffmpeg.FFmpegProcessor(binaries),
+        retry=RetryPolicy(max_attempts=3, base_seconds=5, cap_seconds=60),
+        validate=ffmpeg.validate_payload,
+    )
 
 
 async def _document_processor(

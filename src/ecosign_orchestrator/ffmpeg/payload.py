@@ -1,0 +1,104 @@
+"""The FFmpeg job payload, validated when the job is enqueued (pydantic at the edge)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ecosign_orchestrator.core import errors
+from ecosign_orchestrator.core.types import JSONDict
+from ecosign_orchestrator.ffmpeg.command import PRESETS, CommandBuilder, InvalidCommand
+
+_SCALE = re.compile(r"^(-1|\d{1,5})x(-1|\d{1,5})$")
+Preset = Literal[
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"
+]
+assert set(PRESETS) == set(Preset.__args__)  # type: ignore[attr-defined]
+
+
+class FFmpegJob(BaseModel):
+    """A transcode: one input to one output, with the common knobs typed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input: str = Field(description="Input file (or a lavfi graph with input_format='lavfi')")
+    output: str = Field(description="Output file; written under a temporary name, then renamed")
+    input_format: Literal["lavfi"] | None = Field(
+        default=None, description="'lavfi' to read a generated source such as testsrc=duration=5"
+    )
+    video_codec: str | None = Field(default=None, examples=["libx264"])
+    audio_codec: str | None = Field(default=None, examples=["aac"])
+    scale: str | None = Field(default=None, description="WxH, -1 keeps the aspect ratio")
+    crf: int | None = Field(default=None, ge=0, le=51)
+    preset: Preset | None = None
+    pixel_format: str | None = Field(default=None, examples=["yuv420p"])
+    base_dir: str | None = Field(default=None, description="Confine every path to this folder")
+    overwrite: bool = True
+    stats_period: float | None = Field(default=None, gt=0, le=10)
+
+    @field_validator("scale")
+    @classmethod
+    def _scale(cls, value: str | None) -> str | None:
+        if value is not None and not _SCALE.match(value):
+            raise ValueError("must be WxH, e.g. 640x360 or -1x720")
+        return value
+
+    def builder(self, ffmpeg: str | os.PathLike[str] = "ffmpeg") -> CommandBuilder:
+        """The command for this job (path checks included)."""
+        builder = CommandBuilder(ffmpeg, base_dir=self.base_dir, overwrite=self.overwrite)
+        if self.stats_period is not None:
+            builder.stats_period(self.stats_period)
+        builder.input(self.input, format=self.input_format)
+        builder.output(self.output)
+        if self.video_codec:
+            builder.video_codec(self.video_codec)
+        if self.audio_codec:
+            builder.audio_codec(self.audio_codec)
+        if self.scale:
+            width, height = (int(v) for v in self.scale.split("x"))
+            builder.scale(width, height)
+        if self.crf is not None:
+            builder.crf(self.crf)
+        if self.preset:
+            builder.preset(self.preset)
+        if self.pixel_format:
+            builder.pixel_format(self.pixel_format)
+        return builder
+
+
+def check_files(job: FFmpegJob, builder: CommandBuilder) -> None:
+    """Refuse, before anything is queued, an input that is missing or an output we cannot write."""
+    output = Path(builder.output_path)
+    if job.input_format is None:
+        source = Path(builder._inputs[0].path)
+        if not source.is_file():
+            raise InvalidCommand("input", f"{job.input!r} does not exist or is not a file")
+        if source.resolve() == output.resolve():
+            raise InvalidCommand("output", "must differ from the input")
+    folder = output.parent
+    if not folder.is_dir():
+        raise InvalidCommand("output", f"folder {str(folder)!r} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise InvalidCommand("output", f"folder {str(folder)!r} is not writable")
+    if output.exists() and not job.overwrite:
+        raise InvalidCommand("output", f"{job.output!r} exists and overwrite is false")
+
+
+def validate_payload(payload: JSONDict) -> JSONDict:
+    """Enqueue-time validation: ``InvalidJob`` naming the field, or the normalised payload."""
+    try:
+        job = FFmpegJob.model_validate(payload)
+        check_files(job, job.builder())
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "payload"
+        raise errors.InvalidJob(field, first["msg"].removeprefix("Value error, ")) from None
+    except InvalidCommand as exc:
+        raise errors.InvalidJob(exc.field, exc.reason) from None
+    data: JSONDict = job.model_dump(mode="json", exclude_none=True)
+    return data
