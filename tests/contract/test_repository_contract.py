@@ -309,3 +309,44 @@ async def test_enqueue_many_is_one_batch_and_honours_dedupe_keys(repository: Job
     assert results[-1].job.id == existing
     assert len(await repository.list_jobs(limit=100)) == 51
     assert len(await repository.events(limit=1000)) == 51
+
+
+async def test_idempotency_key_returns_the_same_job_whatever_its_status(
+    repository: JobRepository,
+) -> None:
+    first = await repository.enqueue(new(idempotency_key="k1", fingerprint="f"), max_attempts=3)
+    job = await claim_one(repository)
+    assert job.lease_token is not None
+    await repository.complete(job.id, job.lease_token, None)
+    again = await repository.enqueue(new(idempotency_key="k1", fingerprint="f"), max_attempts=3)
+    assert first.created and not again.created and again.job.id == first.job.id
+    assert again.job.status is JobStatus.COMPLETED
+    with pytest.raises(errors.IdempotencyConflict) as info:
+        await repository.enqueue(new(idempotency_key="k1", fingerprint="other"), max_attempts=3)
+    assert info.value.job_id == first.job.id
+    assert len(await repository.list_jobs()) == 1
+
+
+async def test_concurrent_enqueues_with_one_idempotency_key_create_one_job(
+    repository: JobRepository,
+) -> None:
+    results = await asyncio.gather(
+        *(
+            repository.enqueue(new(idempotency_key="same", fingerprint="f"), max_attempts=3)
+            for _ in range(10)
+        )
+    )
+    assert sum(r.created for r in results) == 1 and len({r.job.id for r in results}) == 1
+
+
+async def test_dedupe_prefix_selects_by_key_prefix_with_wildcards_escaped(
+    repository: JobRepository,
+) -> None:
+    a = await enqueue(repository, dedupe_key="doc:1:x")
+    b = await enqueue(repository, dedupe_key="doc:1:y")
+    await enqueue(repository, dedupe_key="doc:10:x")
+    await enqueue(repository, dedupe_key="doc%1:z")
+    found = await repository.list_jobs(dedupe_prefix="doc:1:")
+    assert {j.id for j in found} == {a, b}
+    assert await repository.list_jobs(dedupe_prefix="doc_") == []
+    assert len(await repository.list_jobs(dedupe_prefix="doc%")) == 1

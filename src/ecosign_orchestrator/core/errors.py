@@ -7,6 +7,7 @@
     ├── InvalidJob
     ├── LeaseLost
     ├── DuplicateJob
+    ├── IdempotencyConflict
     ├── ConfigurationError
     ├── RepositoryError
     │   └── MigrationError
@@ -79,6 +80,17 @@ class DuplicateJob(OrchestratorError):
     def __init__(self, dedupe_key: str | None) -> None:
         self.dedupe_key = dedupe_key
         super().__init__(f"an active job already holds dedupe key {dedupe_key!r}")
+
+
+class IdempotencyConflict(OrchestratorError):
+    """An idempotency key was reused with a different request."""
+
+    def __init__(self, key: str, job_id: str) -> None:
+        self.key = key
+        self.job_id = job_id
+        super().__init__(
+            f"idempotency key {key!r} was already used for a different request (job {job_id})"
+        )
 
 
 class ConfigurationError(OrchestratorError):

@@ -177,6 +177,11 @@ class NewJob:
     retry: RetryOverride = dataclasses.field(default_factory=RetryOverride)
     #: Per-job timeout in seconds (None: the kind's default).
     timeout: float | None = None
+    #: A client's idempotency key: the same key with the same ``fingerprint`` returns the job it
+    #: created, whatever its status; with another fingerprint it is a conflict.
+    idempotency_key: str | None = None
+    #: A digest of the request the key was first used with.
+    fingerprint: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -208,6 +213,8 @@ class Job:
     last_error: JobError | None = None
     retry: RetryOverride = dataclasses.field(default_factory=RetryOverride)
     timeout: float | None = None
+    idempotency_key: str | None = None
+    fingerprint: str | None = None
 
     def step(self, name: str) -> StepRecord | None:
         """The record of step ``name``, if any."""
@@ -238,7 +245,45 @@ class Job:
             "result": self.result,
             "last_error": None if self.last_error is None else self.last_error.to_json(),
             "timeout": self.timeout,
+            "idempotency_key": self.idempotency_key,
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        """Inverse of :meth:`to_json` (for API clients; the lease token is not in it)."""
+        progress = data.get("progress") or {}
+        error = data.get("last_error")
+        run_at = _parse_iso(data["run_at"])
+        created_at = _parse_iso(data["created_at"])
+        updated_at = _parse_iso(data["updated_at"])
+        assert run_at and created_at and updated_at
+        return cls(
+            id=JobId(str(data["id"])),
+            kind=str(data["kind"]),
+            queue=str(data["queue"]),
+            payload=dict(data.get("payload") or {}),
+            status=JobStatus(data["status"]),
+            priority=int(data["priority"]),
+            attempts=int(data["attempts"]),
+            max_attempts=int(data["max_attempts"]),
+            run_at=run_at,
+            created_at=created_at,
+            updated_at=updated_at,
+            dedupe_key=data.get("dedupe_key"),
+            started_at=_parse_iso(data.get("started_at")),
+            finished_at=_parse_iso(data.get("finished_at")),
+            lease_owner=data.get("lease_owner"),
+            lease_expires_at=_parse_iso(data.get("lease_expires_at")),
+            cancel_requested=bool(data.get("cancel_requested")),
+            progress=Progress(
+                fraction=progress.get("fraction"), message=str(progress.get("message", ""))
+            ),
+            steps=tuple(StepRecord.from_json(s) for s in data.get("steps") or ()),
+            result=data.get("result"),
+            last_error=None if error is None else JobError.from_json(error),
+            timeout=data.get("timeout"),
+            idempotency_key=data.get("idempotency_key"),
+        )
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, NoReturn, Protocol
 
 from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.job import Job, JobError, Progress, StepRecord, StepStatus, utcnow
+from ecosign_orchestrator.core.observe import Instruments, NullInstruments
 from ecosign_orchestrator.core.types import JSONDict, JSONValue, LeaseToken
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ class JobContext:
         *,
         worker_id: str = "",
         progress_interval: float = 0.5,
+        instruments: Instruments | None = None,
     ) -> None:
         if job.lease_token is None:
             raise errors.LeaseLost(job.id)
@@ -64,6 +66,8 @@ class JobContext:
         self._pending_progress: Progress | None = None
         self._steps: dict[str, StepRecord] = {s.name: s for s in job.steps}
         self._steps_dirty = False
+        self._instruments: Instruments = instruments or NullInstruments()
+        self._step_clock: dict[str, float] = {}
         #: Set when a user asked to cancel this job; the worker also cancels the processor task.
         self.cancelled = asyncio.Event()
         self.log = logging.LoggerAdapter(
@@ -158,8 +162,17 @@ class JobContext:
             data={**previous.data, **(data or {})},
         )
         self._steps[name] = record
+        self._observe_step(name, status)
         await self._save_steps()
         return record
+
+    def _observe_step(self, name: str, status: StepStatus) -> None:
+        """Time each attempt of a step, from RUNNING to the status that ends it."""
+        if status is StepStatus.RUNNING:
+            self._step_clock[name] = time.monotonic()
+        elif status is not StepStatus.PENDING and name in self._step_clock:
+            seconds = time.monotonic() - self._step_clock.pop(name)
+            self._instruments.step_finished(self.job.kind, name, status.value, seconds)
 
     async def step_started(self, name: str, message: str = "") -> StepRecord:
         """Step ``name`` is being executed (one more attempt)."""

@@ -59,6 +59,8 @@ def new_job(new: NewJob, *, job_id: JobId, now: datetime, max_attempts: int) -> 
         dedupe_key=new.dedupe_key,
         retry=new.retry,
         timeout=new.timeout,
+        idempotency_key=new.idempotency_key,
+        fingerprint=new.fingerprint,
     )
     data: JSONDict = {"reason": "enqueued", "kind": new.kind, "queue": new.queue}
     if new.delay:

@@ -18,8 +18,9 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from ecosign_orchestrator.core import errors
+from ecosign_orchestrator.core import errors, observe
 from ecosign_orchestrator.core.job import Job, JobError
+from ecosign_orchestrator.core.observe import Instruments, NullInstruments
 from ecosign_orchestrator.core.processor import JobContext
 from ecosign_orchestrator.core.registry import JobKind, Registry
 from ecosign_orchestrator.core.repository.protocol import JobRepository
@@ -112,7 +113,9 @@ class Worker:
         worker_id: str | None = None,
         kinds: Sequence[str] | None = None,
         rng: random.Random | None = None,
+        instruments: Instruments | None = None,
     ) -> None:
+        self.instruments: Instruments = instruments or NullInstruments()
         self.repository = repository
         self.registry = registry
         self.settings = settings or WorkerSettings()
@@ -261,10 +264,15 @@ class Worker:
             self.repository,
             worker_id=self.worker_id,
             progress_interval=self.settings.progress_seconds,
+            instruments=self.instruments,
         )
         running = _Running(job=job, ctx=ctx)
         self._running[job.id] = running
-        running.task = asyncio.create_task(self._process(running), name=f"job:{job.id}")
+        self.instruments.job_claimed(job.kind)
+        with observe.bind(
+            job_id=job.id, kind=job.kind, attempt=job.attempts, worker_id=self.worker_id
+        ):  # the task copies this context: every log line of the job carries these fields
+            running.task = asyncio.create_task(self._process(running), name=f"job:{job.id}")
         logger.info("job %s claimed", job.id, extra=self._extra(job, "job_claimed"))
 
     async def _process(self, running: _Running) -> None:
@@ -273,6 +281,7 @@ class Worker:
             kind = self.registry.get(job.kind)
             outcome = await self._execute(running, kind)
             await asyncio.shield(self._persist(running, kind, outcome))
+            self.instruments.job_finished(job.kind, outcome.label)
         except errors.LeaseLost:
             self.stats.lease_lost += 1
             logger.warning(
@@ -476,6 +485,8 @@ class Worker:
             try:
                 recovered = await self.repository.recover_expired()
                 self.stats.recovered += len(recovered)
+                if recovered:
+                    self.instruments.leases_recovered(len(recovered))
             except errors.RepositoryError as exc:
                 logger.warning(
                     "lease recovery failed: %s", exc, extra={"action": "recovery_failed"}
@@ -502,6 +513,18 @@ class _Outcome:
     delay: float = 0.0
     fixed_delay: bool = False
     message: str = ""
+
+    @property
+    def label(self) -> str:
+        """The outcome as a metrics label."""
+        return {
+            "complete": "completed",
+            "snooze": "snoozed",
+            "user": "cancelled",
+            "shutdown": "released",
+            "transient": "retrying",
+            "fatal": "failed",
+        }.get(self.action, self.action)
 
 
 def _check_result(result: JSONValue) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -16,6 +17,9 @@ import httpx
 from ecosign_orchestrator.ecosign.http import CallError, classify
 
 logger = logging.getLogger(__name__)
+
+#: ``(function, HTTP status or None for a network error, seconds)`` after every call.
+CallObserver = Callable[[str, int | None, float], None]
 
 
 def decode_json(response: httpx.Response) -> Any:
@@ -37,7 +41,14 @@ def translate_transport_error(target: str, exc: httpx.HTTPError) -> CallError:
 class EdgeClient:
     """Calls Edge Functions; share one per process (the httpx client pools connections)."""
 
-    def __init__(self, base_url: str, service_key: str, *, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        service_key: str,
+        *,
+        client: httpx.AsyncClient,
+        on_call: CallObserver | None = None,
+    ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError("EDGE_BASE_URL must be an http(s) URL")
         if not service_key:
@@ -49,6 +60,11 @@ class EdgeClient:
             "Content-Type": "application/json",
         }
         self._client = client
+        self._on_call = on_call
+
+    def _observe(self, function: str, status: int | None, seconds: float) -> None:
+        if self._on_call is not None:
+            self._on_call(function, status, seconds)
 
     async def call(
         self, function: str, body: dict[str, Any], *, idempotency_key: str, timeout: float
@@ -60,6 +76,7 @@ class EdgeClient:
         try:
             response = await self._client.post(url, json=body, headers=headers, timeout=timeout)
         except httpx.HTTPError as exc:
+            self._observe(function, None, time.perf_counter() - started)
             error = translate_transport_error(function, exc)
             logger.info(
                 "edge %s failed: %s",
@@ -74,6 +91,7 @@ class EdgeClient:
             )
             raise error from None
         elapsed = time.perf_counter() - started
+        self._observe(function, response.status_code, elapsed)
         payload = decode_json(response)
         verdict = classify(response.status_code, payload, response.headers)
         outcome = "ok" if verdict.ok else ("transient" if verdict.transient else "fatal")

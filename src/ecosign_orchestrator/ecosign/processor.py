@@ -16,7 +16,7 @@ from typing import Any
 
 import pydantic
 
-from ecosign_orchestrator.core import errors
+from ecosign_orchestrator.core import errors, observe
 from ecosign_orchestrator.core.job import JobError, StepRecord, StepStatus, utcnow
 from ecosign_orchestrator.core.processor import JobContext
 from ecosign_orchestrator.core.retry import RetryPolicy
@@ -124,6 +124,10 @@ class DocumentProcessor:
             intent = DocumentJob.model_validate(ctx.payload)
         except pydantic.ValidationError as exc:
             raise errors.FatalError(f"invalid DocumentJob payload: {exc}") from None
+        with observe.bind(document_id=intent.document_entity_id):
+            return await self._run(ctx, intent)
+
+    async def _run(self, ctx: JobContext, intent: DocumentJob) -> JSONValue:
         if not ctx.steps:
             await ctx.plan_steps([s.value for s in CANONICAL_ORDER])
         replanned = False
@@ -144,7 +148,8 @@ class DocumentProcessor:
                     "does not show it yet"
                 )
             try:
-                await self._call(ctx, intent, plan, nxt)
+                with observe.bind(step=nxt.step.value):
+                    await self._call(ctx, intent, plan, nxt)
             except CallError as exc:
                 if exc.precondition and not replanned:
                     replanned = True  # the state may have moved on: read it again, once

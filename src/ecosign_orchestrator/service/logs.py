@@ -14,6 +14,8 @@ from typing import Any
 
 import structlog
 
+from ecosign_orchestrator.core import observe
+
 _SENSITIVE_KEYS = re.compile(
     r"(authorization|apikey|api_key|token|secret|password|service_key)", re.I
 )
@@ -72,6 +74,16 @@ def _extra_fields(
     return event_dict
 
 
+class ContextFilter(logging.Filter):
+    """Copy the task's bound fields (job id, document id, step, attempt) onto each record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in observe.log_context().items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        return True
+
+
 def configure_logging(level: str = "INFO", fmt: str = "auto", stream: Any = None) -> None:
     """Route all logging through structlog: JSON lines, or a readable console on a TTY."""
     stream = stream or sys.stderr
@@ -98,6 +110,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: Any = None
     )
     handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
+    handler.addFilter(ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -25,6 +25,7 @@ from ecosign_orchestrator.core.worker import Worker, WorkerSettings
 from ecosign_orchestrator.ecosign.steps import Step, StepPolicy
 from ecosign_orchestrator.service import demo_kinds
 from ecosign_orchestrator.service.logs import register_secrets
+from ecosign_orchestrator.service.metrics import Metrics
 from ecosign_orchestrator.service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,8 @@ class Runtime:
     registry: Registry
     #: kind -> why this process cannot run it (enqueueing it is still fine).
     unconfigured: dict[str, str]
+    #: Where workers and processors of this process report (None: nowhere).
+    metrics: Metrics | None = None
 
     def runnable_kinds(self, requested: Sequence[str] | None) -> list[str]:
         """Kinds a worker should claim; requesting an unconfigured kind is an error."""
@@ -100,7 +103,9 @@ class Runtime:
 
 
 @contextlib.asynccontextmanager
-async def runtime(settings: Settings, apps: Sequence[str] = ()) -> AsyncIterator[Runtime]:
+async def runtime(
+    settings: Settings, apps: Sequence[str] = (), *, metrics: Metrics | None = None
+) -> AsyncIterator[Runtime]:
     """The registry with every built-in kind, plus ``apps``; HTTP clients closed on exit."""
     registry = Registry()
     registry.include(demo_kinds.registry)
@@ -113,12 +118,12 @@ async def runtime(settings: Settings, apps: Sequence[str] = ()) -> AsyncIterator
             unconfigured[ecosign.KIND] = f"set {', '.join(missing)} to run document flows"
             processor = _not_configured
         else:
-            processor = await _document_processor(settings, config, stack)
+            processor = await _document_processor(settings, config, stack, metrics)
         registry.register(ecosign.KIND, processor, retry=retry, validate=ecosign.validate_payload)
         _register_ffmpeg(registry, unconfigured)
         for spec in apps:
             registry.include(load_app(spec))
-        yield Runtime(registry=registry, unconfigured=unconfigured)
+        yield Runtime(registry=registry, unconfigured=unconfigured, metrics=metrics)
 
 
 def _register_ffmpeg(registry: Registry, unconfigured: dict[str, str]) -> None:
@@ -136,14 +141,22 @@ def _register_ffmpeg(registry: Registry, unconfigured: dict[str, str]) -> None:
 
 
 async def _document_processor(
-    settings: Settings, config: ecosign.EcosignConfig, stack: contextlib.AsyncExitStack
+    settings: Settings,
+    config: ecosign.EcosignConfig,
+    stack: contextlib.AsyncExitStack,
+    metrics: Metrics | None,
 ) -> ecosign.DocumentProcessor:
     assert settings.edge_base_url and settings.supabase_url and settings.service_key
     key = settings.service_key.get_secret_value()
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
     client = await stack.enter_async_context(httpx.AsyncClient(limits=limits))
     try:
-        edge = ecosign.EdgeClient(settings.edge_base_url, key, client=client)
+        edge = ecosign.EdgeClient(
+            settings.edge_base_url,
+            key,
+            client=client,
+            on_call=None if metrics is None else metrics.edge_call,
+        )
         source = ecosign.RestStateSource(settings.supabase_url, key, client=client)
     except ValueError as exc:
         raise errors.ConfigurationError(str(exc)) from None
@@ -216,6 +229,7 @@ def build_worker(
         rt.registry,
         settings=worker_settings(settings, concurrency=concurrency),
         kinds=rt.runnable_kinds(kinds),
+        instruments=rt.metrics,
     )
 
 

@@ -46,6 +46,9 @@ class Tx(Protocol):
     async def find_active(self, dedupe_key: str) -> Job | None:
         """The non-terminal job holding ``dedupe_key``, if any."""
 
+    async def find_idempotent(self, key: str) -> Job | None:
+        """The job created with idempotency ``key``, whatever its status."""
+
     async def insert(self, job: Job) -> None:
         """Insert a new job row."""
 
@@ -155,10 +158,9 @@ class TransactionalRepository(abc.ABC):
         """Insert a job, or return the active job holding ``new.dedupe_key``."""
         try:
             async with self._writing() as (tx, published):
-                if new.dedupe_key is not None:
-                    existing = await tx.find_active(new.dedupe_key)
-                    if existing is not None:
-                        return EnqueueResult(job=existing, created=False)
+                existing = await _existing(tx, new)
+                if existing is not None:
+                    return EnqueueResult(job=existing, created=False)
                 job, draft = transitions.new_job(
                     new, job_id=ids.new_job_id(), now=utcnow(), max_attempts=max_attempts
                 )
@@ -169,8 +171,7 @@ class TransactionalRepository(abc.ABC):
         except errors.DuplicateJob:
             # A concurrent enqueue with the same key committed first: return its job.
             async with self._transaction() as tx:
-                assert new.dedupe_key is not None
-                winner = await tx.find_active(new.dedupe_key)
+                winner = await _existing(tx, new)
             if winner is None:  # it already finished: enqueue again
                 return await self.enqueue(new, max_attempts=max_attempts)
             return EnqueueResult(job=winner, created=False)
@@ -185,9 +186,7 @@ class TransactionalRepository(abc.ABC):
             async with self._writing() as (tx, published):
                 now = utcnow()
                 for new, max_attempts in batch:
-                    existing = (
-                        None if new.dedupe_key is None else await tx.find_active(new.dedupe_key)
-                    )
+                    existing = await _existing(tx, new)
                     if existing is not None:
                         results.append(EnqueueResult(job=existing, created=False))
                         continue
@@ -208,6 +207,11 @@ class TransactionalRepository(abc.ABC):
         """The job with this id, or :class:`JobNotFound`."""
         async with self._transaction() as tx:
             return await tx.fetch(job_id)
+
+    async def get_by_idempotency_key(self, key: str) -> Job | None:
+        """The job created with idempotency ``key``, whatever its status."""
+        async with self._transaction() as tx:
+            return await tx.find_idempotent(key)
 
     async def claim(
         self,
@@ -347,8 +351,27 @@ class TransactionalRepository(abc.ABC):
         return recovered
 
 
+async def _existing(tx: Tx, new: NewJob) -> Job | None:
+    """The job a request must return instead of creating one (idempotency key, dedupe key)."""
+    if new.idempotency_key is not None:
+        previous = await tx.find_idempotent(new.idempotency_key)
+        if previous is not None:
+            if previous.fingerprint != new.fingerprint:
+                raise errors.IdempotencyConflict(new.idempotency_key, previous.id)
+            return previous
+    if new.dedupe_key is not None:
+        return await tx.find_active(new.dedupe_key)
+    return None
+
+
 class _Change(Protocol):
     def __call__(self, job: Job, now: datetime, /) -> tuple[Job, EventDraft | None]: ...
+
+
+def like_prefix(prefix: str) -> str:
+    """A LIKE pattern matching strings that start with ``prefix`` (wildcards escaped)."""
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
 
 
 def check_limit(limit: int) -> int:

@@ -38,14 +38,16 @@ class _MemoryTx:
         return await self.load(job_id)
 
     async def find_active(self, dedupe_key: str) -> Job | None:
+        candidates = [*self.jobs.values(), *self._repo.jobs.values()]
         return next(
-            (
-                j
-                for j in self._repo.jobs.values()
-                if j.dedupe_key == dedupe_key and j.status in ACTIVE_STATUSES
-            ),
+            (j for j in candidates if j.dedupe_key == dedupe_key and j.status in ACTIVE_STATUSES),
             None,
         )
+
+    async def find_idempotent(self, key: str) -> Job | None:
+        staged = [j for j in self.jobs.values() if j.idempotency_key == key]
+        stored = [j for j in self._repo.jobs.values() if j.idempotency_key == key]
+        return next(iter(staged + stored), None)
 
     async def insert(self, job: Job) -> None:
         self.jobs[job.id] = job
@@ -138,6 +140,7 @@ class MemoryRepository(TransactionalRepository):
         statuses: Sequence[JobStatus] | None = None,
         kinds: Sequence[str] | None = None,
         dedupe_key: str | None = None,
+        dedupe_prefix: str | None = None,
         before: JobId | None = None,
         limit: int = 50,
     ) -> list[Job]:
@@ -149,6 +152,7 @@ class MemoryRepository(TransactionalRepository):
             if (statuses is None or j.status in statuses)
             and (kinds is None or j.kind in kinds)
             and (dedupe_key is None or j.dedupe_key == dedupe_key)
+            and (dedupe_prefix is None or (j.dedupe_key or "").startswith(dedupe_prefix))
             and (before is None or j.id < before)
         ]
         rows.sort(key=lambda j: j.id, reverse=True)

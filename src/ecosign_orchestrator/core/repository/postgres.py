@@ -31,7 +31,11 @@ from ecosign_orchestrator.core.job import (
     StepRecord,
 )
 from ecosign_orchestrator.core.repository import sql
-from ecosign_orchestrator.core.repository.base import TransactionalRepository, check_limit
+from ecosign_orchestrator.core.repository.base import (
+    TransactionalRepository,
+    check_limit,
+    like_prefix,
+)
 from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.core.transitions import EventDraft
 from ecosign_orchestrator.core.types import JobId, JSONValue, LeaseToken
@@ -89,6 +93,8 @@ def job_to_row(job: Job) -> Row:
         "updated_at": job.updated_at,
         "started_at": job.started_at,
         "finished_at": job.finished_at,
+        "idempotency_key": job.idempotency_key,
+        "fingerprint": job.fingerprint,
     }
 
 
@@ -120,6 +126,8 @@ def row_to_job(row: Row) -> Job:
         last_error=None if last_error is None else JobError.from_json(last_error),
         retry=RetryOverride.from_json(row["retry"]),
         timeout=row["timeout"],
+        idempotency_key=row["idempotency_key"],
+        fingerprint=row["fingerprint"],
     )
 
 
@@ -158,6 +166,10 @@ class _PgTx:
 
     async def find_active(self, dedupe_key: str) -> Job | None:
         rows = await self._fetch("find_active", {"dedupe_key": dedupe_key})
+        return row_to_job(rows[0]) if rows else None
+
+    async def find_idempotent(self, key: str) -> Job | None:
+        rows = await self._fetch("find_idempotent", {"key": key})
         return row_to_job(rows[0]) if rows else None
 
     async def insert(self, job: Job) -> None:
@@ -481,6 +493,7 @@ class PostgresRepository(TransactionalRepository):
         statuses: Sequence[JobStatus] | None = None,
         kinds: Sequence[str] | None = None,
         dedupe_key: str | None = None,
+        dedupe_prefix: str | None = None,
         before: JobId | None = None,
         limit: int = 50,
     ) -> list[Job]:
@@ -489,6 +502,7 @@ class PostgresRepository(TransactionalRepository):
             "statuses": None if statuses is None else [s.value for s in statuses],
             "kinds": None if kinds is None else list(kinds),
             "dedupe_key": dedupe_key,
+            "dedupe_like": None if dedupe_prefix is None else like_prefix(dedupe_prefix),
             "before": before,
             "limit": check_limit(limit),
         }

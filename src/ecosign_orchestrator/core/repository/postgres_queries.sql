@@ -11,19 +11,23 @@ SELECT * FROM {schema}.jobs WHERE id = %(id)s
 SELECT * FROM {schema}.jobs
 WHERE dedupe_key = %(dedupe_key)s AND status IN ('queued', 'running', 'retrying')
 
+-- find_idempotent --
+-- The job created with an idempotency key, whatever its status.
+SELECT * FROM {schema}.jobs WHERE idempotency_key = %(key)s
+
 -- insert_job --
 -- A new job row; a concurrent insert holding the same active dedupe key wins (no row returned).
 INSERT INTO {schema}.jobs (
     id, kind, queue, payload, status, priority, attempts, max_attempts, run_at, dedupe_key,
     lease_owner, lease_token, lease_expires_at, cancel_requested, progress_fraction,
     progress_message, steps, result, last_error, retry, timeout, created_at, updated_at,
-    started_at, finished_at
+    started_at, finished_at, idempotency_key, fingerprint
 ) VALUES (
     %(id)s, %(kind)s, %(queue)s, %(payload)s, %(status)s, %(priority)s, %(attempts)s,
     %(max_attempts)s, %(run_at)s, %(dedupe_key)s, %(lease_owner)s, %(lease_token)s,
     %(lease_expires_at)s, %(cancel_requested)s, %(progress_fraction)s, %(progress_message)s,
     %(steps)s, %(result)s, %(last_error)s, %(retry)s, %(timeout)s, %(created_at)s,
-    %(updated_at)s, %(started_at)s, %(finished_at)s
+    %(updated_at)s, %(started_at)s, %(finished_at)s, %(idempotency_key)s, %(fingerprint)s
 )
 ON CONFLICT DO NOTHING
 RETURNING id
@@ -111,6 +115,7 @@ SELECT * FROM {schema}.jobs
 WHERE (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
   AND (%(kinds)s::text[] IS NULL OR kind = ANY(%(kinds)s::text[]))
   AND (%(dedupe_key)s::text IS NULL OR dedupe_key = %(dedupe_key)s::text)
+  AND (%(dedupe_like)s::text IS NULL OR dedupe_key LIKE %(dedupe_like)s::text ESCAPE '\')
   AND (%(before)s::text IS NULL OR id < %(before)s::text)
 ORDER BY id DESC
 LIMIT %(limit)s

@@ -29,16 +29,23 @@ class JobStore(Protocol):
     async def get(self, job_id: JobId) -> Job:
         """The job with this id, or :class:`JobNotFound`."""
 
+    async def get_by_idempotency_key(self, key: str) -> Job | None:
+        """The job created with idempotency ``key``, whatever its status."""
+
     async def list_jobs(
         self,
         *,
         statuses: Sequence[JobStatus] | None = None,
         kinds: Sequence[str] | None = None,
         dedupe_key: str | None = None,
+        dedupe_prefix: str | None = None,
         before: JobId | None = None,
         limit: int = 50,
     ) -> list[Job]:
-        """Jobs newest first; ``before`` is a cursor (the last id of the previous page)."""
+        """Jobs newest first; ``before`` is a cursor (the last id of the previous page).
+
+        ``dedupe_prefix`` selects jobs whose dedupe key starts with it (e.g. one document's flows).
+        """
 
     async def claim(
         self,

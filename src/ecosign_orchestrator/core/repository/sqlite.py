@@ -30,7 +30,11 @@ from ecosign_orchestrator.core.job import (
     to_epoch,
 )
 from ecosign_orchestrator.core.repository import sql
-from ecosign_orchestrator.core.repository.base import TransactionalRepository, check_limit
+from ecosign_orchestrator.core.repository.base import (
+    TransactionalRepository,
+    check_limit,
+    like_prefix,
+)
 from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.core.transitions import EventDraft
 from ecosign_orchestrator.core.types import JobId, LeaseToken
@@ -76,6 +80,8 @@ def job_to_row(job: Job) -> dict[str, Any]:
         "updated_at": to_epoch(job.updated_at),
         "started_at": _epoch(job.started_at),
         "finished_at": _epoch(job.finished_at),
+        "idempotency_key": job.idempotency_key,
+        "fingerprint": job.fingerprint,
     }
 
 
@@ -111,6 +117,8 @@ def row_to_job(row: sqlite3.Row) -> Job:
         last_error=None if last_error is None else JobError.from_json(json.loads(last_error)),
         retry=RetryOverride.from_json(json.loads(row["retry"])),
         timeout=row["timeout"],
+        idempotency_key=row["idempotency_key"],
+        fingerprint=row["fingerprint"],
     )
 
 
@@ -170,6 +178,10 @@ class _SqliteTx:
 
     async def find_active(self, dedupe_key: str) -> Job | None:
         row = await self._one("find_active", {"dedupe_key": dedupe_key})
+        return None if row is None else row_to_job(row)
+
+    async def find_idempotent(self, key: str) -> Job | None:
+        row = await self._one("find_idempotent", {"key": key})
         return None if row is None else row_to_job(row)
 
     async def insert(self, job: Job) -> None:
@@ -313,6 +325,7 @@ class SqliteRepository(TransactionalRepository):
         statuses: Sequence[JobStatus] | None = None,
         kinds: Sequence[str] | None = None,
         dedupe_key: str | None = None,
+        dedupe_prefix: str | None = None,
         before: JobId | None = None,
         limit: int = 50,
     ) -> list[Job]:
@@ -321,6 +334,7 @@ class SqliteRepository(TransactionalRepository):
             "statuses": None if statuses is None else dumps([s.value for s in statuses]),
             "kinds": None if kinds is None else dumps(list(kinds)),
             "dedupe_key": dedupe_key,
+            "dedupe_like": None if dedupe_prefix is None else like_prefix(dedupe_prefix),
             "before": before,
             "limit": check_limit(limit),
         }

@@ -7,18 +7,22 @@ SELECT * FROM jobs WHERE id = :id
 SELECT * FROM jobs
 WHERE dedupe_key = :dedupe_key AND status IN ('queued', 'running', 'retrying')
 
+-- find_idempotent --
+-- The job created with an idempotency key, whatever its status.
+SELECT * FROM jobs WHERE idempotency_key = :key
+
 -- insert_job --
 -- A new job row.
 INSERT INTO jobs (
     id, kind, queue, payload, status, priority, attempts, max_attempts, run_at, dedupe_key,
     lease_owner, lease_token, lease_expires_at, cancel_requested, progress_fraction,
     progress_message, steps, result, last_error, retry, timeout, created_at, updated_at,
-    started_at, finished_at
+    started_at, finished_at, idempotency_key, fingerprint
 ) VALUES (
     :id, :kind, :queue, :payload, :status, :priority, :attempts, :max_attempts, :run_at,
     :dedupe_key, :lease_owner, :lease_token, :lease_expires_at, :cancel_requested,
     :progress_fraction, :progress_message, :steps, :result, :last_error, :retry, :timeout,
-    :created_at, :updated_at, :started_at, :finished_at
+    :created_at, :updated_at, :started_at, :finished_at, :idempotency_key, :fingerprint
 )
 
 -- update_job --
@@ -61,6 +65,7 @@ SELECT * FROM jobs
 WHERE (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
   AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
   AND (:dedupe_key IS NULL OR dedupe_key = :dedupe_key)
+  AND (:dedupe_like IS NULL OR dedupe_key LIKE :dedupe_like ESCAPE '\')
   AND (:before IS NULL OR id < :before)
 ORDER BY id DESC
 LIMIT :limit

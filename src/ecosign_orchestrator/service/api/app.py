@@ -1,0 +1,121 @@
+"""The FastAPI application: routes, auth, limits, health, metrics, an optional embedded worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from ecosign_orchestrator.core.repository import JobRepository
+from ecosign_orchestrator.service import wiring
+from ecosign_orchestrator.service.api import errors as api_errors
+from ecosign_orchestrator.service.api.auth import Scope, TokenCheck, requires
+from ecosign_orchestrator.service.api.limits import BodyLimit
+from ecosign_orchestrator.service.api.routes import AUTH_RESPONSES, router
+from ecosign_orchestrator.service.api.schemas import Health
+from ecosign_orchestrator.service.metrics import CONTENT_TYPE, Metrics
+from ecosign_orchestrator.service.settings import Settings
+
+DESCRIPTION = """
+The single authority that drives EcoSign's document flows. A CTA submits a **DocumentJob**
+(its intent); the orchestrator plans the steps from the document's state, calls the Edge Functions
+in order, retries with backoff, and closes the flow as `completed` or `failed`.
+
+Authenticate with `Authorization: Bearer <token>` (read-write tokens from
+`ECOSIGN_ORCH_API_TOKENS`, read-only from `ECOSIGN_ORCH_API_READ_TOKENS`). Errors are JSON:
+`{"detail": "...", "errors": [{"field": "...", "reason": "..."}]}`.
+"""
+
+
+def create_app(
+    settings: Settings, *, apps: tuple[str, ...] = (), embedded_worker: bool = True
+) -> FastAPI:
+    """The API; the repository, runtime and (optionally) a worker live for the app's lifespan."""
+    metrics = Metrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with (
+            wiring.runtime(settings, apps, metrics=metrics) as rt,
+            wiring.open_repository(settings) as repository,
+        ):
+            app.state.repository = repository
+            app.state.queue = wiring.build_queue(repository, rt.registry)
+            task = None
+            worker = None
+            if embedded_worker:
+                worker = wiring.build_worker(settings, repository, rt)
+                task = asyncio.create_task(worker.run(), name="embedded-worker")
+            try:
+                yield
+            finally:
+                if worker is not None and task is not None:
+                    worker.stop()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+
+    app = FastAPI(
+        title="ecosign-orchestrator",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.tokens = TokenCheck(
+        [t.get_secret_value() for t in settings.api_tokens],
+        [t.get_secret_value() for t in settings.api_read_tokens],
+    )
+    app.state.metrics = metrics
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    api_errors.install(app)
+    app.include_router(router)
+
+    @app.get("/healthz", tags=["health"], summary="The process is alive")
+    async def healthz() -> Health:
+        """Liveness: no dependency checked."""
+        return Health(status="ok")
+
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="The database is reachable and migrated",
+        responses={503: {"model": Health, "description": "Not ready"}},
+    )
+    async def readyz(request: Request) -> Any:
+        """Readiness: a query against the job store, and the schema version."""
+        repository: JobRepository = request.app.state.repository
+        try:
+            ready = await repository.schema_ready()
+        except Exception as exc:  # any failure means "not ready", with the reason
+            return JSONResponse(
+                Health(status="unavailable", detail=type(exc).__name__).model_dump(),
+                status_code=503,
+            )
+        if not ready:
+            return JSONResponse(
+                Health(status="unavailable", detail="migrations pending").model_dump(),
+                status_code=503,
+            )
+        return Health(status="ok")
+
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        summary="Prometheus metrics",
+        dependencies=[Depends(requires(Scope.READ))],
+        response_class=Response,
+        responses={
+            200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format"},
+            **AUTH_RESPONSES,
+        },
+    )
+    async def metrics_endpoint(request: Request) -> Response:
+        """Jobs by kind and status, queue depth, claims, retries, lease recoveries, step durations,
+        Edge Function calls by status class."""
+        repository: JobRepository = request.app.state.repository
+        return Response(await metrics.render(repository), media_type=CONTENT_TYPE)
+
+    return app

@@ -1,0 +1,286 @@
+"""The routes of ``/v1``: submit, inspect, follow, retry, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from ecosign_orchestrator import ecosign, ffmpeg
+from ecosign_orchestrator.core.job import Job
+from ecosign_orchestrator.core.queue import JobQueue
+from ecosign_orchestrator.core.repository import JobRepository
+from ecosign_orchestrator.core.status import JobStatus
+from ecosign_orchestrator.core.types import JobId
+from ecosign_orchestrator.service import flows
+from ecosign_orchestrator.service.api.auth import Scope, requires
+from ecosign_orchestrator.service.api.limits import StrictJSONRoute
+from ecosign_orchestrator.service.api.schemas import EventOut, JobOut, JobPage, Problem
+
+router = APIRouter(prefix="/v1", route_class=StrictJSONRoute)
+
+READ = [Depends(requires(Scope.READ))]
+WRITE = [Depends(requires(Scope.WRITE))]
+
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "Missing or invalid bearer token"},
+    403: {"model": Problem, "description": "The token is read-only"},
+    503: {"model": Problem, "description": "The job store is unavailable"},
+}
+BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    409: {"model": Problem, "description": "Idempotency-Key reused with a different body"},
+    413: {"model": Problem, "description": "Body larger than the limit (1 MiB by default)"},
+    415: {"model": Problem, "description": "Body is not application/json"},
+    422: {"model": Problem, "description": "Invalid body; each invalid field is named"},
+}
+JOB_ID = Annotated[str, Path(description="Job id", max_length=64)]
+IDEMPOTENCY_KEY = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Same key and body: the same job (200). Same key, another body: 409.",
+    ),
+]
+
+
+def repository(request: Request) -> JobRepository:
+    """The app's repository."""
+    repo: JobRepository = request.app.state.repository
+    return repo
+
+
+def queue(request: Request) -> JobQueue:
+    """The app's producer API."""
+    q: JobQueue = request.app.state.queue
+    return q
+
+
+Repo = Annotated[JobRepository, Depends(repository)]
+Queue = Annotated[JobQueue, Depends(queue)]
+
+
+@router.post(
+    "/document-jobs",
+    status_code=201,
+    dependencies=WRITE,
+    responses={
+        200: {
+            "model": JobOut,
+            "description": "The existing flow (same key and body, or same document and intent)",
+        },
+        201: {"model": JobOut, "description": "A new flow"},
+        **AUTH_RESPONSES,
+        **BODY_RESPONSES,
+    },
+    summary="Submit a DocumentJob (a CTA's intent)",
+)
+async def submit_document_job(
+    intent: ecosign.DocumentJob,
+    response: Response,
+    q: Queue,
+    idempotency_key: IDEMPOTENCY_KEY = None,
+) -> JobOut:
+    """One flow per document and intent: the orchestrator takes it through its steps."""
+    result = await flows.submit(q, intent, idempotency_key=idempotency_key)
+    response.status_code = 201 if result.created else 200
+    response.headers["Location"] = f"/v1/jobs/{result.job.id}"
+    return JobOut.of(result.job)
+
+
+@router.post(
+    "/ffmpeg-jobs",
+    status_code=201,
+    dependencies=WRITE,
+    responses={
+        200: {"model": JobOut, "description": "The job created earlier with this Idempotency-Key"},
+        201: {"model": JobOut, "description": "A new job"},
+        **AUTH_RESPONSES,
+        **BODY_RESPONSES,
+    },
+    summary="Submit an FFmpeg transcode",
+)
+async def submit_ffmpeg_job(
+    job: ffmpeg.FFmpegJob,
+    response: Response,
+    q: Queue,
+    idempotency_key: IDEMPOTENCY_KEY = None,
+) -> JobOut:
+    """Validated at once (input exists, output writable); runs on any worker."""
+    new = q.build(ffmpeg.KIND, job.model_dump(mode="json", exclude_none=True))
+    new, previous = await flows.keyed(q, new, idempotency_key)
+    if previous is not None:
+        response.status_code = 200
+        return JobOut.of(previous)
+    result = await q.submit(new)
+    response.status_code = 201 if result.created else 200
+    response.headers["Location"] = f"/v1/jobs/{result.job.id}"
+    return JobOut.of(result.job)
+
+
+@router.get(
+    "/jobs/{job_id}",
+    dependencies=READ,
+    responses={404: {"model": Problem, "description": "No such job"}, **AUTH_RESPONSES},
+    summary="A job with its steps, progress, last error and lifecycle mapping",
+)
+async def get_job(job_id: JOB_ID, repo: Repo) -> JobOut:
+    """Everything about one job."""
+    return JobOut.of(await repo.get(JobId(job_id)))
+
+
+@router.get(
+    "/jobs",
+    dependencies=READ,
+    responses={422: {"model": Problem, "description": "Invalid filter"}, **AUTH_RESPONSES},
+    summary="List jobs, newest first (cursor pagination)",
+)
+async def list_jobs(
+    repo: Repo,
+    status: Annotated[
+        list[JobStatus] | None, Query(description="Filter by status (repeatable)")
+    ] = None,
+    kind: Annotated[
+        list[Annotated[str, Query(max_length=128)]] | None,
+        Query(description="Filter by kind (repeatable)"),
+    ] = None,
+    document_id: Annotated[
+        str | None, Query(max_length=64, description="Flows of one document")
+    ] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=64, description="next_cursor of the previous page")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> JobPage:
+    """Jobs matching every filter given."""
+    jobs = await repo.list_jobs(
+        statuses=status,
+        kinds=kind,
+        dedupe_prefix=None if document_id is None else flows.document_prefix(document_id),
+        before=None if cursor is None else JobId(cursor),
+        limit=limit,
+    )
+    next_cursor = jobs[-1].id if len(jobs) == limit else None
+    return JobPage(jobs=[JobOut.of(j) for j in jobs], next_cursor=next_cursor)
+
+
+@router.get(
+    "/jobs/{job_id}/events",
+    dependencies=READ,
+    responses={404: {"model": Problem, "description": "No such job"}, **AUTH_RESPONSES},
+    summary="A job's events, oldest first",
+)
+async def job_events(
+    job_id: JOB_ID,
+    repo: Repo,
+    after: Annotated[int, Query(ge=0, le=2**62, description="Only events with a larger id")] = 0,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> list[EventOut]:
+    """The event log of one job."""
+    await repo.get(JobId(job_id))
+    events = await repo.events(after_id=after, job_id=JobId(job_id), limit=limit)
+    return [EventOut.of(e) for e in events]
+
+
+@router.post(
+    "/jobs/{job_id}/retry",
+    dependencies=WRITE,
+    responses={
+        404: {"model": Problem, "description": "No such job"},
+        409: {"model": Problem, "description": "Only failed or cancelled jobs can be retried"},
+        **AUTH_RESPONSES,
+    },
+    summary="Run a failed or cancelled job again from its current state",
+)
+async def retry_job(job_id: JOB_ID, repo: Repo) -> JobOut:
+    """Back to the queue with a fresh set of attempts; a document flow re-plans from state."""
+    return JobOut.of(await repo.retry(JobId(job_id)))
+
+
+@router.post(
+    "/jobs/{job_id}/cancel",
+    dependencies=WRITE,
+    responses={
+        404: {"model": Problem, "description": "No such job"},
+        409: {"model": Problem, "description": "The job already completed"},
+        **AUTH_RESPONSES,
+    },
+    summary="Cancel a job (a running one stops at its worker's next heartbeat)",
+)
+async def cancel_job(job_id: JOB_ID, repo: Repo) -> JobOut:
+    """Waiting jobs end at once; a running one gets a cancel request."""
+    return JobOut.of(await repo.cancel(JobId(job_id)))
+
+
+@router.get(
+    "/events/stream",
+    dependencies=READ,
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"},
+        **AUTH_RESPONSES,
+    },
+    summary="Every event as Server-Sent Events, resumable with Last-Event-ID",
+)
+async def event_stream(
+    request: Request,
+    repo: Repo,
+    job_id: Annotated[
+        str | None, Query(max_length=64, description="Only this job's events")
+    ] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=2**62, description="Start after this event id")
+    ] = None,
+    last_event_id: Annotated[
+        str | None, Header(alias="Last-Event-ID", max_length=32, description="Resume point")
+    ] = None,
+) -> StreamingResponse:
+    """``id`` is the event id, ``event`` its type, ``data`` the event as JSON."""
+    start = after if after is not None else _cursor(last_event_id)
+    return StreamingResponse(
+        _sse(request, repo, start, None if job_id is None else JobId(job_id)),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _cursor(value: str | None) -> int:
+    try:
+        return max(int(value), 0) if value else 0
+    except ValueError:
+        return 0
+
+
+async def _sse(
+    request: Request, repo: JobRepository, after: int, job_id: JobId | None
+) -> AsyncIterator[str]:
+    keepalive = 15.0
+    idle = 0.0
+    async with repo.bus.subscribe() as local:
+        yield ": stream open\n\n"
+        while not await request.is_disconnected():
+            events = await repo.events(after_id=after, job_id=job_id, limit=500)
+            for event in events:
+                after = event.id
+                data = json.dumps(EventOut.of(event).model_dump(mode="json"), separators=(",", ":"))
+                yield f"id: {event.id}\nevent: {event.type.value}\ndata: {data}\n\n"
+            if events:
+                idle = 0.0
+                continue
+            # Wake at once for events committed in this process; poll for the others.
+            await local.next(timeout=0.5)
+            idle += 0.5
+            if idle >= keepalive:
+                idle = 0.0
+                yield ": keep-alive\n\n"
+            await asyncio.sleep(0)
+
+
+def job_for_api(job: Job) -> JobOut:
+    """Shared by the CLI's remote mode tests."""
+    return JobOut.of(job)

@@ -1,0 +1,194 @@
+"""Response and error schemas of the HTTP API (pydantic at the edge)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from ecosign_orchestrator import ecosign
+from ecosign_orchestrator.core.events import Event
+from ecosign_orchestrator.core.job import Job, JobError, StepRecord
+from ecosign_orchestrator.ecosign.lifecycle import implied_lifecycle
+
+
+class FieldError(BaseModel):
+    """One invalid field."""
+
+    field: str = Field(examples=["actions"])
+    reason: str = Field(examples=["at least one of protect, nda, sign_owner, sign_workflow"])
+
+
+class Problem(BaseModel):
+    """An error answer."""
+
+    detail: str = Field(examples=["invalid request"])
+    errors: list[FieldError] = Field(default_factory=list)
+
+
+class ErrorOut(BaseModel):
+    """Why a run or a step failed."""
+
+    type: str
+    message: str
+    transient: bool
+    details: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, error: JobError | None) -> ErrorOut | None:
+        """From the core value."""
+        return None if error is None else cls.model_validate(error.to_json())
+
+
+class StepOut(BaseModel):
+    """One named step (the seven EcoSign steps, the ffmpeg transcode...)."""
+
+    name: str
+    status: str
+    attempts: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime | None
+    message: str
+    error: ErrorOut | None
+    data: dict[str, Any]
+
+    @classmethod
+    def of(cls, step: StepRecord) -> StepOut:
+        """From the core value."""
+        return cls(
+            name=step.name,
+            status=step.status.value,
+            attempts=step.attempts,
+            started_at=step.started_at,
+            finished_at=step.finished_at,
+            updated_at=step.updated_at,
+            message=step.message,
+            error=ErrorOut.of(step.error),
+            data=step.data,
+        )
+
+
+class ProgressOut(BaseModel):
+    """How far a running job is."""
+
+    fraction: float | None
+    message: str
+
+
+class LifecycleOut(BaseModel):
+    """A document flow's terminal state and the ``lifecycle_status`` it implies (design §5)."""
+
+    terminal_state: str | None = Field(description="completed or failed, once the flow ended")
+    implied_lifecycle_status: str | None = Field(
+        description="what the ended flow implies for document_entities.lifecycle_status"
+    )
+    written_back: bool
+
+
+class JobOut(BaseModel):
+    """A job, with its steps, progress, last error and (for document flows) lifecycle mapping."""
+
+    id: str
+    kind: str
+    queue: str
+    status: str
+    priority: int
+    attempts: int
+    max_attempts: int
+    run_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    dedupe_key: str | None
+    idempotency_key: str | None
+    cancel_requested: bool
+    progress: ProgressOut
+    steps: list[StepOut]
+    payload: dict[str, Any]
+    result: Any = None
+    last_error: ErrorOut | None
+    lifecycle: LifecycleOut | None = None
+
+    @classmethod
+    def of(cls, job: Job) -> JobOut:
+        """From the core value."""
+        return cls(
+            id=job.id,
+            kind=job.kind,
+            queue=job.queue,
+            status=job.status.value,
+            priority=job.priority,
+            attempts=job.attempts,
+            max_attempts=job.max_attempts,
+            run_at=job.run_at,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            dedupe_key=job.dedupe_key,
+            idempotency_key=job.idempotency_key,
+            cancel_requested=job.cancel_requested,
+            progress=ProgressOut(fraction=job.progress.fraction, message=job.progress.message),
+            steps=[StepOut.of(s) for s in job.steps],
+            payload=job.payload,
+            result=job.result,
+            last_error=ErrorOut.of(job.last_error),
+            lifecycle=_lifecycle(job),
+        )
+
+
+def _lifecycle(job: Job) -> LifecycleOut | None:
+    if job.kind != ecosign.KIND:
+        return None
+    terminal = job.status.value if job.status.value in ("completed", "failed") else None
+    written = isinstance(job.result, dict) and bool(job.result.get("lifecycle_written"))
+    try:
+        intent = ecosign.DocumentJob.model_validate(job.payload)
+    except ValueError:
+        return LifecycleOut(
+            terminal_state=terminal, implied_lifecycle_status=None, written_back=False
+        )
+    implied = implied_lifecycle(intent, completed=True) if terminal == "completed" else None
+    return LifecycleOut(
+        terminal_state=terminal, implied_lifecycle_status=implied, written_back=written
+    )
+
+
+class JobPage(BaseModel):
+    """A page of jobs, newest first; pass ``next_cursor`` as ``cursor`` for the next page."""
+
+    jobs: list[JobOut]
+    next_cursor: str | None
+
+
+class EventOut(BaseModel):
+    """One event of the log; ``id`` is the resume cursor."""
+
+    id: int
+    job_id: str
+    type: str
+    at: datetime
+    attempt: int
+    data: dict[str, Any]
+
+    @classmethod
+    def of(cls, event: Event) -> EventOut:
+        """From the core value."""
+        return cls(
+            id=event.id,
+            job_id=event.job_id,
+            type=event.type.value,
+            at=event.at,
+            attempt=event.attempt,
+            data=event.data,
+        )
+
+
+class Health(BaseModel):
+    """Liveness or readiness."""
+
+    status: str = Field(examples=["ok"])
+    detail: str = ""

@@ -1,0 +1,55 @@
+"""Migrations: files are ordered and applied once; a database migrated step by step matches."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from ecosign_orchestrator.core.repository import SqliteRepository, sql
+
+
+def test_migration_files_are_numbered_and_match_across_dialects() -> None:
+    sqlite_versions = [v for v, _ in sql.migrations("sqlite")]
+    postgres_versions = [v for v, _ in sql.migrations("postgres")]
+    assert sqlite_versions == postgres_versions == sorted(sqlite_versions)
+    assert all(v[:4].isdigit() for v in sqlite_versions)
+
+
+def test_query_blocks_parse_and_cover_both_dialects() -> None:
+    assert {"load_job", "insert_job", "update_job", "insert_event", "find_idempotent"} <= set(
+        sql.queries("sqlite")
+    )
+    assert {"claim", "complete", "heartbeat", "notify", "find_idempotent"} <= set(
+        sql.queries("postgres")
+    )
+    assert sql.parse_queries("-- a --\n-- doc\nSELECT 1\n-- b --\nSELECT 2\n") == {
+        "a": "SELECT 1",
+        "b": "SELECT 2",
+    }
+
+
+async def test_sqlite_migrates_incrementally_to_the_same_schema(tmp_path: Path) -> None:
+    first, *rest = sql.migrations("sqlite")
+    stepwise = tmp_path / "stepwise.db"
+    with sqlite3.connect(stepwise) as conn:
+        conn.execute("CREATE TABLE schema_migrations (version TEXT PRIMARY KEY, applied_at REAL)")
+        for statement in sql.split_statements(first[1]):
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_migrations VALUES (?, 0)", (first[0],))
+    async with SqliteRepository(stepwise) as old:
+        assert not await old.schema_ready()
+        assert await old.migrate() == [v for v, _ in rest]
+        assert await old.schema_ready()
+    async with SqliteRepository(tmp_path / "fresh.db") as fresh:
+        await fresh.migrate()
+
+    def schema(path: Path) -> list[tuple[str, str]]:
+        with sqlite3.connect(path) as conn:
+            return sorted(
+                (name, " ".join(text.split()))
+                for name, text in conn.execute(
+                    "SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL"
+                )
+            )
+
+    assert schema(stepwise) == schema(tmp_path / "fresh.db")
