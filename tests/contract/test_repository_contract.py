@@ -350,3 +350,17 @@ async def test_dedupe_prefix_selects_by_key_prefix_with_wildcards_escaped(
     assert {j.id for j in found} == {a, b}
     assert await repository.list_jobs(dedupe_prefix="doc_") == []
     assert len(await repository.list_jobs(dedupe_prefix="doc%")) == 1
+
+
+async def test_manual_retry_is_refused_while_a_newer_job_holds_the_dedupe_key(
+    repository: JobRepository,
+) -> None:
+    old = await enqueue(repository, dedupe_key="flow")
+    job = await claim_one(repository)
+    assert job.lease_token is not None
+    await repository.fail(job.id, job.lease_token, JobError(type="F", message="x", transient=False))
+    newer = await enqueue(repository, dedupe_key="flow")
+    with pytest.raises(errors.DuplicateJob) as info:
+        await repository.retry(old)
+    assert info.value.holder == newer
+    assert (await repository.get(old)).status is JobStatus.FAILED

@@ -14,6 +14,7 @@ import pytest
 
 from ecosign_orchestrator.core import JobQueue, JobStatus
 from ecosign_orchestrator.core.job import NewJob
+from ecosign_orchestrator.core.repository import sql
 from ecosign_orchestrator.core.repository.postgres import PostgresRepository
 from tests.support import kinds
 from tests.support.pgcluster import PostgresCluster
@@ -99,7 +100,7 @@ def test_concurrent_migrations_are_serialised(
     assert [p.returncode for p in procs] == [0, 0, 0, 0], results
     with psycopg.connect(pg_cluster.url()) as conn:
         rows = conn.execute(f'SELECT version FROM "{pg_schema}".schema_migrations').fetchall()
-    assert rows == [("0001_initial",)]
+    assert rows == [(version,) for version, _ in sql.migrations("postgres")]
 
 
 async def test_four_worker_processes_drain_20000_jobs_exactly_once(

@@ -77,9 +77,11 @@ class LeaseLost(OrchestratorError):
 class DuplicateJob(OrchestratorError):
     """Another active job already holds this dedupe key (a concurrent enqueue won)."""
 
-    def __init__(self, dedupe_key: str | None) -> None:
+    def __init__(self, dedupe_key: str | None, holder: str | None = None) -> None:
         self.dedupe_key = dedupe_key
-        super().__init__(f"an active job already holds dedupe key {dedupe_key!r}")
+        self.holder = holder
+        by = f" (job {holder})" if holder else ""
+        super().__init__(f"an active job already holds dedupe key {dedupe_key!r}{by}")
 
 
 class IdempotencyConflict(OrchestratorError):

@@ -16,10 +16,9 @@ import typer
 from rich.console import Console
 
 from ecosign_orchestrator.core import errors
-from ecosign_orchestrator.core.job import Job, RetryOverride
+from ecosign_orchestrator.core.job import RetryOverride
 from ecosign_orchestrator.core.status import JobStatus
-from ecosign_orchestrator.core.types import JobId
-from ecosign_orchestrator.service import render, wiring
+from ecosign_orchestrator.service import wiring
 from ecosign_orchestrator.service.jsonio import JSONInputError, strict_loads
 from ecosign_orchestrator.service.logs import configure_logging
 from ecosign_orchestrator.service.settings import Settings
@@ -50,6 +49,8 @@ USAGE_ERRORS: tuple[type[Exception], ...] = (
     errors.UnknownJobKind,
     errors.JobNotFound,
     errors.IllegalTransition,
+    errors.IdempotencyConflict,
+    errors.DuplicateJob,
     errors.ConfigurationError,
     errors.MigrationError,
     JSONInputError,
@@ -62,6 +63,7 @@ class State:
     def __init__(self) -> None:
         self.apps: list[str] = []
         self.database_url: str | None = None
+        self.api_url: str | None = None
         self._settings: Settings | None = None
 
     @property
@@ -109,9 +111,16 @@ def format_validation_error(exc: pydantic.ValidationError) -> str:
     return "; ".join(lines)
 
 
-def emit_json(data: Any) -> None:
-    """Machine-readable output on stdout."""
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+def emit_json(data: Any, *, line: bool = False) -> None:
+    """Machine-readable output on stdout (``line``: one compact JSON document per line)."""
+    text = json.dumps(
+        data,
+        ensure_ascii=False,
+        separators=(",", ":") if line else None,
+        indent=None if line else 2,
+    )
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
 
 
 @app.callback()
@@ -124,6 +133,14 @@ def main_options(
             help="Extra job kinds: module:registry (repeatable).",
         ),
     ] = None,
+    api_url: Annotated[
+        str | None,
+        typer.Option(
+            "--api-url",
+            envvar="ECOSIGN_ORCH_API_URL",
+            help="Act through this API (token: ECOSIGN_ORCH_API_TOKEN) instead of the database.",
+        ),
+    ] = None,
     database_url: Annotated[
         str | None,
         typer.Option(
@@ -134,6 +151,7 @@ def main_options(
     """Options for every command."""
     state.apps = list(app_specs or [])
     state.database_url = database_url
+    state.api_url = api_url
     try:
         settings = state.settings
     except pydantic.ValidationError as exc:
@@ -196,7 +214,9 @@ def jobs_enqueue(
     queue: Annotated[str, typer.Option(help="Queue name.")] = "default",
     as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
 ) -> None:
-    """Enqueue a job."""
+    """Enqueue a job of any registered kind (local database only)."""
+    if state.api_url:
+        raise fail("jobs enqueue works on the local database; over the API use submit")
     data = guard(lambda: _parse_payload(payload))
 
     async def action(repository: Any, rt: wiring.Runtime) -> None:
@@ -230,93 +250,6 @@ def _statuses(values: list[str] | None) -> list[JobStatus] | None:
     except ValueError:
         known = ", ".join(s.value for s in JobStatus)
         raise fail(f"--status: must be one of {known}") from None
-
-
-@jobs_app.command("list")
-def jobs_list(
-    status: Annotated[list[str] | None, typer.Option(help="Filter by status (repeatable).")] = None,
-    kind: Annotated[list[str] | None, typer.Option(help="Filter by kind (repeatable).")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
-    before: Annotated[
-        str | None, typer.Option(help="Cursor: list jobs older than this id.")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
-) -> None:
-    """List jobs, newest first."""
-    statuses = _statuses(status)
-
-    async def action(repository: Any, rt: wiring.Runtime) -> None:
-        jobs: list[Job] = await repository.list_jobs(
-            statuses=statuses, kinds=kind, before=before, limit=limit
-        )
-        if as_json:
-            next_cursor = jobs[-1].id if len(jobs) == limit else None
-            emit_json({"jobs": [j.to_json() for j in jobs], "next_cursor": next_cursor})
-        else:
-            console.print(render.jobs_table(jobs))
-
-    run(_with_repository(action))
-
-
-@jobs_app.command("show")
-def jobs_show(
-    job_id: Annotated[str, typer.Argument(help="Job id.")],
-    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
-) -> None:
-    """Show one job with its steps, progress and last error."""
-
-    async def action(repository: Any, rt: wiring.Runtime) -> None:
-        job: Job = await repository.get(JobId(job_id))
-        if as_json:
-            emit_json(job.to_json())
-        else:
-            console.print(render.job_detail(job))
-
-    run(_with_repository(action))
-
-
-@jobs_app.command("events")
-def jobs_events(
-    job_id: Annotated[str, typer.Argument(help="Job id.")],
-    after: Annotated[int, typer.Option(min=0, help="Only events after this event id.")] = 0,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
-) -> None:
-    """Show a job's events."""
-
-    async def action(repository: Any, rt: wiring.Runtime) -> None:
-        await repository.get(JobId(job_id))  # unknown id -> exit 2
-        events = await repository.events(after_id=after, job_id=JobId(job_id), limit=10_000)
-        if as_json:
-            emit_json([e.to_json() for e in events])
-        else:
-            console.print(render.events_table(events))
-
-    run(_with_repository(action))
-
-
-@jobs_app.command("retry")
-def jobs_retry(job_id: Annotated[str, typer.Argument(help="Job id.")]) -> None:
-    """Run a failed or cancelled job again (attempts reset)."""
-
-    async def action(repository: Any, rt: wiring.Runtime) -> None:
-        job = await repository.retry(JobId(job_id))
-        console.print(f"job {job.id} is {job.status.value} again")
-
-    run(_with_repository(action))
-
-
-@jobs_app.command("cancel")
-def jobs_cancel(job_id: Annotated[str, typer.Argument(help="Job id.")]) -> None:
-    """Cancel a job (a running one stops at its worker's next heartbeat)."""
-
-    async def action(repository: Any, rt: wiring.Runtime) -> None:
-        job = await repository.cancel(JobId(job_id))
-        if job.status is JobStatus.RUNNING:
-            console.print(f"job {job.id}: cancel requested; its worker will stop it")
-        else:
-            console.print(f"job {job.id} is {job.status.value}")
-
-    run(_with_repository(action))
 
 
 # -- db / config -------------------------------------------------------------------------------
@@ -364,7 +297,7 @@ def demo(
 def main() -> None:
     """Console-script entry point."""
     # Importing these registers their commands on `app`.
-    from ecosign_orchestrator.service import cli_ecosign, cli_ffmpeg
+    from ecosign_orchestrator.service import cli_ecosign, cli_ffmpeg, cli_jobs, cli_serve
 
-    del cli_ecosign, cli_ffmpeg
+    del cli_ecosign, cli_ffmpeg, cli_jobs, cli_serve
     app()

@@ -1,4 +1,4 @@
-"""CLI commands for document flows: ``submit``, ``flow``, and ``sandbox serve``."""
+"""CLI commands for document flows: ``submit`` and ``sandbox serve``."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from typing import Annotated, Any
 import typer
 
 from ecosign_orchestrator import ecosign
-from ecosign_orchestrator.core.repository import JobRepository
-from ecosign_orchestrator.service import flows, follow, wiring
-from ecosign_orchestrator.service.cli import app, console, emit_json, fail, guard, run, state
+from ecosign_orchestrator.service import render
+from ecosign_orchestrator.service.backends import Backend
+from ecosign_orchestrator.service.cli import app, console, emit_json, fail, guard
+from ecosign_orchestrator.service.cli_jobs import run_remote_aware, with_backend
 from ecosign_orchestrator.service.jsonio import strict_loads
 
 sandbox_app = typer.Typer(
@@ -76,38 +77,27 @@ def submit(
         body = guard(lambda: _intent_from_flags(document, actions, forensic, metadata))
     intent = guard(lambda: ecosign.DocumentJob.model_validate(body))
 
-    async def action(repository: JobRepository, rt: wiring.Runtime) -> int:
-        result = await flows.submit(wiring.build_queue(repository, rt.registry), intent)
-        job = result.job
+    async def action(b: Backend) -> int:
+        job, created = await b.submit(intent)
         if as_json and not wait:
-            emit_json({"created": result.created, "job": job.to_json()})
+            emit_json({"created": created, "job": job.to_json()})
             return 0
-        verb = "submitted" if result.created else "already submitted (same document and intent)"
+        verb = "submitted" if created else "already submitted (same document and intent)"
         console.print(f"{verb}: flow [bold]{job.id}[/] ({job.status.value})")
         if not wait:
             return 0
-        final = await follow.follow_flows(
-            repository, [job.id], live=sys.stdout.isatty(), console=console
-        )
+        async for event in b.follow(job.id, 0):
+            if not as_json:
+                summary = render.event_summary(event)
+                console.print(f"  {event.type.value:<14} {summary}", highlight=False)
+        final = await b.get(job.id)
         if as_json:
-            emit_json(final[0].to_json())
-        return 0 if final[0].status.value == "completed" else 1
+            emit_json(final.to_json())
+        else:
+            console.print(render.job_detail(final))
+        return 0 if final.status.value == "completed" else 1
 
-    raise typer.Exit(run(wiring_action(action)))
-
-
-def wiring_action(action: Any) -> Any:
-    """Run ``action(repository, runtime)`` with both open."""
-
-    async def go() -> Any:
-        settings = state.settings
-        async with (
-            wiring.runtime(settings, state.apps) as rt,
-            wiring.open_repository(settings) as repository,
-        ):
-            return await action(repository, rt)
-
-    return go
+    raise typer.Exit(run_remote_aware(with_backend(action)))
 
 
 def _read_file(path: str) -> str:

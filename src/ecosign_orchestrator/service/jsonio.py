@@ -20,13 +20,38 @@ class JSONInputError(ValueError):
         self.reason = reason
 
 
+class _Duplicated(dict[str, Any]):
+    """An object that had a duplicate key (reported with its full path after parsing)."""
+
+    duplicate: str = ""
+
+
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise JSONInputError(key, "duplicate key")
+            marked = _Duplicated(result)
+            marked.duplicate = key
+            return marked
         result[key] = value
     return result
+
+
+def _find_duplicate(value: Any, path: str) -> str | None:
+    """The path of the first duplicated key (objects only know their own keys while parsing)."""
+    if isinstance(value, _Duplicated):
+        return f"{path}.{value.duplicate}"
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = ((str(i), v) for i, v in enumerate(value))
+    else:
+        return None
+    for key, item in items:
+        found = _find_duplicate(item, f"{path}.{key}")
+        if found is not None:
+            return found
+    return None
 
 
 def _constant(name: str) -> Any:
@@ -56,4 +81,7 @@ def strict_loads(text: str | bytes, field: str = "body") -> Any:
         raise JSONInputError(field, f"nesting deeper than {MAX_DEPTH} levels") from None
     if depth(value) > MAX_DEPTH:
         raise JSONInputError(field, f"nesting deeper than {MAX_DEPTH} levels")
+    duplicate = _find_duplicate(value, field)
+    if duplicate is not None:
+        raise JSONInputError(duplicate, "duplicate key")
     return value

@@ -144,3 +144,19 @@ def events_table(events: list[Event]) -> Table:
             str(event.data)[:120],
         )
     return table
+
+
+def event_summary(event: Event) -> str:
+    """A short description of an event's data (reason, error, delay)."""
+    data = event.data
+    parts = []
+    if "reason" in data:
+        parts.append(str(data["reason"]))
+    error = data.get("error")
+    if isinstance(error, dict):
+        parts.append(f"{error.get('type')}: {error.get('message')}")
+    if "delay" in data and isinstance(data["delay"], int | float):
+        parts.append(f"retry in {data['delay']:.1f}s")
+    if "worker" in data:
+        parts.append(f"worker {data['worker']}")
+    return " · ".join(parts)

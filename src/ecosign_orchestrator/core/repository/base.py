@@ -320,10 +320,23 @@ class TransactionalRepository(abc.ABC):
         return await self._apply(job_id, lambda job, now: transitions.cancel(job, now=now))
 
     async def retry(self, job_id: JobId) -> Job:
-        """User retry of a failed or cancelled job."""
-        return await self._apply(
-            job_id, lambda job, now: transitions.manual_retry(job, now=now), ready=True
-        )
+        """User retry of a failed or cancelled job.
+
+        Refused with ``DuplicateJob`` while another active job holds the same dedupe key (for a
+        document flow: a newer flow for the same document and intent is running).
+        """
+        async with self._writing() as (tx, published):
+            job = await tx.load(job_id)
+            if job.dedupe_key is not None:
+                holder = await tx.find_active(job.dedupe_key)
+                if holder is not None and holder.id != job.id:
+                    raise errors.DuplicateJob(job.dedupe_key, holder.id)
+            new, draft = transitions.manual_retry(job, now=utcnow())
+            await tx.update(new)
+            published.append(await tx.add_event(draft))
+            await tx.ready()
+        self._notify_ready()
+        return new
 
     async def recover_expired(self, *, limit: int = 100) -> list[JobId]:
         """Return expired-lease jobs to the queue (or fail them when their attempts are spent)."""

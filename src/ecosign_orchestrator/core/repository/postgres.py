@@ -61,6 +61,8 @@ def translate_errors() -> Iterator[None]:
     """Map driver and pool errors to :class:`RepositoryError` (the original in ``__cause__``)."""
     try:
         yield
+    except psycopg.errors.UniqueViolation as exc:
+        raise errors.DuplicateJob(None) from exc
     except (psycopg.Error, PoolTimeout, OSError) as exc:
         raise errors.RepositoryError(f"postgresql: {type(exc).__name__}: {exc}".strip()) from exc
 

@@ -141,6 +141,10 @@ def translate_errors() -> Iterator[None]:
     """Map sqlite3 exceptions to :class:`RepositoryError` (the original is in ``__cause__``)."""
     try:
         yield
+    except sqlite3.IntegrityError as exc:
+        if "dedupe_key" in str(exc) or "idempotency_key" in str(exc):
+            raise errors.DuplicateJob(None) from exc
+        raise errors.RepositoryError(f"sqlite: {exc}") from exc
     except sqlite3.Error as exc:
         raise errors.RepositoryError(f"sqlite: {exc}") from exc
 

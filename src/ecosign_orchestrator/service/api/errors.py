@@ -48,16 +48,15 @@ def problem(
 def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     out = []
     for error in exc.errors():
-        loc = [str(p) for p in error.get("loc", ()) if p not in ("body",)]
-        reason = str(error.get("msg", "invalid")).removeprefix("Value error, ")
         ctx: Any = error.get("ctx") or {}
         if error.get("type") == "json_invalid" and isinstance(ctx, dict) and ctx.get("error"):
-            reason = str(ctx["error"])
-            loc = [
-                str(p)
-                for p in error.get("loc", ())
-                if p not in ("body",) and not isinstance(p, int)
-            ]
+            # Strict parsing reports "body.<field>: <reason>" (see limits.StrictJSONRequest).
+            where, sep, what = str(ctx["error"]).partition(": ")
+            field = where.removeprefix("body").lstrip(".") if sep else ""
+            out.append({"field": field or "body", "reason": what if sep else where})
+            continue
+        loc = [str(p) for p in error.get("loc", ()) if p != "body"]
+        reason = str(error.get("msg", "invalid")).removeprefix("Value error, ")
         out.append({"field": ".".join(loc) or "body", "reason": reason})
     return out
 
@@ -83,6 +82,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(errors.IllegalTransition)
     async def _illegal(request: Request, exc: errors.IllegalTransition) -> JSONResponse:
+        return problem(409, str(exc))
+
+    @app.exception_handler(errors.DuplicateJob)
+    async def _duplicate(request: Request, exc: errors.DuplicateJob) -> JSONResponse:
         return problem(409, str(exc))
 
     @app.exception_handler(errors.IdempotencyConflict)

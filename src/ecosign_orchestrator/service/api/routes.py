@@ -29,6 +29,7 @@ WRITE = [Depends(requires(Scope.WRITE))]
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "Missing or invalid bearer token"},
     403: {"model": Problem, "description": "The token is read-only"},
+    422: {"model": Problem, "description": "Invalid parameters or body; each field is named"},
     503: {"model": Problem, "description": "The job store is unavailable"},
 }
 BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -192,7 +193,11 @@ async def job_events(
     dependencies=WRITE,
     responses={
         404: {"model": Problem, "description": "No such job"},
-        409: {"model": Problem, "description": "Only failed or cancelled jobs can be retried"},
+        409: {
+            "model": Problem,
+            "description": "Only failed or cancelled jobs can be retried, and not while a newer "
+            "job with the same dedupe key is active",
+        },
         **AUTH_RESPONSES,
     },
     summary="Run a failed or cancelled job again from its current state",

@@ -1,0 +1,239 @@
+"""Where CLI commands act: the local database, or a remote API (``--api-url``).
+
+Both return core values (``Job``, ``Event``), so every command renders the same either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+import httpx
+
+from ecosign_orchestrator import ecosign
+from ecosign_orchestrator.core import errors
+from ecosign_orchestrator.core.events import Event, EventType
+from ecosign_orchestrator.core.job import Job
+from ecosign_orchestrator.core.queue import JobQueue
+from ecosign_orchestrator.core.repository import JobRepository
+from ecosign_orchestrator.core.status import JobStatus
+from ecosign_orchestrator.core.types import JobId
+from ecosign_orchestrator.service import flows
+
+TERMINAL_EVENTS = {EventType.JOB_COMPLETED, EventType.JOB_FAILED, EventType.JOB_CANCELLED}
+
+
+class RemoteError(errors.OrchestratorError):
+    """The API refused the request; ``status`` and ``fields`` say why."""
+
+    def __init__(
+        self, status: int, detail: str, fields: list[dict[str, str]] | None = None
+    ) -> None:
+        self.status = status
+        self.fields = fields or []
+        reasons = "; ".join(f"{f['field']}: {f['reason']}" for f in self.fields)
+        super().__init__(f"{detail} ({status})" + (f": {reasons}" if reasons else ""))
+
+
+class Backend(Protocol):
+    """What the CLI needs."""
+
+    async def submit(self, intent: ecosign.DocumentJob) -> tuple[Job, bool]:
+        """Submit a document flow; ``created`` is False for a repeat."""
+
+    async def get(self, job_id: str) -> Job:
+        """One job."""
+
+    async def list_jobs(
+        self,
+        *,
+        statuses: Sequence[JobStatus] | None,
+        kinds: Sequence[str] | None,
+        document_id: str | None,
+        cursor: str | None,
+        limit: int,
+    ) -> tuple[list[Job], str | None]:
+        """A page of jobs and the next cursor."""
+
+    async def events(self, job_id: str, after: int) -> list[Event]:
+        """A job's events after an id."""
+
+    def follow(self, job_id: str, after: int) -> AsyncIterator[Event]:
+        """A job's events as they happen, until it is terminal."""
+
+    async def retry(self, job_id: str) -> Job:
+        """Retry a failed or cancelled job."""
+
+    async def cancel(self, job_id: str) -> Job:
+        """Cancel a job."""
+
+
+class LocalBackend:
+    """Acts on the database directly."""
+
+    def __init__(self, repository: JobRepository, queue: JobQueue) -> None:
+        self.repository = repository
+        self.queue = queue
+
+    async def submit(self, intent: ecosign.DocumentJob) -> tuple[Job, bool]:
+        result = await flows.submit(self.queue, intent)
+        return result.job, result.created
+
+    async def get(self, job_id: str) -> Job:
+        return await self.repository.get(JobId(job_id))
+
+    async def list_jobs(
+        self,
+        *,
+        statuses: Sequence[JobStatus] | None,
+        kinds: Sequence[str] | None,
+        document_id: str | None,
+        cursor: str | None,
+        limit: int,
+    ) -> tuple[list[Job], str | None]:
+        jobs = await self.repository.list_jobs(
+            statuses=statuses,
+            kinds=kinds,
+            dedupe_prefix=None if document_id is None else flows.document_prefix(document_id),
+            before=None if cursor is None else JobId(cursor),
+            limit=limit,
+        )
+        return jobs, jobs[-1].id if len(jobs) == limit else None
+
+    async def events(self, job_id: str, after: int) -> list[Event]:
+        await self.repository.get(JobId(job_id))
+        return await self.repository.events(after_id=after, job_id=JobId(job_id), limit=10_000)
+
+    async def follow(self, job_id: str, after: int) -> AsyncIterator[Event]:
+        job = await self.repository.get(JobId(job_id))
+        async with self.repository.bus.subscribe() as local:
+            while True:
+                batch = await self.repository.events(after_id=after, job_id=job.id, limit=500)
+                for event in batch:
+                    after = event.id
+                    yield event
+                    if event.type in TERMINAL_EVENTS:
+                        return
+                if not batch:
+                    await local.next(timeout=0.5)
+
+    async def retry(self, job_id: str) -> Job:
+        return await self.repository.retry(JobId(job_id))
+
+    async def cancel(self, job_id: str) -> Job:
+        return await self.repository.cancel(JobId(job_id))
+
+
+def event_from_json(data: dict[str, Any]) -> Event:
+    """An API event as a core value."""
+    return Event(
+        id=int(data["id"]),
+        job_id=JobId(str(data["job_id"])),
+        type=EventType(data["type"]),
+        at=datetime.fromisoformat(str(data["at"])),
+        attempt=int(data["attempt"]),
+        data=dict(data.get("data") or {}),
+    )
+
+
+class RemoteBackend:
+    """Acts through the HTTP API with a bearer token."""
+
+    def __init__(self, base_url: str, token: str | None, *, timeout: float = 30.0) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"), headers=headers, timeout=timeout
+        )
+
+    async def aclose(self) -> None:
+        """Close connections."""
+        await self.client.aclose()
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self.client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise errors.RepositoryError(f"API unreachable: {type(exc).__name__}") from None
+        if response.status_code >= 500:
+            raise errors.RepositoryError(f"API error {response.status_code}")
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+            except ValueError:
+                body = {}
+            detail = body.get("detail") if isinstance(body, dict) else None
+            fields = body.get("errors") if isinstance(body, dict) else None
+            raise RemoteError(response.status_code, str(detail or response.reason_phrase), fields)
+        return response
+
+    async def submit(self, intent: ecosign.DocumentJob) -> tuple[Job, bool]:
+        response = await self._request(
+            "POST", "/v1/document-jobs", json=intent.model_dump(mode="json", exclude_none=True)
+        )
+        return Job.from_json(response.json()), response.status_code == 201
+
+    async def get(self, job_id: str) -> Job:
+        return Job.from_json((await self._request("GET", f"/v1/jobs/{job_id}")).json())
+
+    async def list_jobs(
+        self,
+        *,
+        statuses: Sequence[JobStatus] | None,
+        kinds: Sequence[str] | None,
+        document_id: str | None,
+        cursor: str | None,
+        limit: int,
+    ) -> tuple[list[Job], str | None]:
+        params: list[tuple[str, str | int]] = [("limit", limit)]
+        params += [("status", s.value) for s in statuses or ()]
+        params += [("kind", k) for k in kinds or ()]
+        if document_id:
+            params.append(("document_id", document_id))
+        if cursor:
+            params.append(("cursor", cursor))
+        page = (await self._request("GET", "/v1/jobs", params=params)).json()
+        return [Job.from_json(j) for j in page["jobs"]], page.get("next_cursor")
+
+    async def events(self, job_id: str, after: int) -> list[Event]:
+        response = await self._request("GET", f"/v1/jobs/{job_id}/events", params={"after": after})
+        return [event_from_json(e) for e in response.json()]
+
+    async def follow(self, job_id: str, after: int) -> AsyncIterator[Event]:
+        await self.get(job_id)  # a clear error for an unknown id
+        params: dict[str, str | int] = {"job_id": job_id, "after": after}
+        while True:  # reconnect (resuming from the last id) if the stream drops
+            try:
+                async with self.client.stream(
+                    "GET", "/v1/events/stream", params=params, timeout=None
+                ) as response:
+                    if response.status_code >= 400:
+                        await response.aread()
+                        raise RemoteError(response.status_code, response.text[:200])
+                    async for event in _parse_sse(response):
+                        params["after"] = event.id
+                        yield event
+                        if event.type in TERMINAL_EVENTS:
+                            return
+            except httpx.TransportError:
+                await asyncio.sleep(1)
+
+    async def retry(self, job_id: str) -> Job:
+        return Job.from_json((await self._request("POST", f"/v1/jobs/{job_id}/retry")).json())
+
+    async def cancel(self, job_id: str) -> Job:
+        return Job.from_json((await self._request("POST", f"/v1/jobs/{job_id}/cancel")).json())
+
+
+async def _parse_sse(response: httpx.Response) -> AsyncIterator[Event]:
+    data: list[str] = []
+    async for line in response.aiter_lines():
+        if line.startswith("data:"):
+            data.append(line[5:].strip())
+        elif not line and data:
+            with contextlib.suppress(ValueError, KeyError):
+                yield event_from_json(json.loads("\n".join(data)))
+            data = []

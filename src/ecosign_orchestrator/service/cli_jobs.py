@@ -1,0 +1,210 @@
+"""Inspecting and acting on jobs, locally or through ``--api-url``: ``status``, ``events``,
+``retry``, ``cancel`` and ``jobs list|show|events|retry|cancel``."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from ecosign_orchestrator.core.status import JobStatus
+from ecosign_orchestrator.service import render, wiring
+from ecosign_orchestrator.service.backends import Backend, LocalBackend, RemoteBackend, RemoteError
+from ecosign_orchestrator.service.cli import (
+    USAGE_ERRORS,
+    app,
+    console,
+    emit_json,
+    fail,
+    jobs_app,
+    run,
+    state,
+)
+
+T = TypeVar("T")
+JobIdArg = Annotated[str, typer.Argument(help="Job id.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="JSON output.")]
+
+
+@contextlib.asynccontextmanager
+async def backend() -> AsyncIterator[Backend]:
+    """The remote API when ``--api-url`` is set, else the local database."""
+    settings = state.settings
+    api_url = state.api_url or settings.api_url
+    if api_url:
+        token = None if settings.api_token is None else settings.api_token.get_secret_value()
+        remote = RemoteBackend(api_url, token)
+        try:
+            yield remote
+        finally:
+            await remote.aclose()
+        return
+    async with (
+        wiring.runtime(settings, state.apps) as rt,
+        wiring.open_repository(settings) as repository,
+    ):
+        yield LocalBackend(repository, wiring.build_queue(repository, rt.registry))
+
+
+def with_backend(action: Callable[[Backend], Awaitable[T]]) -> Callable[[], Coroutine[Any, Any, T]]:
+    """A coroutine factory running ``action`` against the chosen backend."""
+
+    async def go() -> T:
+        async with backend() as b:
+            return await action(b)
+
+    return go
+
+
+def run_remote_aware(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """``run``, with API refusals (4xx) turned into exit 2 like local usage errors."""
+    try:
+        return run(factory)
+    except RemoteError as exc:
+        raise fail(str(exc)) from None
+
+
+def _statuses(values: list[str] | None) -> list[JobStatus] | None:
+    if not values:
+        return None
+    try:
+        return [JobStatus(v) for v in values]
+    except ValueError:
+        known = ", ".join(s.value for s in JobStatus)
+        raise fail(f"--status: must be one of {known}") from None
+
+
+@jobs_app.command("list")
+def jobs_list(
+    status: Annotated[list[str] | None, typer.Option(help="Filter by status (repeatable).")] = None,
+    kind: Annotated[list[str] | None, typer.Option(help="Filter by kind (repeatable).")] = None,
+    document: Annotated[str | None, typer.Option(help="Flows of this document id.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+    cursor: Annotated[str | None, typer.Option(help="next_cursor of the previous page.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List jobs, newest first."""
+    statuses = _statuses(status)
+
+    async def action(b: Backend) -> None:
+        jobs, next_cursor = await b.list_jobs(
+            statuses=statuses, kinds=kind, document_id=document, cursor=cursor, limit=limit
+        )
+        if as_json:
+            emit_json({"jobs": [j.to_json() for j in jobs], "next_cursor": next_cursor})
+        else:
+            console.print(render.jobs_table(jobs))
+            if next_cursor:
+                console.print(f"more: --cursor {next_cursor}")
+
+    run_remote_aware(with_backend(action))
+
+
+def _show(job_id: str, as_json: bool) -> None:
+    async def action(b: Backend) -> None:
+        job = await b.get(job_id)
+        if as_json:
+            emit_json(job.to_json())
+        else:
+            console.print(render.job_detail(job))
+
+    run_remote_aware(with_backend(action))
+
+
+@jobs_app.command("show")
+def jobs_show(job_id: JobIdArg, as_json: JsonOpt = False) -> None:
+    """Show one job with its steps, progress and last error."""
+    _show(job_id, as_json)
+
+
+@app.command("status")
+def status_command(job_id: JobIdArg, as_json: JsonOpt = False) -> None:
+    """A flow's status and steps (same as ``jobs show``)."""
+    _show(job_id, as_json)
+
+
+def _events(job_id: str, after: int, follow: bool, as_json: bool) -> int:
+    async def action(b: Backend) -> int:
+        if not follow:
+            events = await b.events(job_id, after)
+            if as_json:
+                emit_json([e.to_json() for e in events])
+            else:
+                console.print(render.events_table(events))
+            return 0
+        last = None
+        async for event in b.follow(job_id, after):
+            last = event
+            if as_json:
+                emit_json(event.to_json(), line=True)  # NDJSON: one event per line
+            else:
+                console.print(
+                    f"{event.id:>6} {event.at:%H:%M:%S} {event.type.value:<14} "
+                    f"attempt {event.attempt} {render.event_summary(event)}",
+                    highlight=False,
+                )
+        return 0 if last is None or last.type.value == "job_completed" else 1
+
+    return run_remote_aware(with_backend(action))
+
+
+@jobs_app.command("events")
+def jobs_events(
+    job_id: JobIdArg,
+    after: Annotated[int, typer.Option(min=0, help="Only events after this event id.")] = 0,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream until it ends.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """A job's events (``--follow`` streams them until the job ends)."""
+    raise typer.Exit(_events(job_id, after, follow, as_json))
+
+
+@app.command("events")
+def events_command(
+    job_id: JobIdArg,
+    after: Annotated[int, typer.Option(min=0, help="Only events after this event id.")] = 0,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream until it ends.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """A job's events (``--follow`` streams them until the job ends; exit 1 if it failed)."""
+    raise typer.Exit(_events(job_id, after, follow, as_json))
+
+
+def _act(job_id: str, verb: str) -> None:
+    async def action(b: Backend) -> None:
+        job = await (b.retry(job_id) if verb == "retry" else b.cancel(job_id))
+        if verb == "cancel" and job.status is JobStatus.RUNNING:
+            console.print(f"job {job.id}: cancel requested; its worker will stop it")
+        else:
+            console.print(f"job {job.id} is {job.status.value}")
+
+    run_remote_aware(with_backend(action))
+
+
+@jobs_app.command("retry")
+def jobs_retry(job_id: JobIdArg) -> None:
+    """Run a failed or cancelled job again from its current state (attempts reset)."""
+    _act(job_id, "retry")
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: JobIdArg) -> None:
+    """Cancel a job (a running one stops at its worker's next heartbeat)."""
+    _act(job_id, "cancel")
+
+
+@app.command("retry")
+def retry_command(job_id: JobIdArg) -> None:
+    """Run a failed or cancelled job again (same as ``jobs retry``)."""
+    _act(job_id, "retry")
+
+
+@app.command("cancel")
+def cancel_command(job_id: JobIdArg) -> None:
+    """Cancel a job (same as ``jobs cancel``)."""
+    _act(job_id, "cancel")
+
+
+del USAGE_ERRORS

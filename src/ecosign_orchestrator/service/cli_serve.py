@@ -1,0 +1,62 @@
+"""``ecosign-orchestrator serve``: the HTTP API (and, unless ``--no-worker``, a worker)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import signal
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from ecosign_orchestrator.service.cli import app, console, fail, state
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts local connections."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8080,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="API only; workers run elsewhere.")
+    ] = False,
+) -> None:
+    """Serve the HTTP API (OpenAPI at /docs and /openapi.json)."""
+    from ecosign_orchestrator.service.api import create_app
+
+    settings = state.settings
+    if not settings.api_tokens and not settings.api_read_tokens and not is_loopback(host):
+        raise fail(
+            f"refusing to bind {host} without API tokens: set ECOSIGN_ORCH_API_TOKENS "
+            "(and optionally ECOSIGN_ORCH_API_READ_TOKENS), or bind 127.0.0.1"
+        )
+    application = create_app(settings, apps=tuple(state.apps), embedded_worker=not no_worker)
+    console.print(f"serving on http://{host}:{port} (worker: {'no' if no_worker else 'yes'})")
+    config = uvicorn.Config(
+        application, host=host, port=port, log_config=None, access_log=False, lifespan="on"
+    )
+    asyncio.run(_serve(uvicorn.Server(config)))
+
+
+async def _serve(server: uvicorn.Server) -> None:
+    """Serve until SIGINT/SIGTERM, then shut down gracefully and exit 0.
+
+    uvicorn re-raises the signal it caught once it has stopped (so the exit status would say
+    "killed"); a graceful stop is a success here, so we handle the signals ourselves.
+    """
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, setattr, server, "should_exit", True)
+    await server.serve()

@@ -1,0 +1,292 @@
+"""The HTTP API in process over real HTTP: submit, idempotency, refusals, listing, auth, metrics."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from ecosign_orchestrator.service.api import create_app
+from tests.support.api import serve_in_thread
+from tests.support.flows import SandboxAdmin, flow_settings
+from tests.support.procs import cli, cli_env
+
+WRITE = "test-write-token-4d8f2a"
+DOC_ID = b'{"document_entity_id": "5e3c2b8a-0f1d-4e7a-9b6c-1d2e3f4a5b6c", '
+VALID = DOC_ID + b'"actions": {"protect": true}'
+READ = "test-read-token-91c3b7"
+
+
+@pytest.fixture
+async def api(sandbox_url: str, tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
+    settings = flow_settings(
+        sandbox_url,
+        database_url=SecretStr(f"sqlite:///{tmp_path}/jobs.db"),
+        api_tokens=[SecretStr(WRITE)],
+        api_read_tokens=[SecretStr(READ)],
+    )
+    admin = SandboxAdmin(sandbox_url)
+    await admin.reset()
+    with serve_in_thread(create_app(settings)) as url:
+        async with (
+            httpx.AsyncClient(
+                base_url=url, headers={"Authorization": f"Bearer {WRITE}"}, timeout=30
+            ) as client,
+            httpx.AsyncClient(base_url=url, timeout=30) as anonymous,
+        ):
+            yield {"client": client, "anon": anonymous, "admin": admin, "url": url, "dir": tmp_path}
+    await admin.aclose()
+
+
+def intent(doc: str, **forensic: bool) -> dict[str, Any]:
+    return {"document_entity_id": doc, "actions": {"protect": True}, "forensic": forensic}
+
+
+async def wait_terminal(client: httpx.AsyncClient, job_id: str, after: int = 0) -> dict[str, Any]:
+    params = {"job_id": job_id, "after": after}
+    async with client.stream("GET", "/v1/events/stream", params=params) as stream:
+        async for line in stream.aiter_lines():
+            if line.startswith("event: job_completed") or line.startswith("event: job_failed"):
+                break
+    return (await client.get(f"/v1/jobs/{job_id}")).json()  # type: ignore[no-any-return]
+
+
+async def count_jobs(client: httpx.AsyncClient) -> int:
+    return len((await client.get("/v1/jobs", params={"limit": 500})).json()["jobs"])
+
+
+async def test_submit_follow_and_inspect_a_flow(api: dict[str, Any]) -> None:
+    client: httpx.AsyncClient = api["client"]
+    doc = await api["admin"].create_document()
+    created = await client.post("/v1/document-jobs", json=intent(doc, tsa=True, polygon=True))
+    assert created.status_code == 201, created.text
+    job = created.json()
+    assert created.headers["location"] == f"/v1/jobs/{job['id']}"
+    final = await wait_terminal(client, job["id"])
+    assert final["status"] == "completed"
+    assert [s["name"] for s in final["steps"]] == [
+        "encrypt_source",
+        "create_witness",
+        "append_tsa",
+        "anchor_polygon",
+        "anchor_bitcoin",
+        "build_artifact",
+        "notify_artifact_ready",
+    ]
+    assert final["lifecycle"] == {
+        "terminal_state": "completed",
+        "implied_lifecycle_status": "anchored",
+        "written_back": False,
+    }
+    events = (await client.get(f"/v1/jobs/{job['id']}/events")).json()
+    assert events[0]["type"] == "job_queued" and events[-1]["type"] == "job_completed"
+    after = (
+        await client.get(f"/v1/jobs/{job['id']}/events", params={"after": events[-2]["id"]})
+    ).json()
+    assert [e["id"] for e in after] == [events[-1]["id"]]
+
+
+async def test_idempotency_key_and_intent_dedupe(api: dict[str, Any]) -> None:
+    client: httpx.AsyncClient = api["client"]
+    doc = await api["admin"].create_document()
+    headers = {"Idempotency-Key": "cta-click-1"}
+    first = await client.post("/v1/document-jobs", json=intent(doc), headers=headers)
+    again = await client.post("/v1/document-jobs", json=intent(doc), headers=headers)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["id"] == again.json()["id"]
+    conflict = await client.post("/v1/document-jobs", json=intent(doc, tsa=True), headers=headers)
+    assert conflict.status_code == 409 and "cta-click-1" in conflict.json()["detail"]
+    same_intent = await client.post("/v1/document-jobs", json=intent(doc.upper()))
+    assert same_intent.status_code == 200 and same_intent.json()["id"] == first.json()["id"]
+    assert await count_jobs(client) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "field"),
+    [
+        (
+            b'{"document_entity_id": "x", "actions": {"protect": true}}',
+            {},
+            422,
+            "document_entity_id",
+        ),
+        (
+            b'{"document_entity_id": "5e3c2b8a-0f1d-4e7a-9b6c-1d2e3f4a5b6c", "actions": {}}',
+            {},
+            422,
+            "actions",
+        ),
+        (
+            VALID + b', "x": 1}',
+            {},
+            422,
+            "x",
+        ),
+        (
+            DOC_ID + b'"actions": {"protect": true, "protect": false}}',
+            {},
+            422,
+            "actions.protect",
+        ),
+        (
+            VALID + b', "metadata": {"a": NaN}}',
+            {},
+            422,
+            "body",
+        ),
+        (
+            VALID + b', "metadata": {"a": "\\u0000"}}',
+            {},
+            422,
+            "metadata",
+        ),
+        (b"{not json", {}, 422, "body"),
+        (b"", {}, 422, "body"),
+        (b'{"document_entity_id": "x"}', {"Content-Type": "text/plain"}, 415, None),
+        (b'{"metadata": "' + b"a" * (1024 * 1024) + b'"}', {}, 413, None),
+    ],
+)
+async def test_bad_bodies_get_a_clear_4xx_and_write_nothing(
+    api: dict[str, Any], body: bytes, headers: dict[str, str], status: int, field: str | None
+) -> None:
+    client: httpx.AsyncClient = api["client"]
+    response = await client.post(
+        "/v1/document-jobs", content=body, headers={"Content-Type": "application/json", **headers}
+    )
+    assert response.status_code == status, response.text
+    problem = response.json()
+    assert problem["detail"]
+    if field is not None:
+        assert field in [e["field"] for e in problem["errors"]], problem
+    assert await count_jobs(client) == 0
+
+
+async def test_deeply_nested_metadata_is_refused(api: dict[str, Any]) -> None:
+    nested: Any = "leaf"
+    for _ in range(40):
+        nested = {"n": nested}
+    body = {**intent("5e3c2b8a-0f1d-4e7a-9b6c-1d2e3f4a5b6c"), "metadata": nested}
+    response = await api["client"].post(
+        "/v1/document-jobs", content=json.dumps(body), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422 and "32 levels" in response.text
+
+
+async def test_list_filters_and_cursor_pagination(api: dict[str, Any]) -> None:
+    client: httpx.AsyncClient = api["client"]
+    docs = [await api["admin"].create_document() for _ in range(3)]
+    ids = [(await client.post("/v1/document-jobs", json=intent(d))).json()["id"] for d in docs]
+    page1 = (await client.get("/v1/jobs", params={"limit": 2})).json()
+    page2 = (
+        await client.get("/v1/jobs", params={"limit": 2, "cursor": page1["next_cursor"]})
+    ).json()
+    assert [j["id"] for j in page1["jobs"] + page2["jobs"]] == list(reversed(ids))
+    assert page2["next_cursor"] is None
+    by_doc = (await client.get("/v1/jobs", params={"document_id": docs[1]})).json()["jobs"]
+    assert [j["id"] for j in by_doc] == [ids[1]]
+    by_kind = (await client.get("/v1/jobs", params=[("kind", "ffmpeg.transcode")])).json()["jobs"]
+    assert by_kind == []
+    bad = await client.get("/v1/jobs", params={"status": "sleeping"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "query.status.0"
+
+
+async def test_retry_runs_a_failed_flow_again_from_its_state_and_cancel_works(
+    api: dict[str, Any],
+) -> None:
+    client: httpx.AsyncClient = api["client"]
+    doc = await api["admin"].create_document()
+    await api["admin"].set_faults(
+        {
+            "build-artifact": {
+                "rate": 1.0,
+                "statuses": [400],
+                "body": {"error": "missing_witness_pdf"},
+            }
+        }
+    )
+    job = (await client.post("/v1/document-jobs", json=intent(doc, tsa=True))).json()
+    failed = await wait_terminal(client, job["id"])
+    assert failed["status"] == "failed" and failed["last_error"]["details"]["status"] == 400
+    await api["admin"].set_faults({"build-artifact": None})
+    seen = (await client.get(f"/v1/jobs/{job['id']}/events")).json()[-1]["id"]
+    retried = await client.post(f"/v1/jobs/{job['id']}/retry")
+    assert retried.status_code == 200 and retried.json()["status"] == "queued"
+    final = await wait_terminal(client, job["id"], after=seen)
+    assert final["status"] == "completed"
+    calls = [c["function"] for c in (await api["admin"].ledger(doc))["calls"]]
+    assert (
+        calls.count("run-tsa") == 1 and calls.count("store-encrypted-custody") == 1
+    )  # re-planned from state
+    assert (await client.post(f"/v1/jobs/{job['id']}/retry")).status_code == 409
+    assert (await client.post(f"/v1/jobs/{job['id']}/cancel")).status_code == 409
+    assert (await client.get("/v1/jobs/nope")).status_code == 404
+
+
+async def test_health_readiness_and_metrics(api: dict[str, Any]) -> None:
+    client: httpx.AsyncClient = api["client"]
+    anon: httpx.AsyncClient = api["anon"]
+    assert (await anon.get("/healthz")).json() == {"status": "ok", "detail": ""}
+    assert (await anon.get("/readyz")).status_code == 200
+    doc = await api["admin"].create_document()
+    job = (await client.post("/v1/document-jobs", json=intent(doc))).json()
+    await wait_terminal(client, job["id"])
+    text = (await client.get("/metrics", headers={"Authorization": f"Bearer {READ}"})).text
+    assert 'ecosign_orch_jobs{kind="ecosign.document",status="completed"} 1.0' in text
+    assert 'ecosign_orch_claims_total{kind="ecosign.document"}' in text
+    step = 'kind="ecosign.document",status="succeeded",step="build_artifact"'
+    assert f"ecosign_orch_step_duration_seconds_count{{{step}}} 1.0" in text
+    assert 'ecosign_orch_edge_calls_total{function="build-artifact",status_class="2xx"} 1.0' in text
+    assert "ecosign_orch_queue_depth" in text or "ecosign_orch_lease_recoveries_total" in text
+
+
+async def test_every_route_but_health_requires_a_token(api: dict[str, Any]) -> None:
+    anon: httpx.AsyncClient = api["anon"]
+    schema = (await anon.get("/openapi.json")).json()
+    checked = 0
+    for path, operations in schema["paths"].items():
+        for method in operations:
+            url = path.replace("{job_id}", "01a218d2-07fb-7000-b1d5-bfc10e1582b9")
+            if path in ("/healthz", "/readyz"):
+                assert (await anon.request(method, url)).status_code == 200
+                continue
+            missing = await anon.request(method, url)
+            wrong = await anon.request(method, url, headers={"Authorization": "Bearer not-a-token"})
+            assert missing.status_code == 401 and wrong.status_code == 401, (method, path)
+            assert missing.headers.get("www-authenticate") == "Bearer"
+            auth = {"Authorization": f"Bearer {READ}"}
+            async with anon.stream(method, url, headers=auth, json={}) as read:
+                status = read.status_code  # a stream is closed without reading it
+            if method == "post":
+                assert status == 403, (method, path)
+            else:
+                assert status not in (401, 403), (method, path)
+            checked += 1
+    assert checked >= 9
+
+
+async def test_ffmpeg_jobs_are_validated_at_submission(api: dict[str, Any]) -> None:
+    client: httpx.AsyncClient = api["client"]
+    missing = await client.post(
+        "/v1/ffmpeg-jobs",
+        json={"input": str(api["dir"] / "nope.mp4"), "output": str(api["dir"] / "o.mp4")},
+    )
+    assert missing.status_code == 422 and missing.json()["errors"][0]["field"] == "input"
+    hostile = await client.post(
+        "/v1/ffmpeg-jobs", json={"input": "concat:a|b", "output": str(api["dir"] / "o.mp4")}
+    )
+    assert hostile.status_code == 422 and "protocol" in hostile.text
+    unknown = await client.post(
+        "/v1/ffmpeg-jobs", json={"input": "a", "output": "b", "rm_rf": True}
+    )
+    assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "rm_rf"
+
+
+def test_serve_refuses_a_public_interface_without_tokens(tmp_path: Path) -> None:
+    env = cli_env(f"sqlite:///{tmp_path}/jobs.db")
+    result = cli("serve", "--host", "0.0.0.0", env=env)
+    assert result.returncode == 2 and "refusing to bind 0.0.0.0" in " ".join(result.stderr.split())
