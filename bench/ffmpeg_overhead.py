@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.integration.test_ffmpeg_jobs import make_input  # noqa: E402
+from tests.support.media import make_input  # noqa: E402
 
 from ecosign_orchestrator.core import JobQueue, JobStatus, Registry, Worker, WorkerSettings  # noqa: E402
 from ecosign_orchestrator.core.repository import SqliteRepository  # noqa: E402

@@ -100,3 +100,19 @@ async def flow(sandbox_url: str, tmp_path: Path) -> AsyncIterator[FlowHarness]:
 
     async with harness(sandbox_url, tmp_path) as h:
         yield h
+
+
+@pytest.fixture(scope="session")
+def ffmpeg_exe() -> str:
+    """The ffmpeg the processor will use (PATH, else the imageio-ffmpeg wheel)."""
+    from ecosign_orchestrator.ffmpeg import find_binaries
+
+    return str(find_binaries().ffmpeg)
+
+
+@pytest.fixture(scope="session")
+def long_clip(ffmpeg_exe: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """60 s of video: at preset veryslow its transcode outlasts any test that stops it."""
+    from tests.support.media import make_input
+
+    return make_input(ffmpeg_exe, tmp_path_factory.mktemp("media") / "long.mp4", seconds=60)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,19 @@ def _jobs(env: dict[str, str]) -> list[dict[str, object]]:
     return json.loads(result.stdout)["jobs"]  # type: ignore[no-any-return]
 
 
+def _rows(database: Path) -> int:
+    """Job and event rows in the SQLite file (read directly: no CLI start-up per check)."""
+    if not database.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(database)) as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        if "jobs" not in tables:
+            return 0
+        return sum(
+            conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("jobs", "events")
+        )
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -36,12 +51,12 @@ def _jobs(env: dict[str, str]) -> list[dict[str, object]]:
     ],
 )
 def test_bad_input_exits_2_with_the_reason_and_writes_nothing(
-    env: dict[str, str], args: list[str], message: str
+    env: dict[str, str], args: list[str], message: str, tmp_path: Path
 ) -> None:
     result = cli(*args, env=env)
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert message in " ".join(result.stderr.split())
-    assert _jobs(env) == []
+    assert _rows(tmp_path / "jobs.db") == 0
 
 
 def test_enqueue_show_events_cancel_retry_round_trip(env: dict[str, str]) -> None:

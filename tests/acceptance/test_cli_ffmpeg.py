@@ -11,7 +11,7 @@ import pytest
 
 from ecosign_orchestrator.core import JobStatus
 from ecosign_orchestrator.core.repository import SqliteRepository
-from tests.integration.test_ffmpeg_jobs import make_input
+from tests.support.media import make_input
 from tests.support.procs import cli, cli_env, eventually, start_cli
 
 pytestmark = pytest.mark.ffmpeg
@@ -45,8 +45,8 @@ def test_run_refuses_a_hostile_name_with_exit_2(tmp_path: Path) -> None:
     assert result.returncode == 2 and "protocol 'concat'" in result.stderr
 
 
-async def test_ctrl_c_cancels_the_job_and_kills_ffmpeg(tmp_path: Path, ffmpeg_exe: str) -> None:
-    source = make_input(ffmpeg_exe, tmp_path / "long.mp4", seconds=60, size="1280x720")
+async def test_ctrl_c_cancels_the_job_and_kills_ffmpeg(tmp_path: Path, long_clip: Path) -> None:
+    source = long_clip
     env = cli_env(f"sqlite:///{tmp_path}/jobs.db")
     target = tmp_path / "never.mp4"
     argv = ["ffmpeg", "run", str(source), str(target), "--preset", "veryslow", "--wait"]
@@ -76,10 +76,3 @@ async def test_ctrl_c_cancels_the_job_and_kills_ffmpeg(tmp_path: Path, ffmpeg_ex
     status = Path(f"/proc/{pid}/status")
     assert not status.exists() or "State:\tZ" in status.read_text()
     assert not target.exists() and not list(tmp_path.glob(".never.partial-*"))
-
-
-@pytest.fixture(scope="module")
-def ffmpeg_exe() -> str:
-    from ecosign_orchestrator.ffmpeg import find_binaries
-
-    return str(find_binaries().ffmpeg)

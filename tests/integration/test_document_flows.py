@@ -235,3 +235,23 @@ async def test_a_confirmation_that_never_arrives_fails_at_the_deadline(flow: Flo
     assert (job.finished_at - job.started_at).total_seconds() >= 3.6
     calls = [c["function"] for c in (await flow.admin.ledger(doc))["calls"]]
     assert "build-artifact" in calls  # built while waiting: the artifact never waits for anchors
+
+
+async def test_lifecycle_write_back_is_opt_in(sandbox_url: str, tmp_path: Any) -> None:
+    from tests.support.flows import harness
+
+    async with harness(sandbox_url, tmp_path, lifecycle_write_back=True) as h:
+        doc = await h.admin.create_document()
+        job_id = await h.submit(doc, {"sign_owner": True}, {"tsa": True})
+        [job] = await h.run_to_end([job_id])
+        assert job.status is JobStatus.COMPLETED
+        assert isinstance(job.result, dict) and job.result["lifecycle_written"] is True
+        assert (await h.admin.document(doc))["lifecycle_status"] == "signed"
+
+
+async def test_without_write_back_the_lifecycle_status_is_left_alone(flow: FlowHarness) -> None:
+    doc = await flow.admin.create_document()
+    [job] = await flow.run_to_end([await flow.submit(doc, {"protect": True}, {"bitcoin": True})])
+    assert isinstance(job.result, dict) and job.result["lifecycle_status"] == "anchored"
+    assert job.result["lifecycle_written"] is False
+    assert (await flow.admin.document(doc))["lifecycle_status"] == "witness_ready"

@@ -22,51 +22,12 @@ from ecosign_orchestrator.core import (
     WorkerSettings,
 )
 from ecosign_orchestrator.core.repository import SqliteRepository
-from ecosign_orchestrator.ffmpeg import KIND, FFmpegProcessor, find_binaries, validate_payload
+from ecosign_orchestrator.ffmpeg import KIND, FFmpegProcessor, validate_payload
 from ecosign_orchestrator.ffmpeg.progress import parse_duration_line
+from tests.support.media import make_input
 from tests.support.waiting import wait_status
 
 pytestmark = pytest.mark.ffmpeg
-
-
-@pytest.fixture(scope="module")
-def ffmpeg_exe() -> str:
-    return str(find_binaries().ffmpeg)
-
-
-def make_input(ffmpeg: str, path: Path, seconds: int, size: str = "640x360") -> Path:
-    subprocess.run(
-        [
-            ffmpeg,
-            "-nostdin",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            f"testsrc=duration={seconds}:size={size}:rate=25",
-            "-f",
-            "lavfi",
-            "-i",
-            f"sine=frequency=440:duration={seconds}",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-shortest",
-            "--",
-            str(path),
-        ],
-        check=True,
-        timeout=120,
-    )
-    return path
 
 
 def media_duration(ffmpeg: str, path: Path) -> float | None:
@@ -150,9 +111,9 @@ async def test_transcode_reports_progress_and_produces_a_playable_output(
 
 
 async def test_cancel_kills_ffmpeg_quickly_and_removes_the_partial_output(
-    env: dict[str, Any], ffmpeg_exe: str
+    env: dict[str, Any], long_clip: Path
 ) -> None:
-    source = make_input(ffmpeg_exe, env["dir"] / "long.mp4", seconds=60, size="1280x720")
+    source = long_clip
     target = env["dir"] / "never.mp4"
     job = (
         await env["queue"].enqueue(
@@ -240,3 +201,21 @@ async def test_hostile_names_are_refused_at_enqueue(env: dict[str, Any], ffmpeg_
         with pytest.raises(Exception, match=r"starts with|protocol|escapes"):
             await env["queue"].enqueue(KIND, payload)
     assert await env["repo"].list_jobs() == []
+
+
+async def test_a_run_out_of_time_is_killed_cleaned_up_and_retried(
+    env: dict[str, Any], long_clip: Path
+) -> None:
+    source = long_clip
+    target = env["dir"] / "late.mp4"
+    payload = {"input": str(source), "output": str(target), "preset": "veryslow"}
+    job = (await env["queue"].enqueue(KIND, payload, timeout=1.0, max_attempts=2)).job
+    failed = await wait_status(env["repo"], job.id, JobStatus.FAILED, timeout=60)
+    assert failed.attempts == 2 and failed.last_error is not None
+    assert failed.last_error.type == "JobTimeout" and failed.last_error.transient
+    events = [e.type.value for e in await env["repo"].events(job_id=job.id)]
+    assert events.count("job_retrying") == 1
+    step = failed.step("transcode")
+    assert step is not None
+    assert not _alive(int(step.data["pid"]))  # type: ignore[call-overload]
+    assert not target.exists() and not list(env["dir"].glob(".late.partial-*"))

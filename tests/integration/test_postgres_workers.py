@@ -106,6 +106,10 @@ def test_concurrent_migrations_are_serialised(
 async def test_four_worker_processes_drain_20000_jobs_exactly_once(
     repo: PostgresRepository, env: dict[str, str], tmp_path: Path
 ) -> None:
+    env = {
+        **env,
+        "ECOSIGN_ORCH_LOG_LEVEL": "WARNING",
+    }  # 40,000 INFO lines would cost more than the jobs
     ids = await enqueue(repo, "test.effect", 20_000)
     workers = [
         start_worker(env, "--concurrency", "16", log=tmp_path / f"w{i}.log") for i in range(4)

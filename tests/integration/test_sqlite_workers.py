@@ -56,7 +56,7 @@ async def test_two_worker_processes_drain_2000_jobs_exactly_once(
 ) -> None:
     queue = queue_for(repo)
     ids = [(await queue.enqueue("test.effect", {"i": i})).job.id for i in range(2000)]
-    env = env_for(tmp_path, effects, worker_concurrency="8")
+    env = env_for(tmp_path, effects, worker_concurrency="8", log_level="WARNING")
     workers = [start_worker(env, log=tmp_path / f"w{i}.log") for i in range(2)]
     try:
         await eventually(

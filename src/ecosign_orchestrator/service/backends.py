@@ -10,11 +10,10 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
-from ecosign_orchestrator import ecosign
 from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.events import Event, EventType
 from ecosign_orchestrator.core.job import Job
@@ -22,9 +21,16 @@ from ecosign_orchestrator.core.queue import JobQueue
 from ecosign_orchestrator.core.repository import JobRepository
 from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.core.types import JobId
-from ecosign_orchestrator.service import flows
+
+if TYPE_CHECKING:
+    from ecosign_orchestrator import ecosign
 
 TERMINAL_EVENTS = {EventType.JOB_COMPLETED, EventType.JOB_FAILED, EventType.JOB_CANCELLED}
+
+
+def document_prefix(document_id: str) -> str:
+    """The dedupe-key prefix of every flow of one document (see ``ecosign.DocumentJob``)."""
+    return f"ecosign:{document_id.lower()}:"
 
 
 class RemoteError(errors.OrchestratorError):
@@ -80,6 +86,8 @@ class LocalBackend:
         self.queue = queue
 
     async def submit(self, intent: ecosign.DocumentJob) -> tuple[Job, bool]:
+        from ecosign_orchestrator.service import flows
+
         result = await flows.submit(self.queue, intent)
         return result.job, result.created
 
@@ -98,7 +106,7 @@ class LocalBackend:
         jobs = await self.repository.list_jobs(
             statuses=statuses,
             kinds=kinds,
-            dedupe_prefix=None if document_id is None else flows.document_prefix(document_id),
+            dedupe_prefix=None if document_id is None else document_prefix(document_id),
             before=None if cursor is None else JobId(cursor),
             limit=limit,
         )

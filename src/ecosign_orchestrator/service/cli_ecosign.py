@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 import typer
 
-from ecosign_orchestrator import ecosign
 from ecosign_orchestrator.service import render
 from ecosign_orchestrator.service.backends import Backend
 from ecosign_orchestrator.service.cli import app, console, emit_json, fail, guard
@@ -75,7 +74,9 @@ def submit(
         }
         forensic = {"tsa": tsa, "polygon": polygon, "bitcoin": bitcoin}
         body = guard(lambda: _intent_from_flags(document, actions, forensic, metadata))
-    intent = guard(lambda: ecosign.DocumentJob.model_validate(body))
+    from ecosign_orchestrator.ecosign.model import DocumentJob
+
+    intent = guard(lambda: DocumentJob.model_validate(body))
 
     async def action(b: Backend) -> int:
         job, created = await b.submit(intent)
@@ -97,7 +98,7 @@ def submit(
             console.print(render.job_detail(final))
         return 0 if final.status.value == "completed" else 1
 
-    raise typer.Exit(run_remote_aware(with_backend(action)))
+    raise typer.Exit(run_remote_aware(with_backend(action, registry=True)))
 
 
 def _read_file(path: str) -> str:

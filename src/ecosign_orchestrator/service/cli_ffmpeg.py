@@ -13,7 +13,6 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from ecosign_orchestrator import ffmpeg
 from ecosign_orchestrator.core.job import Job
 from ecosign_orchestrator.core.repository import JobRepository
 from ecosign_orchestrator.core.types import JobId
@@ -52,6 +51,8 @@ def ffmpeg_run(
     ):
         if value is not None:
             payload[key] = value
+
+    from ecosign_orchestrator import ffmpeg
 
     async def go() -> int:
         settings = state.settings

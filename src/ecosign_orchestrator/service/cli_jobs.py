@@ -9,6 +9,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from ecosign_orchestrator.core.registry import Registry
 from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.service import render, wiring
 from ecosign_orchestrator.service.backends import Backend, LocalBackend, RemoteBackend, RemoteError
@@ -29,8 +30,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="JSON output.")]
 
 
 @contextlib.asynccontextmanager
-async def backend() -> AsyncIterator[Backend]:
-    """The remote API when ``--api-url`` is set, else the local database."""
+async def backend(*, registry: bool = False) -> AsyncIterator[Backend]:
+    """The remote API when ``--api-url`` is set, else the local database (with the job kinds
+    loaded only when ``registry`` is needed, i.e. to submit)."""
     settings = state.settings
     api_url = state.api_url or settings.api_url
     if api_url:
@@ -41,18 +43,23 @@ async def backend() -> AsyncIterator[Backend]:
         finally:
             await remote.aclose()
         return
-    async with (
-        wiring.runtime(settings, state.apps) as rt,
-        wiring.open_repository(settings) as repository,
-    ):
-        yield LocalBackend(repository, wiring.build_queue(repository, rt.registry))
+    async with contextlib.AsyncExitStack() as stack:
+        job_kinds = Registry()
+        if registry:
+            job_kinds = (
+                await stack.enter_async_context(wiring.runtime(settings, state.apps))
+            ).registry
+        repository = await stack.enter_async_context(wiring.open_repository(settings))
+        yield LocalBackend(repository, wiring.build_queue(repository, job_kinds))
 
 
-def with_backend(action: Callable[[Backend], Awaitable[T]]) -> Callable[[], Coroutine[Any, Any, T]]:
+def with_backend(
+    action: Callable[[Backend], Awaitable[T]], *, registry: bool = False
+) -> Callable[[], Coroutine[Any, Any, T]]:
     """A coroutine factory running ``action`` against the chosen backend."""
 
     async def go() -> T:
-        async with backend() as b:
+        async with backend(registry=registry) as b:
             return await action(b)
 
     return go

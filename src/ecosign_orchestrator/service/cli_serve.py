@@ -6,10 +6,9 @@ import asyncio
 import contextlib
 import ipaddress
 import signal
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-import uvicorn
 
 from ecosign_orchestrator.service.cli import app, console, fail, state
 
@@ -33,6 +32,8 @@ def serve(
     ] = False,
 ) -> None:
     """Serve the HTTP API (OpenAPI at /docs and /openapi.json)."""
+    import uvicorn
+
     from ecosign_orchestrator.service.api import create_app
 
     settings = state.settings
@@ -49,13 +50,13 @@ def serve(
     asyncio.run(_serve(uvicorn.Server(config)))
 
 
-async def _serve(server: uvicorn.Server) -> None:
+async def _serve(server: Any) -> None:
     """Serve until SIGINT/SIGTERM, then shut down gracefully and exit 0.
 
     uvicorn re-raises the signal it caught once it has stopped (so the exit status would say
     "killed"); a graceful stop is a success here, so we handle the signals ourselves.
     """
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+    server.capture_signals = contextlib.nullcontext
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, setattr, server, "should_exit", True)

@@ -69,7 +69,7 @@ def demo_settings(base: Settings, url: str) -> Settings:
             "supabase_url": url,
             "service_key": SecretStr(SANDBOX_KEY),
             "backoff_scale": 0.1,
-            "confirmation_scale": 1 / 300,  # Polygon polls every 1-12 s, Bitcoin every 3-72 s
+            "confirmation_scale": 1 / 600,  # Polygon polls after 0.5-6 s, Bitcoin after 1.5-36 s
             "edge_timeout_scale": 0.2,
         }
     )
@@ -100,7 +100,7 @@ async def run_document_demo(
 ) -> int:
     """The EcoSign demo; returns 0 when every flow ended as expected."""
     console = console or Console()
-    timing = sandbox.AnchorTiming(polygon=1.5, bitcoin=4.0)
+    timing = sandbox.AnchorTiming(polygon=1.0, bitcoin=2.5)
     server = sandbox.SandboxServer(sandbox.create_app(SANDBOX_KEY, timing=timing))
     await asyncio.to_thread(server.start)
     try:

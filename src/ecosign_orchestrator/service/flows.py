@@ -24,11 +24,6 @@ def fingerprint(kind: str, payload: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def document_prefix(document_id: str) -> str:
-    """The dedupe-key prefix of every flow of one document."""
-    return f"ecosign:{document_id.lower()}:"
-
-
 async def find_flow(queue: JobQueue, intent: ecosign.DocumentJob) -> Job | None:
     """The newest flow for the same document and intent that a repeat should return."""
     jobs = await queue.repository.list_jobs(

@@ -10,10 +10,8 @@ import dataclasses
 import importlib
 import logging
 from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING
 
-import httpx
-
-from ecosign_orchestrator import ecosign, ffmpeg
 from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.processor import JobContext
 from ecosign_orchestrator.core.queue import JobQueue
@@ -22,11 +20,15 @@ from ecosign_orchestrator.core.repository import JobRepository, repository_from_
 from ecosign_orchestrator.core.retry import RetryPolicy
 from ecosign_orchestrator.core.types import JSONValue
 from ecosign_orchestrator.core.worker import Worker, WorkerSettings
-from ecosign_orchestrator.ecosign.steps import Step, StepPolicy
-from ecosign_orchestrator.service import demo_kinds
 from ecosign_orchestrator.service.logs import register_secrets
-from ecosign_orchestrator.service.metrics import Metrics
 from ecosign_orchestrator.service.settings import Settings
+
+if TYPE_CHECKING:
+    from ecosign_orchestrator import ecosign
+    from ecosign_orchestrator.service.metrics import Metrics
+
+# The processors (and httpx, pydantic models, Prometheus) are imported where they are wired, not at
+# import time: commands that only read the job store start twice as fast.
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,9 @@ def load_app(spec: str) -> Registry:
 
 def ecosign_config(settings: Settings) -> ecosign.EcosignConfig:
     """Per-step functions and policies from settings (defaults from design §3-4)."""
+    from ecosign_orchestrator import ecosign
+    from ecosign_orchestrator.ecosign.steps import Step, StepPolicy
+
     base = ecosign.EcosignConfig(lifecycle_write_back=settings.lifecycle_write_back)
     functions = dict(base.functions)
     functions.update({Step(k): v for k, v in settings.step_functions.items()})
@@ -107,6 +112,9 @@ async def runtime(
     settings: Settings, apps: Sequence[str] = (), *, metrics: Metrics | None = None
 ) -> AsyncIterator[Runtime]:
     """The registry with every built-in kind, plus ``apps``; HTTP clients closed on exit."""
+    from ecosign_orchestrator import ecosign
+    from ecosign_orchestrator.service import demo_kinds
+
     registry = Registry()
     registry.include(demo_kinds.registry)
     unconfigured: dict[str, str] = {}
@@ -127,6 +135,8 @@ async def runtime(
 
 
 def _register_ffmpeg(registry: Registry, unconfigured: dict[str, str]) -> None:
+    from ecosign_orchestrator import ffmpeg
+
     try:
         binaries = ffmpeg.find_binaries()
     except errors.ConfigurationError as exc:
@@ -146,6 +156,10 @@ async def _document_processor(
     stack: contextlib.AsyncExitStack,
     metrics: Metrics | None,
 ) -> ecosign.DocumentProcessor:
+    import httpx
+
+    from ecosign_orchestrator import ecosign
+
     assert settings.edge_base_url and settings.supabase_url and settings.service_key
     key = settings.service_key.get_secret_value()
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
@@ -240,7 +254,6 @@ def build_queue(repository: JobRepository, registry: Registry) -> JobQueue:
 
 __all__ = [
     "Runtime",
-    "StepPolicy",
     "build_queue",
     "build_worker",
     "ecosign_config",

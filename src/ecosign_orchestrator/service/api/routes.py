@@ -20,6 +20,7 @@ from ecosign_orchestrator.service import flows
 from ecosign_orchestrator.service.api.auth import Scope, requires
 from ecosign_orchestrator.service.api.limits import StrictJSONRoute
 from ecosign_orchestrator.service.api.schemas import EventOut, JobOut, JobPage, Problem
+from ecosign_orchestrator.service.backends import document_prefix
 
 router = APIRouter(prefix="/v1", route_class=StrictJSONRoute)
 
@@ -162,7 +163,7 @@ async def list_jobs(
     jobs = await repo.list_jobs(
         statuses=status,
         kinds=kind,
-        dedupe_prefix=None if document_id is None else flows.document_prefix(document_id),
+        dedupe_prefix=None if document_id is None else document_prefix(document_id),
         before=None if cursor is None else JobId(cursor),
         limit=limit,
     )
