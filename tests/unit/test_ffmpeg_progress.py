@@ -9,10 +9,8 @@ from hypothesis import strategies as st
 
 from ecosign_orchestrator.ffmpeg.progress import ProgressParser, parse_clock, parse_duration_line
 
-CAPTURE = (
-    Path(__file__).resolve().parents[3] / "shared" / "reference" / "ffmpeg-progress-capture.txt"
-)
-FALLBACK = Path(__file__).resolve().parent / "data" / "ffmpeg-progress-capture.txt"
+#: A verbatim copy of shared/reference/ffmpeg-progress-capture.txt (a real ffmpeg 5.1 run).
+CAPTURE = Path(__file__).resolve().parent / "data" / "ffmpeg-progress-capture.txt"
 
 
 def capture_blocks() -> tuple[str, str]:
