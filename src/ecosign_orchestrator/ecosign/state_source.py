@@ -69,15 +69,7 @@ class RestStateSource:
             and body.get("code") == "PGRST116"
         ):
             raise DocumentNotFound(document_id)
-        verdict = classify(response.status_code, body, response.headers)
-        if not verdict.ok:
-            raise CallError(
-                "rest/document_entities",
-                verdict.message,
-                status=response.status_code,
-                transient=verdict.transient,
-                retry_after=verdict.retry_after,
-            )
+        _raise_unless_ok(response, body)
         try:
             return DocumentState.from_row(body)
         except (KeyError, ValueError) as exc:
@@ -99,11 +91,17 @@ class RestStateSource:
         body = decode_json(response)
         if response.status_code == 200 and body == []:
             raise DocumentNotFound(document_id)
-        verdict = classify(response.status_code, {"rows": body} if isinstance(body, list) else body)
-        if not verdict.ok:
-            raise CallError(
-                "rest/document_entities",
-                verdict.message,
-                status=response.status_code,
-                transient=verdict.transient,
-            )
+        _raise_unless_ok(response, {"rows": body} if isinstance(body, list) else body)
+
+
+def _raise_unless_ok(response: httpx.Response, body: Any) -> None:
+    """A :class:`CallError` for an answer the classification table does not call a success."""
+    verdict = classify(response.status_code, body, response.headers)
+    if not verdict.ok:
+        raise CallError(
+            "rest/document_entities",
+            verdict.message,
+            status=response.status_code,
+            transient=verdict.transient,
+            retry_after=verdict.retry_after,
+        )

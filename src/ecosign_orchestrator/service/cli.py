@@ -17,7 +17,6 @@ from rich.console import Console
 
 from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.job import RetryOverride
-from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.service import wiring
 from ecosign_orchestrator.service.jsonio import JSONInputError, strict_loads
 from ecosign_orchestrator.service.logs import configure_logging
@@ -240,16 +239,6 @@ def jobs_enqueue(
             console.print(f"{verb}: [bold]{result.job.id}[/] ({result.job.status.value})")
 
     run(_with_repository(action))
-
-
-def _statuses(values: list[str] | None) -> list[JobStatus] | None:
-    if not values:
-        return None
-    try:
-        return [JobStatus(v) for v in values]
-    except ValueError:
-        known = ", ".join(s.value for s in JobStatus)
-        raise fail(f"--status: must be one of {known}") from None
 
 
 # -- db / config -------------------------------------------------------------------------------

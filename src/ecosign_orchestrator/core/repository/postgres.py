@@ -403,15 +403,22 @@ class PostgresRepository(TransactionalRepository):
             )
         return jobs
 
+    async def _lease_lost(self, job_id: JobId) -> errors.OrchestratorError:
+        """Why a fenced statement matched no row: an unknown id, or a lost lease."""
+        try:
+            async with self._transaction() as tx:
+                await tx.fetch(job_id)
+        except errors.JobNotFound as exc:
+            return exc
+        return errors.LeaseLost(job_id)
+
     async def complete(self, job_id: JobId, token: LeaseToken, result: JSONValue) -> Job:
         """running -> completed in one statement; ``LeaseLost`` if the token no longer holds it."""
         rows = await self._fetch(
             "complete", {"id": job_id, "token": token, "result": Jsonb(result)}
         )
         if not rows:
-            async with self._transaction() as tx:
-                await tx.fetch(job_id)  # JobNotFound for an unknown id
-            raise errors.LeaseLost(job_id)
+            raise await self._lease_lost(job_id)
         row = rows[0]
         job = row_to_job(row)
         event = Event(
@@ -431,9 +438,7 @@ class PostgresRepository(TransactionalRepository):
             "heartbeat", {"id": job_id, "token": token, "lease_seconds": lease_seconds}
         )
         if not rows:
-            async with self._transaction() as tx:
-                await tx.fetch(job_id)  # JobNotFound for an unknown id
-            raise errors.LeaseLost(job_id)
+            raise await self._lease_lost(job_id)
         return bool(rows[0]["cancel_requested"])
 
     # -- schema --------------------------------------------------------------------------------
