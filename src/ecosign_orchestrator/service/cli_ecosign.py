@@ -56,7 +56,10 @@ def submit(
     polygon: Annotated[bool, typer.Option("--polygon", help="Evidence: Polygon anchor.")] = False,
     bitcoin: Annotated[bool, typer.Option("--bitcoin", help="Evidence: Bitcoin anchor.")] = False,
     metadata: Annotated[str | None, typer.Option(help="metadata as a JSON object.")] = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Follow the flow until it ends.")] = False,
+    wait: Annotated[
+        bool,
+        typer.Option("--wait", help="Follow the flow until it ends (a worker must be running)."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
 ) -> None:
     """Submit a DocumentJob: the orchestrator takes the document through its steps."""

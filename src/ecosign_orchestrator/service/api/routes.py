@@ -11,7 +11,6 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from ecosign_orchestrator import ecosign, ffmpeg
-from ecosign_orchestrator.core.job import Job
 from ecosign_orchestrator.core.queue import JobQueue
 from ecosign_orchestrator.core.repository import JobRepository
 from ecosign_orchestrator.core.status import JobStatus
@@ -285,8 +284,3 @@ async def _sse(
                 idle = 0.0
                 yield ": keep-alive\n\n"
             await asyncio.sleep(0)
-
-
-def job_for_api(job: Job) -> JobOut:
-    """Shared by the CLI's remote mode tests."""
-    return JobOut.of(job)
