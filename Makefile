@@ -56,10 +56,10 @@ postgres:
 	fi
 
 test: lint postgres
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not slow"
 
 test-fast: env
-	$(BIN)/pytest -m "not slow" -x
+	$(BIN)/pytest -m "not slow and not postgres" -x
 
 bench: env postgres
 	$(BIN)/python bench/core_noop.py
@@ -67,7 +67,7 @@ bench: env postgres
 	$(BIN)/python bench/ffmpeg_overhead.py
 
 soak: env postgres
-	ECOSIGN_SOAK=1 $(BIN)/pytest -m slow -p no:randomly tests/acceptance
+	$(BIN)/pytest -m slow -s tests/acceptance/test_soak.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache .ecosign-orchestrator
