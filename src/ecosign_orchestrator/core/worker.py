@@ -295,6 +295,12 @@ class Worker:
                 job.id,
                 extra=self._extra(job, "record_failed"),
             )
+        except Exception:  # a bug in the engine itself: keep the worker alive, say so loudly
+            logger.exception(
+                "job %s: unexpected error while finishing the run",
+                job.id,
+                extra=self._extra(job, "worker_error"),
+            )
         finally:
             self._running.pop(job.id, None)
             self._wake.set()
