@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.events import EVENT_FOR_STATUS, EventType
-from ecosign_orchestrator.core.job import Job, JobError, NewJob, Progress
+from ecosign_orchestrator.core.job import Job, JobError, NewJob, Progress, StepRecord
 from ecosign_orchestrator.core.status import JobStatus, check_transition
 from ecosign_orchestrator.core.types import JobId, JSONDict, JSONValue, LeaseToken
 
@@ -112,10 +112,10 @@ def with_progress(job: Job, *, token: LeaseToken, now: datetime, progress: Progr
     return dataclasses.replace(job, progress=progress, updated_at=now)
 
 
-def with_steps(job: Job, *, token: LeaseToken, now: datetime, steps: tuple[object, ...]) -> Job:
+def with_steps(job: Job, *, token: LeaseToken, now: datetime, steps: tuple[StepRecord, ...]) -> Job:
     """Record the job's step list (no event)."""
     ensure_lease(job, token)
-    return dataclasses.replace(job, steps=steps, updated_at=now)  # type: ignore[arg-type]
+    return dataclasses.replace(job, steps=steps, updated_at=now)
 
 
 def complete(job: Job, *, token: LeaseToken, now: datetime, result: JSONValue) -> Outcome:

@@ -193,6 +193,11 @@ class CommandBuilder:
         return self.output_option("-pix_fmt", _token("pixel_format", name))
 
     @property
+    def input_paths(self) -> list[str]:
+        """The input arguments, in order."""
+        return [item.path for item in self._inputs]
+
+    @property
     def output_path(self) -> str:
         """The output argument."""
         return self._out().path

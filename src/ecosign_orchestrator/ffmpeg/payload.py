@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -18,7 +18,7 @@ _SCALE = re.compile(r"^(-1|\d{1,5})x(-1|\d{1,5})$")
 Preset = Literal[
     "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"
 ]
-assert set(PRESETS) == set(Preset.__args__)  # type: ignore[attr-defined]
+assert set(PRESETS) == set(get_args(Preset))
 
 
 class FFmpegJob(BaseModel):
@@ -75,7 +75,7 @@ def check_files(job: FFmpegJob, builder: CommandBuilder) -> None:
     """Refuse, before anything is queued, an input that is missing or an output we cannot write."""
     output = Path(builder.output_path)
     if job.input_format is None:
-        source = Path(builder._inputs[0].path)
+        source = Path(builder.input_paths[0])
         if not source.is_file():
             raise InvalidCommand("input", f"{job.input!r} does not exist or is not a file")
         if source.resolve() == output.resolve():

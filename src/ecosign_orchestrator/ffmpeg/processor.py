@@ -148,7 +148,7 @@ class FFmpegProcessor:
         argv = builder.with_output(str(partial)).build()
         duration = None
         if self.binaries.ffprobe is not None and job.input_format is None:
-            duration = await probe_duration(self.binaries.ffprobe, builder._inputs[0].path)
+            duration = await probe_duration(self.binaries.ffprobe, builder.input_paths[0])
         started = time.monotonic()
         try:
             last = await self._run(ctx, argv, duration, rename=(str(partial), str(final)))

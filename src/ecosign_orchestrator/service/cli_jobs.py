@@ -14,7 +14,6 @@ from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.service import render, wiring
 from ecosign_orchestrator.service.backends import Backend, LocalBackend, RemoteBackend, RemoteError
 from ecosign_orchestrator.service.cli import (
-    USAGE_ERRORS,
     app,
     console,
     emit_json,
@@ -212,6 +211,3 @@ def retry_command(job_id: JobIdArg) -> None:
 def cancel_command(job_id: JobIdArg) -> None:
     """Cancel a job (same as ``jobs cancel``)."""
     _act(job_id, "cancel")
-
-
-del USAGE_ERRORS
