@@ -49,11 +49,30 @@ def _seconds_until(value: object) -> float | None:
     return max((moment - datetime.now(UTC)).total_seconds(), 0.0)
 
 
-def step_cell(record: StepRecord | None) -> Text:
+TINY = {
+    "encrypt_source": "enc",
+    "create_witness": "wit",
+    "append_tsa": "tsa",
+    "anchor_polygon": "poly",
+    "anchor_bitcoin": "btc",
+    "build_artifact": "art",
+    "notify_artifact_ready": "ntf",
+}
+#: Below this terminal width the table shows icons only.
+COMPACT_WIDTH = 150
+
+
+def step_cell(record: StepRecord | None, *, compact: bool = False) -> Text:
     """One step as an icon and a word (retries and waits show how long)."""
     if record is None:
         return Text("·", style="dim")
     icon, style = STEP_ICON[record.status]
+    if compact:
+        key = {StepStatus.RETRYING: "retry_at", StepStatus.WAITING: "next_poll_at"}.get(
+            record.status
+        )
+        wait = None if key is None else _seconds_until(record.data.get(key))
+        return Text(icon + ("" if wait is None else f"{wait:.0f}s"), style=style)
     word = {
         StepStatus.PENDING: "",
         StepStatus.RUNNING: "running",
@@ -72,20 +91,30 @@ def step_cell(record: StepRecord | None) -> Text:
     return Text(f"{icon} {word}".strip(), style=style)
 
 
-def flows_table(jobs: Sequence[Job], title: str = "Document flows") -> Table:
-    """One row per flow, one column per canonical step."""
-    table = Table(title=title, expand=False)
+def flows_table(
+    jobs: Sequence[Job], title: str = "Document flows", *, compact: bool = False
+) -> Table:
+    """One row per flow, one column per canonical step (``compact``: icons only, for narrow
+    terminals; ✔ done, ↷ skipped, ▶ running, ↻ retry in N s, ⏳ confirming, ✘ failed)."""
+    table = Table(
+        title=title,
+        expand=False,
+        caption="✔ done  ↷ skipped  ▶ running  ↻ retry  ⏳ confirming  ✘ failed"
+        if compact
+        else None,
+    )
     table.add_column("flow", no_wrap=True)
-    table.add_column("intent", no_wrap=True)
+    table.add_column("intent", overflow="fold" if compact else "ellipsis", no_wrap=not compact)
+    names = TINY if compact else SHORT
     for step in CANONICAL_ORDER:
-        table.add_column(SHORT[step.value], no_wrap=True)
+        table.add_column(names[step.value], no_wrap=True)
     table.add_column("status", no_wrap=True)
     for job in jobs:
         steps = {s.name: s for s in job.steps}
         table.add_row(
-            job.id[-12:],
+            job.id[-8:] if compact else job.id[-12:],
             intent_label(job),
-            *(step_cell(steps.get(step.value)) for step in CANONICAL_ORDER),
+            *(step_cell(steps.get(step.value), compact=compact) for step in CANONICAL_ORDER),
             status_text(job.status),
         )
     return table
@@ -136,12 +165,17 @@ async def follow_flows(
     """Show the flows until every one is terminal; return their final state."""
     jobs = [await repository.get(i) for i in ids]
     printed: dict[JobId, tuple[str, list[str]]] = {}
-    view = Live(flows_table(jobs), console=console, refresh_per_second=4) if live else None
+    compact = console.width < COMPACT_WIDTH
+    view = (
+        Live(flows_table(jobs, compact=compact), console=console, refresh_per_second=4)
+        if live
+        else None
+    )
     with view or contextlib.nullcontext():
         async for _ in _changes(repository, set(ids)):
             jobs = [await repository.get(i) for i in ids]
             if view is not None:
-                view.update(flows_table(jobs))
+                view.update(flows_table(jobs, compact=compact))
             else:
                 for job in jobs:
                     key = (job.status.value, _line_for(job))
