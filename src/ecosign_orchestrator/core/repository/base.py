@@ -139,7 +139,7 @@ class TransactionalRepository(abc.ABC):
         if published:
             self.bus.publish(published)
 
-    async def _apply(self, job_id: JobId, change: _Change, *, ready: bool = False) -> Job:
+    async def _apply(self, job_id: JobId, change: Change, *, ready: bool = False) -> Job:
         async with self._writing() as (tx, published):
             job = await tx.load(job_id)
             new, draft = change(job, utcnow())
@@ -377,7 +377,9 @@ async def _existing(tx: Tx, new: NewJob) -> Job | None:
     return None
 
 
-class _Change(Protocol):
+class Change(Protocol):
+    """A pure state change: ``(job, now) -> (new job, event or None)``."""
+
     def __call__(self, job: Job, now: datetime, /) -> tuple[Job, EventDraft | None]: ...
 
 

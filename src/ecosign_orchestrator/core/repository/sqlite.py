@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ecosign_orchestrator.core import errors
+from ecosign_orchestrator.core import errors, ids, transitions
 from ecosign_orchestrator.core.events import Event, EventType
 from ecosign_orchestrator.core.job import (
     Job,
@@ -28,9 +28,11 @@ from ecosign_orchestrator.core.job import (
     StepRecord,
     from_epoch,
     to_epoch,
+    utcnow,
 )
 from ecosign_orchestrator.core.repository import sql
 from ecosign_orchestrator.core.repository.base import (
+    Change,
     TransactionalRepository,
     check_limit,
     like_prefix,
@@ -301,6 +303,49 @@ class SqliteRepository(TransactionalRepository):
                 raise
             await asyncio.shield(self._call(lambda c: c.execute("COMMIT")))
 
+    # The two hottest paths run as one call in the connection's thread (one hop instead of one
+    # per statement); the rules are still the pure functions of core/transitions.py.
+
+    async def _apply(self, job_id: JobId, change: Change, *, ready: bool = False) -> Job:
+        async with self._lock:
+            new, event = await asyncio.shield(
+                self._call(lambda c: _in_transaction(c, lambda: _apply_sync(c, job_id, change)))
+            )
+        if event is not None:
+            self.bus.publish([event])
+        if ready:
+            self._notify_ready()
+        return new
+
+    async def claim(
+        self,
+        *,
+        worker_id: str,
+        kinds: Sequence[str],
+        limit: int,
+        lease_seconds: float,
+        queues: Sequence[str] | None = None,
+    ) -> list[Job]:
+        """Atomically take up to ``limit`` ready jobs (one ``BEGIN IMMEDIATE`` transaction)."""
+        if limit <= 0 or not kinds:
+            return []
+        params = {
+            "kinds": dumps(list(kinds)),
+            "queues": None if queues is None else dumps(list(queues)),
+            "limit": limit,
+        }
+        async with self._lock:
+            claimed = await asyncio.shield(
+                self._call(
+                    lambda c: _in_transaction(
+                        c, lambda: _claim_sync(c, params, worker_id, lease_seconds)
+                    )
+                )
+            )
+        if claimed:
+            self.bus.publish([event for _, event in claimed])
+        return [job for job, _ in claimed]
+
     async def _read(self, name: str, params: dict[str, Any]) -> list[sqlite3.Row]:
         return await self._call(lambda c: c.execute(Q[name], params).fetchall())
 
@@ -355,6 +400,66 @@ class SqliteRepository(TransactionalRepository):
         """Jobs per (kind, status)."""
         rows = await self._read("counts", {})
         return {(r["kind"], JobStatus(r["status"])): r["n"] for r in rows}
+
+
+def _in_transaction(conn: sqlite3.Connection, work: Callable[[], T]) -> T:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = work()
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
+
+
+def _insert_event(conn: sqlite3.Connection, draft: EventDraft) -> Event:
+    params = {
+        "job_id": draft.job_id,
+        "type": draft.type.value,
+        "at": to_epoch(draft.at),
+        "attempt": draft.attempt,
+        "data": dumps(draft.data),
+    }
+    event_id = conn.execute(Q["insert_event"], params).fetchone()["id"]
+    return Event(
+        id=event_id,
+        job_id=draft.job_id,
+        type=draft.type,
+        at=draft.at,
+        attempt=draft.attempt,
+        data=draft.data,
+    )
+
+
+def _apply_sync(
+    conn: sqlite3.Connection, job_id: JobId, change: Change
+) -> tuple[Job, Event | None]:
+    row = conn.execute(Q["load_job"], {"id": job_id}).fetchone()
+    if row is None:
+        raise errors.JobNotFound(job_id)
+    new, draft = change(row_to_job(row), utcnow())
+    conn.execute(Q["update_job"], job_to_row(new))
+    return new, None if draft is None else _insert_event(conn, draft)
+
+
+def _claim_sync(
+    conn: sqlite3.Connection, params: dict[str, Any], worker_id: str, lease_seconds: float
+) -> list[tuple[Job, Event]]:
+    now = utcnow()
+    rows = conn.execute(Q["claimable"], {**params, "now": to_epoch(now)}).fetchall()
+    claimed = []
+    for row in rows:
+        new, draft = transitions.claim(
+            row_to_job(row),
+            now=now,
+            worker_id=worker_id,
+            token=ids.new_lease_token(),
+            lease_seconds=lease_seconds,
+        )
+        conn.execute(Q["update_job"], job_to_row(new))
+        claimed.append((new, _insert_event(conn, draft)))
+    return claimed
 
 
 def _applied_versions(conn: sqlite3.Connection) -> set[str]:
