@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Self
 
+from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.core.types import JobId, JSONDict, JSONValue, LeaseToken
 
@@ -54,6 +55,17 @@ class JobError:
             "transient": self.transient,
             "details": self.details,
         }
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> Self:
+        """A processor's exception as an error record: type, message, whether it is a
+        ``TransientError``, and its ``details`` (``TransientError``/``FatalError`` carry them)."""
+        return cls(
+            type=type(exc).__name__,
+            message=str(exc),
+            transient=isinstance(exc, errors.TransientError),
+            details=dict(getattr(exc, "details", None) or {}),
+        )
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Self:

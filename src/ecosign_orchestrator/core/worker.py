@@ -325,21 +325,15 @@ class Worker:
             )
             return _Outcome("transient", error=error)
         except errors.TransientError as exc:
-            error = JobError(
-                type=type(exc).__name__, message=str(exc), transient=True, details=exc.details
-            )
             return _Outcome(
                 "transient",
-                error=error,
+                error=JobError.from_exception(exc),
                 retry_after=exc.retry_after,
                 delay=exc.delay or 0.0,
                 fixed_delay=exc.delay is not None,
             )
         except errors.FatalError as exc:
-            error = JobError(
-                type=type(exc).__name__, message=str(exc), transient=False, details=exc.details
-            )
-            return _Outcome("fatal", error=error)
+            return _Outcome("fatal", error=JobError.from_exception(exc))
         except errors.LeaseLost:
             raise
         except Exception as exc:
@@ -349,8 +343,7 @@ class Worker:
                 type(exc).__name__,
                 extra=self._extra(job, "job_crashed"),
             )
-            error = JobError(type=type(exc).__name__, message=str(exc), transient=False)
-            return _Outcome("fatal", error=error)
+            return _Outcome("fatal", error=JobError.from_exception(exc))
 
     async def _persist(self, running: _Running, kind: JobKind, outcome: _Outcome) -> None:
         """Record the outcome, retrying while the store is unreachable (never run it twice)."""

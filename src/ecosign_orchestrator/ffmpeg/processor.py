@@ -204,7 +204,9 @@ class FFmpegProcessor:
         if returncode != 0:
             error = classify_failure(returncode, list(tail), rename=rename)
             await ctx.step_failed(
-                STEP, _job_error(error), retrying=isinstance(error, errors.TransientError)
+                STEP,
+                JobError.from_exception(error),
+                retrying=isinstance(error, errors.TransientError),
             )
             raise error
         return last
@@ -251,11 +253,3 @@ class FFmpegProcessor:
             with contextlib.suppress(ProcessLookupError):
                 send()
         await proc.wait()
-
-
-def _job_error(error: errors.ProcessorError) -> JobError:
-    details = getattr(error, "details", {})
-    transient = isinstance(error, errors.TransientError)
-    return JobError(
-        type=type(error).__name__, message=str(error), transient=transient, details=details
-    )
