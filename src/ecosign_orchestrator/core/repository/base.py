@@ -58,11 +58,6 @@ class Tx(Protocol):
     async def add_event(self, draft: EventDraft) -> Event:
         """Append an event row."""
 
-    async def claimable(
-        self, *, kinds: Sequence[str], queues: Sequence[str] | None, limit: int, now: datetime
-    ) -> list[Job]:
-        """Ready jobs in claim order, locked (skipping rows other transactions hold)."""
-
     async def expired(self, *, limit: int, now: datetime) -> list[Job]:
         """Running jobs whose lease expired, locked (skipping locked rows)."""
 
@@ -222,24 +217,29 @@ class TransactionalRepository(abc.ABC):
         lease_seconds: float,
         queues: Sequence[str] | None = None,
     ) -> list[Job]:
-        """Atomically take up to ``limit`` ready jobs."""
+        """Atomically take up to ``limit`` ready jobs (priority desc, then ``run_at``)."""
         if limit <= 0 or not kinds:
             return []
-        claimed: list[Job] = []
-        async with self._writing() as (tx, published):
-            now = utcnow()
-            for job in await tx.claimable(kinds=kinds, queues=queues, limit=limit, now=now):
-                new, draft = transitions.claim(
-                    job,
-                    now=now,
-                    worker_id=worker_id,
-                    token=ids.new_lease_token(),
-                    lease_seconds=lease_seconds,
-                )
-                await tx.update(new)
-                published.append(await tx.add_event(draft))
-                claimed.append(new)
-        return claimed
+        return await self._claim(
+            worker_id=worker_id,
+            kinds=kinds,
+            limit=limit,
+            lease_seconds=lease_seconds,
+            queues=queues,
+        )
+
+    @abc.abstractmethod
+    async def _claim(
+        self,
+        *,
+        worker_id: str,
+        kinds: Sequence[str],
+        limit: int,
+        lease_seconds: float,
+        queues: Sequence[str] | None,
+    ) -> list[Job]:
+        """Take up to ``limit`` (>= 1) ready jobs in one transaction; each backend locks its way
+        and applies :func:`claim_jobs`."""
 
     async def heartbeat(self, job_id: JobId, token: LeaseToken, lease_seconds: float) -> bool:
         """Renew a lease; returns whether a cancel was requested."""
@@ -381,6 +381,22 @@ class Change(Protocol):
     """A pure state change: ``(job, now) -> (new job, event or None)``."""
 
     def __call__(self, job: Job, now: datetime, /) -> tuple[Job, EventDraft | None]: ...
+
+
+def claim_jobs(
+    jobs: Sequence[Job], *, now: datetime, worker_id: str, lease_seconds: float
+) -> list[tuple[Job, EventDraft]]:
+    """Claim each ready job with its own fresh lease token (the rule is ``transitions.claim``)."""
+    return [
+        transitions.claim(
+            job,
+            now=now,
+            worker_id=worker_id,
+            token=ids.new_lease_token(),
+            lease_seconds=lease_seconds,
+        )
+        for job in jobs
+    ]
 
 
 def like_prefix(prefix: str) -> str:

@@ -14,6 +14,7 @@ from ecosign_orchestrator.core.repository.base import (
     ACTIVE_STATUSES,
     TransactionalRepository,
     check_limit,
+    claim_jobs,
 )
 from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.core.transitions import EventDraft
@@ -125,6 +126,28 @@ class MemoryRepository(TransactionalRepository):
             if j.status in (JobStatus.QUEUED, JobStatus.RETRYING) and j.run_at > now
         ]
         return min(future, default=None)
+
+    async def _claim(
+        self,
+        *,
+        worker_id: str,
+        kinds: Sequence[str],
+        limit: int,
+        lease_seconds: float,
+        queues: Sequence[str] | None,
+    ) -> list[Job]:
+        claimed: list[Job] = []
+        async with self._writing() as (tx, published):
+            assert isinstance(tx, _MemoryTx)
+            now = utcnow()
+            ready = await tx.claimable(kinds=kinds, queues=queues, limit=limit, now=now)
+            for new, draft in claim_jobs(
+                ready, now=now, worker_id=worker_id, lease_seconds=lease_seconds
+            ):
+                await tx.update(new)
+                published.append(await tx.add_event(draft))
+                claimed.append(new)
+        return claimed
 
     async def migrate(self) -> list[str]:
         """Nothing to migrate."""

@@ -21,7 +21,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from ecosign_orchestrator.core import errors, transitions
+from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.events import Event, EventType
 from ecosign_orchestrator.core.job import (
     Job,
@@ -201,11 +201,6 @@ class _PgTx:
             data=draft.data,
         )
 
-    async def claimable(
-        self, *, kinds: Sequence[str], queues: Sequence[str] | None, limit: int, now: datetime
-    ) -> list[Job]:  # pragma: no cover - PostgresRepository.claim is one statement instead
-        raise NotImplementedError
-
     async def expired(self, *, limit: int, now: datetime) -> list[Job]:
         return [row_to_job(r) for r in await self._fetch("expired", {"limit": limit})]
 
@@ -366,18 +361,16 @@ class PostgresRepository(TransactionalRepository):
 
     # -- operations done in one statement ------------------------------------------------------
 
-    async def claim(
+    async def _claim(
         self,
         *,
         worker_id: str,
         kinds: Sequence[str],
         limit: int,
         lease_seconds: float,
-        queues: Sequence[str] | None = None,
+        queues: Sequence[str] | None,
     ) -> list[Job]:
         """Take up to ``limit`` ready jobs in one statement."""
-        if limit <= 0 or not kinds:
-            return []
         params: Row = {
             "kinds": list(kinds),
             "queues": None if queues is None else list(queues),
@@ -528,4 +521,4 @@ class PostgresRepository(TransactionalRepository):
         return {(r["kind"], JobStatus(r["status"])): r["n"] for r in rows}
 
 
-__all__ = ["PostgresRepository", "check_schema_name", "transitions"]
+__all__ = ["PostgresRepository", "check_schema_name"]

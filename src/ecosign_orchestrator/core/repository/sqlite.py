@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ecosign_orchestrator.core import errors, ids, transitions
+from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.events import Event, EventType
 from ecosign_orchestrator.core.job import (
     Job,
@@ -35,6 +35,7 @@ from ecosign_orchestrator.core.repository.base import (
     Change,
     TransactionalRepository,
     check_limit,
+    claim_jobs,
     like_prefix,
 )
 from ecosign_orchestrator.core.status import JobStatus
@@ -174,10 +175,7 @@ class _SqliteTx:
         return await self._repo._call(lambda c: c.execute(Q[name], params).fetchall())
 
     async def load(self, job_id: JobId) -> Job:
-        row = await self._one("load_job", {"id": job_id})
-        if row is None:
-            raise errors.JobNotFound(job_id)
-        return row_to_job(row)
+        return await self._repo._call(lambda c: _load_sync(c, job_id))
 
     async def fetch(self, job_id: JobId) -> Job:
         return await self.load(job_id)
@@ -197,34 +195,7 @@ class _SqliteTx:
         await self._one("update_job", job_to_row(job))
 
     async def add_event(self, draft: EventDraft) -> Event:
-        params = {
-            "job_id": draft.job_id,
-            "type": draft.type.value,
-            "at": to_epoch(draft.at),
-            "attempt": draft.attempt,
-            "data": dumps(draft.data),
-        }
-        row = await self._one("insert_event", params)
-        assert row is not None
-        return Event(
-            id=row["id"],
-            job_id=draft.job_id,
-            type=draft.type,
-            at=draft.at,
-            attempt=draft.attempt,
-            data=draft.data,
-        )
-
-    async def claimable(
-        self, *, kinds: Sequence[str], queues: Sequence[str] | None, limit: int, now: datetime
-    ) -> list[Job]:
-        params = {
-            "now": to_epoch(now),
-            "kinds": dumps(list(kinds)),
-            "queues": None if queues is None else dumps(list(queues)),
-            "limit": limit,
-        }
-        return [row_to_job(r) for r in await self._all("claimable", params)]
+        return await self._repo._call(lambda c: _insert_event(c, draft))
 
     async def expired(self, *, limit: int, now: datetime) -> list[Job]:
         rows = await self._all("expired", {"now": to_epoch(now), "limit": limit})
@@ -317,18 +288,15 @@ class SqliteRepository(TransactionalRepository):
             self._notify_ready()
         return new
 
-    async def claim(
+    async def _claim(
         self,
         *,
         worker_id: str,
         kinds: Sequence[str],
         limit: int,
         lease_seconds: float,
-        queues: Sequence[str] | None = None,
+        queues: Sequence[str] | None,
     ) -> list[Job]:
-        """Atomically take up to ``limit`` ready jobs (one ``BEGIN IMMEDIATE`` transaction)."""
-        if limit <= 0 or not kinds:
-            return []
         params = {
             "kinds": dumps(list(kinds)),
             "queues": None if queues is None else dumps(list(queues)),
@@ -432,13 +400,17 @@ def _insert_event(conn: sqlite3.Connection, draft: EventDraft) -> Event:
     )
 
 
-def _apply_sync(
-    conn: sqlite3.Connection, job_id: JobId, change: Change
-) -> tuple[Job, Event | None]:
+def _load_sync(conn: sqlite3.Connection, job_id: JobId) -> Job:
     row = conn.execute(Q["load_job"], {"id": job_id}).fetchone()
     if row is None:
         raise errors.JobNotFound(job_id)
-    new, draft = change(row_to_job(row), utcnow())
+    return row_to_job(row)
+
+
+def _apply_sync(
+    conn: sqlite3.Connection, job_id: JobId, change: Change
+) -> tuple[Job, Event | None]:
+    new, draft = change(_load_sync(conn, job_id), utcnow())
     conn.execute(Q["update_job"], job_to_row(new))
     return new, None if draft is None else _insert_event(conn, draft)
 
@@ -449,14 +421,8 @@ def _claim_sync(
     now = utcnow()
     rows = conn.execute(Q["claimable"], {**params, "now": to_epoch(now)}).fetchall()
     claimed = []
-    for row in rows:
-        new, draft = transitions.claim(
-            row_to_job(row),
-            now=now,
-            worker_id=worker_id,
-            token=ids.new_lease_token(),
-            lease_seconds=lease_seconds,
-        )
+    ready = [row_to_job(row) for row in rows]
+    for new, draft in claim_jobs(ready, now=now, worker_id=worker_id, lease_seconds=lease_seconds):
         conn.execute(Q["update_job"], job_to_row(new))
         claimed.append((new, _insert_event(conn, draft)))
     return claimed
