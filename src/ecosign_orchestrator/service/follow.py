@@ -155,8 +155,10 @@ async def _changes(repository: JobRepository, ids: set[JobId]) -> AsyncIterator[
             yield
 
 
-def _line_for(job: Job) -> list[str]:
-    return [f"{s.name}={s.status.value}" for s in job.steps]
+def _line_for(job: Job) -> str:
+    """One plain line per flow state (non-TTY output)."""
+    steps = " ".join(f"{SHORT.get(s.name, s.name)}={s.status.value}" for s in job.steps)
+    return f"{job.id[-12:]} {intent_label(job):<28} {job.status.value:<9} {steps}"
 
 
 async def follow_flows(
@@ -164,7 +166,7 @@ async def follow_flows(
 ) -> list[Job]:
     """Show the flows until every one is terminal; return their final state."""
     jobs = [await repository.get(i) for i in ids]
-    printed: dict[JobId, tuple[str, list[str]]] = {}
+    printed: dict[JobId, str] = {}
     compact = console.width < COMPACT_WIDTH
     view = (
         Live(flows_table(jobs, compact=compact), console=console, refresh_per_second=4)
@@ -178,16 +180,10 @@ async def follow_flows(
                 view.update(flows_table(jobs, compact=compact))
             else:
                 for job in jobs:
-                    key = (job.status.value, _line_for(job))
-                    if printed.get(job.id) != key:
-                        printed[job.id] = key
-                        steps = " ".join(
-                            f"{SHORT.get(n.split('=')[0], n)}" + "=" + n.split("=")[1]
-                            for n in key[1]
-                        )
-                        console.print(
-                            f"{job.id[-12:]} {intent_label(job):<28} {job.status.value:<9} {steps}"
-                        )
+                    line = _line_for(job)
+                    if printed.get(job.id) != line:  # print a flow again only when it changed
+                        printed[job.id] = line
+                        console.print(line)
             if all(j.status.is_terminal for j in jobs):
                 break
     return jobs
