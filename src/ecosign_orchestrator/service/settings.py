@@ -179,6 +179,15 @@ class Settings(BaseSettings):
         """The database URL in clear (for the driver only, never for logs)."""
         return self.database_url.get_secret_value()
 
+    def secret_values(self) -> list[str]:
+        """Every secret value held here (registered for log redaction)."""
+        values = [self.api_token, self.service_key, *self.api_tokens, *self.api_read_tokens]
+        found = [v.get_secret_value() for v in values if v is not None]
+        parts = _url_parts(self.database_url_value)
+        if parts is not None and parts[2]:
+            found.append(parts[2])
+        return found
+
     def masked(self) -> dict[str, Any]:
         """The effective configuration with every secret masked (for ``config show``)."""
         data = self.model_dump(mode="json")
@@ -186,11 +195,20 @@ class Settings(BaseSettings):
         return data
 
 
-def mask_url(url: str) -> str:
-    """``postgresql://user:secret@host/db`` -> ``postgresql://user:***@host/db``."""
+def _url_parts(url: str) -> tuple[str, str, str | None, str] | None:
+    """``(scheme, user, password, host...)`` of ``scheme://user[:password]@host...``, else None."""
     scheme, sep, rest = url.partition("://")
     if not sep or "@" not in rest:
-        return url
+        return None
     credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
+    user, colon, password = credentials.partition(":")
+    return scheme, user, password if colon else None, host
+
+
+def mask_url(url: str) -> str:
+    """``postgresql://user:secret@host/db`` -> ``postgresql://user:***@host/db``."""
+    parts = _url_parts(url)
+    if parts is None:
+        return url
+    scheme, user, _, host = parts
     return f"{scheme}://{user}:***@{host}"

@@ -177,28 +177,12 @@ async def _document_processor(
     return ecosign.DocumentProcessor(edge, source, config)
 
 
-def secrets_of(settings: Settings) -> list[str]:
-    """Every secret value the settings hold (registered for log redaction)."""
-    values = [
-        settings.api_token,
-        settings.service_key,
-        *settings.api_tokens,
-        *settings.api_read_tokens,
-    ]
-    found = [v.get_secret_value() for v in values if v is not None]
-    url = settings.database_url_value
-    credentials = url.split("://", 1)[-1].split("@", 1)[0] if "@" in url else ""
-    if ":" in credentials:
-        found.append(credentials.split(":", 1)[1])
-    return found
-
-
 @contextlib.asynccontextmanager
 async def open_repository(
     settings: Settings, *, migrate: bool | None = None
 ) -> AsyncIterator[JobRepository]:
     """An open repository; SQLite is migrated on the way in unless ``auto_migrate`` is off."""
-    register_secrets(secrets_of(settings))
+    register_secrets(settings.secret_values())
     url = settings.database_url_value
     options: dict[str, object] = {}
     if url.startswith(("postgresql://", "postgres://")):
@@ -260,6 +244,5 @@ __all__ = [
     "load_app",
     "open_repository",
     "runtime",
-    "secrets_of",
     "worker_settings",
 ]
