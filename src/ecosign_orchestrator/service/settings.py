@@ -5,6 +5,7 @@ Precedence: explicit arguments > environment > TOML file (``ECOSIGN_ORCH_CONFIG`
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -118,23 +119,18 @@ class Settings(BaseSettings):
     @field_validator("step_functions", "step_policies", mode="after")
     @classmethod
     def _known_steps(cls, value: dict[str, Any]) -> dict[str, Any]:
-        steps = (
-            "encrypt_source",
-            "create_witness",
-            "append_tsa",
-            "anchor_polygon",
-            "anchor_bitcoin",
-            "build_artifact",
-            "notify_artifact_ready",
-        )
+        if not value:
+            return value  # nothing to check: the EcoSign module is not even imported
+        from ecosign_orchestrator.ecosign.steps import Step, StepPolicy
+
+        steps = [step.value for step in Step]
         unknown = sorted(set(value) - set(steps))
         if unknown:
             raise ValueError(f"unknown steps {unknown}; steps are {', '.join(steps)}")
+        fields = {field.name for field in dataclasses.fields(StepPolicy)}
         for name, policy in value.items():
             if isinstance(policy, dict):
-                bad = sorted(
-                    set(policy) - {"max_attempts", "base_seconds", "cap_seconds", "timeout_seconds"}
-                )
+                bad = sorted(set(policy) - fields)
                 if bad:
                     raise ValueError(f"{name}: unknown policy fields {bad}")
         return value
