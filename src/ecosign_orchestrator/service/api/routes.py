@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -283,4 +282,3 @@ async def _sse(
             if idle >= keepalive:
                 idle = 0.0
                 yield ": keep-alive\n\n"
-            await asyncio.sleep(0)
