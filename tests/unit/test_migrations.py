@@ -5,7 +5,28 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from ecosign_orchestrator.core.repository import SqliteRepository, sql
+from ecosign_orchestrator.core import ids
+from ecosign_orchestrator.core.job import Job, utcnow
+from ecosign_orchestrator.core.repository import SqliteRepository, codec, sql
+from ecosign_orchestrator.core.repository.sqlite import CODEC as SQLITE_CODEC
+from ecosign_orchestrator.core.status import JobStatus
+
+
+def _a_job() -> Job:
+    now = utcnow()
+    return Job(
+        id=ids.new_job_id(),
+        kind="k",
+        queue="default",
+        payload={},
+        status=JobStatus.QUEUED,
+        priority=0,
+        attempts=0,
+        max_attempts=1,
+        run_at=now,
+        created_at=now,
+        updated_at=now,
+    )
 
 
 def test_migration_files_are_numbered_and_match_across_dialects() -> None:
@@ -16,16 +37,25 @@ def test_migration_files_are_numbered_and_match_across_dialects() -> None:
 
 
 def test_query_blocks_parse_and_cover_both_dialects() -> None:
-    assert {"load_job", "insert_job", "update_job", "insert_event", "find_idempotent"} <= set(
-        sql.queries("sqlite")
-    )
-    assert {"claim", "complete", "heartbeat", "notify", "find_idempotent"} <= set(
-        sql.queries("postgres")
-    )
+    shared = {"find_holder", "find_idempotent", "insert_event", "heartbeat", "save_steps"}
+    shared |= {"save_progress", "ids_matching", "last_event_id", "events", "list_jobs"}
+    assert shared | {"load_job", "claimable"} <= set(sql.queries("sqlite"))
+    assert shared | {"claim", "complete", "notify"} <= set(sql.queries("postgres"))
     assert sql.parse_queries("-- a --\n-- doc\nSELECT 1\n-- b --\nSELECT 2\n") == {
         "a": "SELECT 1",
         "b": "SELECT 2",
     }
+
+
+def test_the_codec_writes_every_column_of_a_job_and_rewrites_only_mutable_ones() -> None:
+    insert = SQLITE_CODEC.insert_job_sql("jobs")
+    update = SQLITE_CODEC.update_job_sql("jobs")
+    for column in codec.JOB_COLUMNS:
+        assert f":{column}" in insert
+    for column in codec.FIXED_COLUMNS:
+        assert f"{column} =" not in update.split("WHERE")[0]
+    assert update.endswith("WHERE id = :id")
+    assert set(SQLITE_CODEC.job_to_row(_a_job())) == set(codec.JOB_COLUMNS)
 
 
 async def test_sqlite_migrates_incrementally_to_the_same_schema(tmp_path: Path) -> None:

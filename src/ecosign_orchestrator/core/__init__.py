@@ -5,6 +5,7 @@ It knows nothing of FFmpeg or EcoSign; processors for those live in sibling pack
 
 from __future__ import annotations
 
+from ecosign_orchestrator.core.context import JobContext
 from ecosign_orchestrator.core.errors import (
     FatalError,
     JobNotFound,
@@ -21,7 +22,7 @@ from ecosign_orchestrator.core.job import (
     StepRecord,
     StepStatus,
 )
-from ecosign_orchestrator.core.processor import JobContext, Processor
+from ecosign_orchestrator.core.processor import Processor
 from ecosign_orchestrator.core.queue import JobQueue
 from ecosign_orchestrator.core.registry import Registry
 from ecosign_orchestrator.core.repository import JobRepository, repository_from_url

@@ -185,6 +185,9 @@ class NewJob:
     delay: float = 0.0
     #: While a job with this key is not terminal, enqueueing again returns it instead of a new one.
     dedupe_key: str | None = None
+    #: Also return a *completed* job holding ``dedupe_key`` (work that is done is not redone);
+    #: a failed or cancelled one never blocks a new job.
+    reuse_completed: bool = False
     max_attempts: int | None = None
     retry: RetryOverride = dataclasses.field(default_factory=RetryOverride)
     #: Per-job timeout in seconds (None: the kind's default).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import math
 from collections.abc import Mapping
@@ -28,6 +30,12 @@ def check_json(value: Any, field: str = "payload") -> JSONDict:
     if loaded != value:  # e.g. non-string keys silently converted, tuples turned into lists
         raise errors.InvalidJob(field, "must contain only JSON types with string keys")
     return loaded
+
+
+def fingerprint(kind: str, payload: Any) -> str:
+    """A digest of a normalised request: same kind and payload, same fingerprint."""
+    canonical = json.dumps([kind, payload], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _check_number(field: str, value: float | None, *, positive: bool = False) -> None:
@@ -63,8 +71,10 @@ class JobQueue:
         max_attempts: int | None = None,
         retry: RetryOverride | None = None,
         timeout: float | None = None,
+        idempotency_key: str | None = None,
     ) -> NewJob:
-        """Validate a request into a :class:`NewJob` (raises ``InvalidJob``/``UnknownJobKind``)."""
+        """Validate an untrusted request into a :class:`NewJob`: the generic fields here, the
+        payload by the kind's own validator (raises ``InvalidJob``/``UnknownJobKind``)."""
         job_kind = self.registry.get(kind)
         data = check_json({} if payload is None else payload)
         if job_kind.validate is not None:
@@ -92,6 +102,7 @@ class JobQueue:
             max_attempts=max_attempts or retry.max_attempts,
             retry=retry,
             timeout=timeout,
+            idempotency_key=idempotency_key,
         )
 
     async def enqueue(self, kind: str, payload: Any = None, **options: Any) -> EnqueueResult:
@@ -101,13 +112,25 @@ class JobQueue:
 
     async def submit_many(self, batch: list[NewJob]) -> list[EnqueueResult]:
         """Insert already validated jobs in one transaction."""
-        pairs = [
-            (new, new.max_attempts or self.registry.get(new.kind).retry.max_attempts)
-            for new in batch
-        ]
-        return await self.repository.enqueue_many(pairs)
+        return await self.repository.enqueue_many([self._prepared(new) for new in batch])
 
     async def submit(self, new: NewJob) -> EnqueueResult:
-        """Insert an already validated :class:`NewJob`."""
-        max_attempts = new.max_attempts or self.registry.get(new.kind).retry.max_attempts
-        return await self.repository.enqueue(new, max_attempts=max_attempts)
+        """Insert an already validated :class:`NewJob`, or return the job it repeats.
+
+        The one submission rule, checked once inside the insert's transaction: the same
+        ``idempotency_key`` with the same request returns the job it created (with another
+        request: ``IdempotencyConflict``); else an active job holding ``dedupe_key`` (or a
+        completed one, with ``reuse_completed``) is returned instead of a new one.
+        """
+        prepared, budget = self._prepared(new)
+        return await self.repository.enqueue(prepared, max_attempts=budget)
+
+    def _prepared(self, new: NewJob) -> tuple[NewJob, int]:
+        """The request with its fingerprint, and its attempt budget."""
+        if new.idempotency_key is not None:
+            if not 0 < len(new.idempotency_key) <= MAX_KEY_LENGTH:
+                raise errors.InvalidJob(
+                    "idempotency_key", f"must be 1 to {MAX_KEY_LENGTH} characters"
+                )
+            new = dataclasses.replace(new, fingerprint=fingerprint(new.kind, new.payload))
+        return new, new.max_attempts or self.registry.get(new.kind).retry.max_attempts

@@ -18,13 +18,13 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from ecosign_orchestrator.core import errors, observe
+from ecosign_orchestrator.core import errors, observe, outcome
+from ecosign_orchestrator.core.context import JobContext
 from ecosign_orchestrator.core.job import Job, JobError
 from ecosign_orchestrator.core.observe import Instruments, NullInstruments
-from ecosign_orchestrator.core.processor import JobContext
 from ecosign_orchestrator.core.registry import JobKind, Registry
 from ecosign_orchestrator.core.repository.protocol import JobRepository
-from ecosign_orchestrator.core.types import JobId, JSONValue
+from ecosign_orchestrator.core.types import JobId, JSONValue, LeaseToken
 
 logger = logging.getLogger(__name__)
 
@@ -32,21 +32,6 @@ logger = logging.getLogger(__name__)
 def default_worker_id() -> str:
     """A worker id unique per process instance: host, pid and a random suffix."""
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-
-
-@dataclasses.dataclass(slots=True)
-class WorkerStats:
-    """Counters a worker keeps (read by metrics)."""
-
-    claimed: int = 0
-    completed: int = 0
-    failed: int = 0
-    retried: int = 0
-    snoozed: int = 0
-    cancelled: int = 0
-    released: int = 0
-    lease_lost: int = 0
-    recovered: int = 0
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,8 +78,14 @@ class _Running:
     job: Job
     ctx: JobContext
     task: asyncio.Task[None] | None = None
-    #: Why the task was cancelled by us: "user" (cancel request), "shutdown", "lease_lost".
-    stop_reason: str | None = None
+    #: Why the worker cancelled the task itself (None: it did not).
+    interruption: outcome.Interruption | None = None
+
+    @property
+    def token(self) -> LeaseToken:
+        """The lease token of this run (a claimed job always holds one)."""
+        assert self.job.lease_token is not None
+        return self.job.lease_token
 
 
 class Worker:
@@ -123,17 +114,10 @@ class Worker:
         self.kinds = list(kinds) if kinds is not None else registry.names()
         for name in self.kinds:
             registry.get(name)  # unknown kinds fail at start-up, not mid-run
-        self.stats = WorkerStats()
         self._rng = rng or random.Random()
         self._running: dict[JobId, _Running] = {}
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
-        self._stopped = asyncio.Event()
-
-    @property
-    def running_jobs(self) -> list[JobId]:
-        """Ids of the jobs this worker runs now."""
-        return list(self._running)
 
     def _extra(self, job: Job, action: str, **more: Any) -> dict[str, Any]:
         return {
@@ -193,7 +177,6 @@ class Worker:
             for task in side:
                 task.cancel()
             await asyncio.gather(*side, return_exceptions=True)
-            self._stopped.set()
             logger.info(
                 "worker %s stopped",
                 self.worker_id,
@@ -258,7 +241,6 @@ class Worker:
     # -- running jobs --------------------------------------------------------------------------
 
     def _start(self, job: Job) -> None:
-        self.stats.claimed += 1
         ctx = JobContext(
             job,
             self.repository,
@@ -279,11 +261,10 @@ class Worker:
         job = running.job
         try:
             kind = self.registry.get(job.kind)
-            outcome = await self._execute(running, kind)
-            await asyncio.shield(self._persist(running, kind, outcome))
-            self.instruments.job_finished(job.kind, outcome.label)
+            ended = await self._execute(running, kind)
+            await asyncio.shield(self._persist(running, kind, ended))
+            self.instruments.job_finished(job.kind, ended.label)
         except errors.LeaseLost:
-            self.stats.lease_lost += 1
             logger.warning(
                 "job %s: lease lost; another worker owns it now",
                 job.id,
@@ -305,35 +286,31 @@ class Worker:
             self._running.pop(job.id, None)
             self._wake.set()
 
-    async def _execute(self, running: _Running, kind: JobKind) -> _Outcome:
+    async def _execute(self, running: _Running, kind: JobKind) -> outcome.Outcome:
         job, ctx = running.job, running.ctx
         timeout = job.timeout or kind.timeout
         try:
             async with asyncio.timeout(timeout):
                 result = await kind.processor(ctx)
             _check_result(result)
-            return _Outcome("complete", result=result)
+            return outcome.Completed(result)
         except asyncio.CancelledError:
-            if running.stop_reason is None:
+            if running.interruption is None:
                 raise
-            return _Outcome(running.stop_reason)
+            return running.interruption
         except errors.Snooze as snooze:
-            return _Outcome("snooze", delay=snooze.delay, message=snooze.reason)
+            return outcome.Snoozed(snooze.delay, snooze.reason)
         except TimeoutError:
             error = JobError(
                 type="JobTimeout", message=f"run exceeded its {timeout}s timeout", transient=True
             )
-            return _Outcome("transient", error=error)
+            return outcome.Retryable(error)
         except errors.TransientError as exc:
-            return _Outcome(
-                "transient",
-                error=JobError.from_exception(exc),
-                retry_after=exc.retry_after,
-                delay=exc.delay or 0.0,
-                fixed_delay=exc.delay is not None,
+            return outcome.Retryable(
+                JobError.from_exception(exc), retry_after=exc.retry_after, delay=exc.delay
             )
         except errors.FatalError as exc:
-            return _Outcome("fatal", error=JobError.from_exception(exc))
+            return outcome.Failed(JobError.from_exception(exc))
         except errors.LeaseLost:
             raise
         except Exception as exc:
@@ -343,14 +320,14 @@ class Worker:
                 type(exc).__name__,
                 extra=self._extra(job, "job_crashed"),
             )
-            return _Outcome("fatal", error=JobError.from_exception(exc))
+            return outcome.Failed(JobError.from_exception(exc))
 
-    async def _persist(self, running: _Running, kind: JobKind, outcome: _Outcome) -> None:
+    async def _persist(self, running: _Running, kind: JobKind, ended: outcome.Outcome) -> None:
         """Record the outcome, retrying while the store is unreachable (never run it twice)."""
         delay, waited = 0.1, 0.0
         while True:
             try:
-                await self._record(running, kind, outcome)
+                await self._record(running, kind, ended)
                 return
             except errors.RepositoryError as exc:
                 if waited >= self.settings.record_retry_seconds:
@@ -366,63 +343,55 @@ class Worker:
                 waited += delay
                 delay = min(delay * 2, 5.0)
 
-    async def _record(self, running: _Running, kind: JobKind, outcome: _Outcome) -> None:
-        job, ctx, repo = running.job, running.ctx, self.repository
-        token = ctx._token
-        if outcome.action == "lease_lost":
+    async def _record(self, running: _Running, kind: JobKind, ended: outcome.Outcome) -> None:
+        job, repo, token = running.job, self.repository, running.token
+        if isinstance(ended, outcome.LeaseLost):
             raise errors.LeaseLost(job.id)
-        await ctx.flush()
-        if outcome.action == "complete":
-            await repo.complete(job.id, token, outcome.result)
-            self.stats.completed += 1
-            logger.info("job %s completed", job.id, extra=self._extra(job, "job_completed"))
-        elif outcome.action == "snooze":
-            await repo.requeue(
-                job.id, token, delay=outcome.delay, reason="snoozed", message=outcome.message
-            )
-            self.stats.snoozed += 1
-            logger.info(
-                "job %s snoozed for %.1fs: %s",
-                job.id,
-                outcome.delay,
-                outcome.message,
-                extra=self._extra(job, "job_snoozed"),
-            )
-        elif outcome.action == "user":
-            await repo.acknowledge_cancel(job.id, token)
-            self.stats.cancelled += 1
-            logger.info("job %s cancelled", job.id, extra=self._extra(job, "job_cancelled"))
-        elif outcome.action == "shutdown":
-            await repo.requeue(job.id, token, delay=0, reason="released")
-            self.stats.released += 1
-            logger.info(
-                "job %s released at shutdown", job.id, extra=self._extra(job, "job_released")
-            )
-        elif outcome.action == "transient":
-            await self._retry_or_fail(job, kind, outcome)
-        else:
-            assert outcome.error is not None
-            await repo.fail(job.id, token, outcome.error)
-            self.stats.failed += 1
-            logger.info(
-                "job %s failed: %s: %s",
-                job.id,
-                outcome.error.type,
-                outcome.error.message,
-                extra=self._extra(job, "job_failed"),
-            )
+        await running.ctx.flush()
+        match ended:
+            case outcome.Completed(result=result):
+                await repo.complete(job.id, token, result)
+                logger.info("job %s completed", job.id, extra=self._extra(job, "job_completed"))
+            case outcome.Snoozed(delay=delay, message=message):
+                await repo.requeue(job.id, token, delay=delay, reason="snoozed", message=message)
+                logger.info(
+                    "job %s snoozed for %.1fs: %s",
+                    job.id,
+                    delay,
+                    message,
+                    extra=self._extra(job, "job_snoozed"),
+                )
+            case outcome.CancelledByUser():
+                await repo.acknowledge_cancel(job.id, token)
+                logger.info("job %s cancelled", job.id, extra=self._extra(job, "job_cancelled"))
+            case outcome.Released():
+                await repo.requeue(job.id, token, delay=0, reason="released")
+                logger.info(
+                    "job %s released at shutdown", job.id, extra=self._extra(job, "job_released")
+                )
+            case outcome.Retryable():
+                await self._retry_or_fail(running, kind, ended)
+            case outcome.Failed(error=error):
+                await repo.fail(job.id, token, error)
+                logger.info(
+                    "job %s failed: %s: %s",
+                    job.id,
+                    error.type,
+                    error.message,
+                    extra=self._extra(job, "job_failed"),
+                )
 
-    async def _retry_or_fail(self, job: Job, kind: JobKind, outcome: _Outcome) -> None:
-        assert outcome.error is not None and job.lease_token is not None
-        policy = kind.retry.with_override(job.retry)
+    async def _retry_or_fail(
+        self, running: _Running, kind: JobKind, ended: outcome.Retryable
+    ) -> None:
+        job, token = running.job, running.token
         if job.attempts >= job.max_attempts:
             error = dataclasses.replace(
-                outcome.error,
-                message=f"{outcome.error.message} "
+                ended.error,
+                message=f"{ended.error.message} "
                 f"(attempts exhausted: {job.attempts}/{job.max_attempts})",
             )
-            await self.repository.fail(job.id, job.lease_token, error)
-            self.stats.failed += 1
+            await self.repository.fail(job.id, token, error)
             logger.info(
                 "job %s failed after %d attempts",
                 job.id,
@@ -430,17 +399,17 @@ class Worker:
                 extra=self._extra(job, "job_failed"),
             )
             return
-        if outcome.fixed_delay:
-            delay = max(outcome.delay, outcome.retry_after or 0.0)
+        if ended.delay is not None:
+            delay = max(ended.delay, ended.retry_after or 0.0)
         else:
-            delay = policy.delay(job.attempts, retry_after=outcome.retry_after, rng=self._rng)
-        await self.repository.schedule_retry(job.id, job.lease_token, outcome.error, delay)
-        self.stats.retried += 1
+            policy = kind.retry.with_override(job.retry)
+            delay = policy.delay(job.attempts, retry_after=ended.retry_after, rng=self._rng)
+        await self.repository.schedule_retry(job.id, token, ended.error, delay)
         logger.info(
             "job %s retrying in %.2fs: %s",
             job.id,
             delay,
-            outcome.error.message,
+            ended.error.message,
             extra=self._extra(job, "job_retrying", delay=delay),
         )
 
@@ -456,10 +425,10 @@ class Worker:
         job, ctx = running.job, running.ctx
         try:
             cancel = await self.repository.heartbeat(
-                job.id, ctx._token, self.settings.lease_seconds
+                job.id, running.token, self.settings.lease_seconds
             )
         except errors.LeaseLost:
-            self._interrupt(running, "lease_lost")
+            self._interrupt(running, outcome.LeaseLost())
             return
         except (errors.RepositoryError, errors.JobNotFound) as exc:
             logger.warning(
@@ -472,18 +441,17 @@ class Worker:
         logger.debug("heartbeat job %s", job.id, extra=self._extra(job, "heartbeat"))
         if cancel and not ctx.cancelled.is_set():
             ctx.cancelled.set()
-            self._interrupt(running, "user")
+            self._interrupt(running, outcome.CancelledByUser())
 
-    def _interrupt(self, running: _Running, reason: str) -> None:
-        if running.stop_reason is None and running.task is not None:
-            running.stop_reason = reason
+    def _interrupt(self, running: _Running, why: outcome.Interruption) -> None:
+        if running.interruption is None and running.task is not None:
+            running.interruption = why
             running.task.cancel()
 
     async def _recovery_loop(self) -> None:
         while True:
             try:
                 recovered = await self.repository.recover_expired()
-                self.stats.recovered += len(recovered)
                 if recovered:
                     self.instruments.leases_recovered(len(recovered))
             except errors.RepositoryError as exc:
@@ -498,32 +466,9 @@ class Worker:
             _, pending = await asyncio.wait(tasks, timeout=self.settings.shutdown_grace_seconds)
             for running in list(self._running.values()):
                 if running.task in pending:
-                    self._interrupt(running, "shutdown")
+                    self._interrupt(running, outcome.Released())
             if pending:
                 await asyncio.wait(pending)
-
-
-@dataclasses.dataclass(slots=True)
-class _Outcome:
-    action: str
-    result: JSONValue = None
-    error: JobError | None = None
-    retry_after: float | None = None
-    delay: float = 0.0
-    fixed_delay: bool = False
-    message: str = ""
-
-    @property
-    def label(self) -> str:
-        """The outcome as a metrics label."""
-        return {
-            "complete": "completed",
-            "snooze": "snoozed",
-            "user": "cancelled",
-            "shutdown": "released",
-            "transient": "retrying",
-            "fatal": "failed",
-        }.get(self.action, self.action)
 
 
 def _check_result(result: JSONValue) -> None:
@@ -531,9 +476,3 @@ def _check_result(result: JSONValue) -> None:
         json.dumps(result, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise errors.FatalError(f"processor result is not JSON-serialisable: {exc}") from None
-
-
-async def wait_stopped(worker: Worker, timeout: float) -> None:
-    """Wait for a worker to finish stopping (helper for tests and embedding)."""
-    async with asyncio.timeout(timeout):
-        await worker._stopped.wait()

@@ -17,8 +17,8 @@ from typing import Any
 import pydantic
 
 from ecosign_orchestrator.core import errors, observe
+from ecosign_orchestrator.core.context import JobContext
 from ecosign_orchestrator.core.job import JobError, StepRecord, StepStatus, utcnow
-from ecosign_orchestrator.core.processor import JobContext
 from ecosign_orchestrator.core.retry import RetryPolicy
 from ecosign_orchestrator.core.types import JSONDict, JSONValue
 from ecosign_orchestrator.ecosign import planner

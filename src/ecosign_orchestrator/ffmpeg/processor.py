@@ -23,8 +23,8 @@ from pathlib import Path
 import pydantic
 
 from ecosign_orchestrator.core import errors
+from ecosign_orchestrator.core.context import JobContext
 from ecosign_orchestrator.core.job import JobError, StepStatus
-from ecosign_orchestrator.core.processor import JobContext
 from ecosign_orchestrator.core.types import JSONValue
 from ecosign_orchestrator.ffmpeg.binaries import Binaries, find_binaries
 from ecosign_orchestrator.ffmpeg.command import InvalidCommand

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from ecosign_orchestrator.core import errors
-from ecosign_orchestrator.core.processor import JobContext
+from ecosign_orchestrator.core.context import JobContext
 from ecosign_orchestrator.core.registry import Registry
 from ecosign_orchestrator.core.retry import RetryPolicy
 from ecosign_orchestrator.core.types import JSONValue

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
 
 from ecosign_orchestrator.core import errors
-from ecosign_orchestrator.core.processor import JobContext
+from ecosign_orchestrator.core.context import JobContext
 from ecosign_orchestrator.core.queue import JobQueue
 from ecosign_orchestrator.core.registry import Registry
 from ecosign_orchestrator.core.repository import JobRepository, repository_from_url

@@ -43,8 +43,9 @@ class Tx(Protocol):
     async def fetch(self, job_id: JobId) -> Job:
         """The job row without a lock (reads must never make a claim skip the row)."""
 
-    async def find_active(self, dedupe_key: str) -> Job | None:
-        """The non-terminal job holding ``dedupe_key``, if any."""
+    async def find_holder(self, dedupe_key: str, *, reuse_completed: bool) -> Job | None:
+        """The newest job holding ``dedupe_key`` that a repeat returns: an active one, or (with
+        ``reuse_completed``) a completed one."""
 
     async def find_idempotent(self, key: str) -> Job | None:
         """The job created with idempotency ``key``, whatever its status."""
@@ -241,6 +242,17 @@ class TransactionalRepository(abc.ABC):
         """Take up to ``limit`` (>= 1) ready jobs in one transaction; each backend locks its way
         and applies :func:`claim_jobs`."""
 
+    async def _lease_lost(self, job_id: JobId) -> errors.OrchestratorError:
+        """Why a fenced write matched no row: an unknown id, or a lost lease."""
+        try:
+            await self.get(job_id)
+        except errors.JobNotFound as exc:
+            return exc
+        return errors.LeaseLost(job_id)
+
+    # The three hot-path writes of a running job (heartbeat, progress, steps) touch only their
+    # own columns; the SQL backends override them with one fenced statement each.
+
     async def heartbeat(self, job_id: JobId, token: LeaseToken, lease_seconds: float) -> bool:
         """Renew a lease; returns whether a cancel was requested."""
         job = await self._apply(
@@ -328,7 +340,7 @@ class TransactionalRepository(abc.ABC):
         async with self._writing() as (tx, published):
             job = await tx.load(job_id)
             if job.dedupe_key is not None:
-                holder = await tx.find_active(job.dedupe_key)
+                holder = await tx.find_holder(job.dedupe_key, reuse_completed=False)
                 if holder is not None and holder.id != job.id:
                     raise errors.DuplicateJob(job.dedupe_key, holder.id)
             new, draft = transitions.manual_retry(job, now=utcnow())
@@ -373,7 +385,7 @@ async def _existing(tx: Tx, new: NewJob) -> Job | None:
                 raise errors.IdempotencyConflict(new.idempotency_key, previous.id)
             return previous
     if new.dedupe_key is not None:
-        return await tx.find_active(new.dedupe_key)
+        return await tx.find_holder(new.dedupe_key, reuse_completed=new.reuse_completed)
     return None
 
 
@@ -405,11 +417,30 @@ def like_prefix(prefix: str) -> str:
     return escaped + "%"
 
 
+#: The shortest job id fragment accepted in place of a full id.
+MIN_SHORT_ID = 8
+_SHORT_ID_CHARS = frozenset("0123456789abcdef-")
+
+
+def check_short_id(short_id: str) -> str:
+    """A lowercase fragment of a job id, or ``InvalidJob`` naming ``job_id``."""
+    value = short_id.strip().lower()
+    if len(value) < MIN_SHORT_ID or len(value) > 36 or not set(value) <= _SHORT_ID_CHARS:
+        raise errors.InvalidJob(
+            "job_id", f"must be a job id, or {MIN_SHORT_ID} or more of its first or last characters"
+        )
+    return value
+
+
+def id_patterns(short_id: str) -> dict[str, str]:
+    """LIKE patterns for ids starting or ending with ``short_id`` (hex and ``-`` only: no
+    wildcard to escape)."""
+    value = check_short_id(short_id)
+    return {"prefix": value + "%", "suffix": "%" + value}
+
+
 def check_limit(limit: int) -> int:
     """Validate a page size."""
     if not 1 <= limit <= 10_000:
         raise errors.InvalidJob("limit", "must be between 1 and 10000")
     return limit
-
-
-ACTIVE_STATUSES: tuple[JobStatus, ...] = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.RETRYING)

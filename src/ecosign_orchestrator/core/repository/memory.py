@@ -11,12 +11,12 @@ from ecosign_orchestrator.core import errors, transitions
 from ecosign_orchestrator.core.events import Event
 from ecosign_orchestrator.core.job import Job, utcnow
 from ecosign_orchestrator.core.repository.base import (
-    ACTIVE_STATUSES,
     TransactionalRepository,
     check_limit,
+    check_short_id,
     claim_jobs,
 )
-from ecosign_orchestrator.core.status import JobStatus
+from ecosign_orchestrator.core.status import ACTIVE, JobStatus
 from ecosign_orchestrator.core.transitions import EventDraft
 from ecosign_orchestrator.core.types import JobId
 
@@ -38,12 +38,14 @@ class _MemoryTx:
     async def fetch(self, job_id: JobId) -> Job:
         return await self.load(job_id)
 
-    async def find_active(self, dedupe_key: str) -> Job | None:
-        candidates = [*self.jobs.values(), *self._repo.jobs.values()]
-        return next(
-            (j for j in candidates if j.dedupe_key == dedupe_key and j.status in ACTIVE_STATUSES),
-            None,
-        )
+    async def find_holder(self, dedupe_key: str, *, reuse_completed: bool) -> Job | None:
+        reusable = ACTIVE | {JobStatus.COMPLETED} if reuse_completed else ACTIVE
+        holders = [
+            j
+            for j in {**self._repo.jobs, **self.jobs}.values()
+            if j.dedupe_key == dedupe_key and j.status in reusable
+        ]
+        return max(holders, key=lambda j: j.id, default=None)
 
     async def find_idempotent(self, key: str) -> Job | None:
         staged = [j for j in self.jobs.values() if j.idempotency_key == key]
@@ -58,7 +60,7 @@ class _MemoryTx:
 
     async def add_event(self, draft: EventDraft) -> Event:
         event = Event(
-            id=self._repo.last_event_id + len(self.events) + 1,
+            id=self._repo.last_event_id_sync + len(self.events) + 1,
             job_id=draft.job_id,
             type=draft.type,
             at=draft.at,
@@ -101,7 +103,7 @@ class MemoryRepository(TransactionalRepository):
         self._lock = asyncio.Lock()
 
     @property
-    def last_event_id(self) -> int:
+    def last_event_id_sync(self) -> int:
         """Id of the newest event (0 when none)."""
         return self.event_log[-1].id if self.event_log else 0
 
@@ -190,6 +192,15 @@ class MemoryRepository(TransactionalRepository):
             e for e in self.event_log if e.id > after_id and (job_id is None or e.job_id == job_id)
         ]
         return rows[:limit]
+
+    async def ids_matching(self, short_id: str) -> list[JobId]:
+        """Up to two ids starting or ending with ``short_id``."""
+        value = check_short_id(short_id)
+        return sorted(i for i in self.jobs if i.startswith(value) or i.endswith(value))[:2]
+
+    async def last_event_id(self) -> int:
+        """The newest event id (0 when none)."""
+        return self.last_event_id_sync
 
     async def counts(self) -> dict[tuple[str, JobStatus], int]:
         """Jobs per (kind, status)."""

@@ -23,19 +23,15 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.events import Event, EventType
-from ecosign_orchestrator.core.job import (
-    Job,
-    JobError,
-    Progress,
-    RetryOverride,
-    StepRecord,
-)
+from ecosign_orchestrator.core.job import Job, Progress, StepRecord
 from ecosign_orchestrator.core.repository import sql
 from ecosign_orchestrator.core.repository.base import (
     TransactionalRepository,
     check_limit,
+    id_patterns,
     like_prefix,
 )
+from ecosign_orchestrator.core.repository.codec import RowCodec
 from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.core.transitions import EventDraft
 from ecosign_orchestrator.core.types import JobId, JSONValue, LeaseToken
@@ -67,82 +63,16 @@ def translate_errors() -> Iterator[None]:
         raise errors.RepositoryError(f"postgresql: {type(exc).__name__}: {exc}".strip()) from exc
 
 
-def job_to_row(job: Job) -> Row:
-    """Bind parameters for ``insert_job`` / ``update_job``."""
-    return {
-        "id": job.id,
-        "kind": job.kind,
-        "queue": job.queue,
-        "payload": Jsonb(job.payload),
-        "status": job.status.value,
-        "priority": job.priority,
-        "attempts": job.attempts,
-        "max_attempts": job.max_attempts,
-        "run_at": job.run_at,
-        "dedupe_key": job.dedupe_key,
-        "lease_owner": job.lease_owner,
-        "lease_token": job.lease_token,
-        "lease_expires_at": job.lease_expires_at,
-        "cancel_requested": job.cancel_requested,
-        "progress_fraction": job.progress.fraction,
-        "progress_message": job.progress.message,
-        "steps": Jsonb([s.to_json() for s in job.steps]),
-        "result": Jsonb(job.result),
-        "last_error": None if job.last_error is None else Jsonb(job.last_error.to_json()),
-        "retry": Jsonb(job.retry.to_json()),
-        "timeout": job.timeout,
-        "created_at": job.created_at,
-        "updated_at": job.updated_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "idempotency_key": job.idempotency_key,
-        "fingerprint": job.fingerprint,
-    }
-
-
-def row_to_job(row: Row) -> Job:
-    """A ``jobs`` row as a :class:`Job`."""
-    last_error = row["last_error"]
-    return Job(
-        id=JobId(row["id"]),
-        kind=row["kind"],
-        queue=row["queue"],
-        payload=row["payload"],
-        status=JobStatus(row["status"]),
-        priority=row["priority"],
-        attempts=row["attempts"],
-        max_attempts=row["max_attempts"],
-        run_at=row["run_at"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        dedupe_key=row["dedupe_key"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        lease_owner=row["lease_owner"],
-        lease_token=None if row["lease_token"] is None else LeaseToken(row["lease_token"]),
-        lease_expires_at=row["lease_expires_at"],
-        cancel_requested=row["cancel_requested"],
-        progress=Progress(fraction=row["progress_fraction"], message=row["progress_message"]),
-        steps=tuple(StepRecord.from_json(s) for s in row["steps"]),
-        result=row["result"],
-        last_error=None if last_error is None else JobError.from_json(last_error),
-        retry=RetryOverride.from_json(row["retry"]),
-        timeout=row["timeout"],
-        idempotency_key=row["idempotency_key"],
-        fingerprint=row["fingerprint"],
-    )
-
-
-def row_to_event(row: Row) -> Event:
-    """An ``events`` row as an :class:`Event`."""
-    return Event(
-        id=row["id"],
-        job_id=JobId(row["job_id"]),
-        type=EventType(row["type"]),
-        at=row["at"],
-        attempt=row["attempt"],
-        data=row["data"],
-    )
+#: Rows of this dialect: JSON as ``jsonb``, time as ``timestamptz`` (psycopg adapts both).
+CODEC = RowCodec(
+    json_in=Jsonb,
+    json_out=lambda value: value,
+    time_in=lambda value: value,
+    time_out=lambda value: value,
+    placeholder=lambda name: f"%({name})s",
+)
+row_to_job = CODEC.row_to_job
+row_to_event = CODEC.row_to_event
 
 
 class _PgTx:
@@ -166,8 +96,9 @@ class _PgTx:
             raise errors.JobNotFound(job_id)
         return row_to_job(rows[0])
 
-    async def find_active(self, dedupe_key: str) -> Job | None:
-        rows = await self._fetch("find_active", {"dedupe_key": dedupe_key})
+    async def find_holder(self, dedupe_key: str, *, reuse_completed: bool) -> Job | None:
+        params = {"dedupe_key": dedupe_key, "reuse_completed": reuse_completed}
+        rows = await self._fetch("find_holder", params)
         return row_to_job(rows[0]) if rows else None
 
     async def find_idempotent(self, key: str) -> Job | None:
@@ -175,11 +106,11 @@ class _PgTx:
         return row_to_job(rows[0]) if rows else None
 
     async def insert(self, job: Job) -> None:
-        if not await self._fetch("insert_job", job_to_row(job)):
+        if not await self._fetch("insert_job", CODEC.job_to_row(job)):
             raise errors.DuplicateJob(job.dedupe_key)
 
     async def update(self, job: Job) -> None:
-        await self._fetch("update_job", job_to_row(job))
+        await self._fetch("update_job", CODEC.job_to_row(job))
 
     async def add_event(self, draft: EventDraft) -> Event:
         rows = await self._fetch(
@@ -257,10 +188,18 @@ class PostgresRepository(TransactionalRepository):
     def query(self, name: str) -> str:
         """A named query with the (validated) schema substituted."""
         if not self._queries:
+            generated = {
+                # A concurrent insert holding the same active dedupe key wins: no row returned.
+                "insert_job": CODEC.insert_job_sql(
+                    "{schema}.jobs", suffix="ON CONFLICT DO NOTHING RETURNING id"
+                ),
+                "update_job": CODEC.update_job_sql("{schema}.jobs"),
+            }
             self._queries = {
-                # Only vetted SQL reaches the driver: package files, and a validated schema name.
+                # Only vetted SQL reaches the driver: package files, the codec's statements, and
+                # a validated schema name.
                 key: text.replace("{schema}", f'"{self._schema}"')
-                for key, text in sql.queries("postgres").items()
+                for key, text in {**sql.queries("postgres"), **generated}.items()
             }
         return self._queries[name]
 
@@ -396,15 +335,6 @@ class PostgresRepository(TransactionalRepository):
             )
         return jobs
 
-    async def _lease_lost(self, job_id: JobId) -> errors.OrchestratorError:
-        """Why a fenced statement matched no row: an unknown id, or a lost lease."""
-        try:
-            async with self._transaction() as tx:
-                await tx.fetch(job_id)
-        except errors.JobNotFound as exc:
-            return exc
-        return errors.LeaseLost(job_id)
-
     async def complete(self, job_id: JobId, token: LeaseToken, result: JSONValue) -> Job:
         """running -> completed in one statement; ``LeaseLost`` if the token no longer holds it."""
         rows = await self._fetch(
@@ -433,6 +363,21 @@ class PostgresRepository(TransactionalRepository):
         if not rows:
             raise await self._lease_lost(job_id)
         return bool(rows[0]["cancel_requested"])
+
+    async def save_progress(self, job_id: JobId, token: LeaseToken, progress: Progress) -> None:
+        """Record progress in one fenced statement (those columns only)."""
+        params: Row = {"id": job_id, "token": token}
+        params |= {"fraction": progress.fraction, "message": progress.message}
+        if not await self._fetch("save_progress", params):
+            raise await self._lease_lost(job_id)
+
+    async def save_steps(
+        self, job_id: JobId, token: LeaseToken, steps: Sequence[StepRecord]
+    ) -> None:
+        """Record the steps in one fenced statement (that column only)."""
+        params = {"id": job_id, "token": token, "steps": CODEC.steps_in(list(steps))}
+        if not await self._fetch("save_steps", params):
+            raise await self._lease_lost(job_id)
 
     # -- schema --------------------------------------------------------------------------------
 
@@ -514,6 +459,15 @@ class PostgresRepository(TransactionalRepository):
         """Events after ``after_id``, oldest first."""
         params: Row = {"after_id": after_id, "job_id": job_id, "limit": check_limit(limit)}
         return [row_to_event(r) for r in await self._fetch("events", params)]
+
+    async def ids_matching(self, short_id: str) -> list[JobId]:
+        """Up to two ids starting or ending with ``short_id``."""
+        rows = await self._fetch("ids_matching", dict(id_patterns(short_id)))
+        return [JobId(r["id"]) for r in rows]
+
+    async def last_event_id(self) -> int:
+        """The newest event id (0 when none)."""
+        return int((await self._fetch("last_event_id", {}))[0]["id"])
 
     async def counts(self) -> dict[tuple[str, JobStatus], int]:
         """Jobs per (kind, status)."""

@@ -6,43 +6,19 @@ SELECT * FROM {schema}.jobs WHERE id = %(id)s FOR UPDATE
 -- One job by id, no lock.
 SELECT * FROM {schema}.jobs WHERE id = %(id)s
 
--- find_active --
--- The active job holding a dedupe key.
+-- find_holder --
+-- The newest job a repeat of a dedupe key returns: an active one, or a completed one when the
+-- request reuses completed work.
 SELECT * FROM {schema}.jobs
-WHERE dedupe_key = %(dedupe_key)s AND status IN ('queued', 'running', 'retrying')
+WHERE dedupe_key = %(dedupe_key)s
+  AND (status IN ('queued', 'running', 'retrying')
+       OR (%(reuse_completed)s AND status = 'completed'))
+ORDER BY id DESC
+LIMIT 1
 
 -- find_idempotent --
 -- The job created with an idempotency key, whatever its status.
 SELECT * FROM {schema}.jobs WHERE idempotency_key = %(key)s
-
--- insert_job --
--- A new job row; a concurrent insert holding the same active dedupe key wins (no row returned).
-INSERT INTO {schema}.jobs (
-    id, kind, queue, payload, status, priority, attempts, max_attempts, run_at, dedupe_key,
-    lease_owner, lease_token, lease_expires_at, cancel_requested, progress_fraction,
-    progress_message, steps, result, last_error, retry, timeout, created_at, updated_at,
-    started_at, finished_at, idempotency_key, fingerprint
-) VALUES (
-    %(id)s, %(kind)s, %(queue)s, %(payload)s, %(status)s, %(priority)s, %(attempts)s,
-    %(max_attempts)s, %(run_at)s, %(dedupe_key)s, %(lease_owner)s, %(lease_token)s,
-    %(lease_expires_at)s, %(cancel_requested)s, %(progress_fraction)s, %(progress_message)s,
-    %(steps)s, %(result)s, %(last_error)s, %(retry)s, %(timeout)s, %(created_at)s,
-    %(updated_at)s, %(started_at)s, %(finished_at)s, %(idempotency_key)s, %(fingerprint)s
-)
-ON CONFLICT DO NOTHING
-RETURNING id
-
--- update_job --
--- Write back every mutable column of a job.
-UPDATE {schema}.jobs SET
-    status = %(status)s, priority = %(priority)s, attempts = %(attempts)s,
-    max_attempts = %(max_attempts)s, run_at = %(run_at)s, lease_owner = %(lease_owner)s,
-    lease_token = %(lease_token)s, lease_expires_at = %(lease_expires_at)s,
-    cancel_requested = %(cancel_requested)s, progress_fraction = %(progress_fraction)s,
-    progress_message = %(progress_message)s, steps = %(steps)s, result = %(result)s,
-    last_error = %(last_error)s, updated_at = %(updated_at)s, started_at = %(started_at)s,
-    finished_at = %(finished_at)s
-WHERE id = %(id)s
 
 -- insert_event --
 -- Append one event; the returned id is the stream cursor.
@@ -157,3 +133,24 @@ WITH done AS (
     RETURNING id AS event_id
 )
 SELECT done.*, completed.event_id FROM done, completed
+
+-- save_steps --
+-- Record a running job's steps (that column only), fenced by its lease token.
+UPDATE {schema}.jobs SET steps = %(steps)s, updated_at = now()
+WHERE id = %(id)s AND lease_token = %(token)s AND status = 'running'
+RETURNING id
+
+-- save_progress --
+-- Record a running job's progress (those columns only), fenced by its lease token.
+UPDATE {schema}.jobs
+SET progress_fraction = %(fraction)s, progress_message = %(message)s, updated_at = now()
+WHERE id = %(id)s AND lease_token = %(token)s AND status = 'running'
+RETURNING id
+
+-- ids_matching --
+-- Up to two job ids starting or ending with a short id (enough to tell unique from ambiguous).
+SELECT id FROM {schema}.jobs WHERE id LIKE %(prefix)s OR id LIKE %(suffix)s ORDER BY id LIMIT 2
+
+-- last_event_id --
+-- The newest event id (0 when the log is empty): where a "from now on" tail starts.
+SELECT coalesce(max(id), 0) AS id FROM {schema}.events

@@ -32,6 +32,10 @@ class JobStore(Protocol):
     async def get_by_idempotency_key(self, key: str) -> Job | None:
         """The job created with idempotency ``key``, whatever its status."""
 
+    async def ids_matching(self, short_id: str) -> list[JobId]:
+        """Up to two ids starting or ending with ``short_id`` (8+ characters; else
+        ``InvalidJob``): one means it names a job, two that it is ambiguous."""
+
     async def list_jobs(
         self,
         *,
@@ -62,12 +66,12 @@ class JobStore(Protocol):
         """Renew a lease; returns whether a cancel was requested."""
 
     async def save_progress(self, job_id: JobId, token: LeaseToken, progress: Progress) -> None:
-        """Record progress."""
+        """Record progress (only the progress columns are written)."""
 
     async def save_steps(
         self, job_id: JobId, token: LeaseToken, steps: Sequence[StepRecord]
     ) -> None:
-        """Record the job's steps."""
+        """Record the job's steps (only the steps column is written)."""
 
     async def complete(self, job_id: JobId, token: LeaseToken, result: JSONValue) -> Job:
         """running -> completed."""
@@ -110,6 +114,9 @@ class EventLog(Protocol):
         self, *, after_id: int = 0, job_id: JobId | None = None, limit: int = 1000
     ) -> list[Event]:
         """Events with id greater than ``after_id``, oldest first."""
+
+    async def last_event_id(self) -> int:
+        """The newest event id (0 when the log is empty)."""
 
 
 class SchemaManager(Protocol):

@@ -19,25 +19,18 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ecosign_orchestrator.core import errors
-from ecosign_orchestrator.core.events import Event, EventType
-from ecosign_orchestrator.core.job import (
-    Job,
-    JobError,
-    Progress,
-    RetryOverride,
-    StepRecord,
-    from_epoch,
-    to_epoch,
-    utcnow,
-)
+from ecosign_orchestrator.core.events import Event
+from ecosign_orchestrator.core.job import Job, Progress, StepRecord, from_epoch, to_epoch, utcnow
 from ecosign_orchestrator.core.repository import sql
 from ecosign_orchestrator.core.repository.base import (
     Change,
     TransactionalRepository,
     check_limit,
     claim_jobs,
+    id_patterns,
     like_prefix,
 )
+from ecosign_orchestrator.core.repository.codec import RowCodec
 from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.core.transitions import EventDraft
 from ecosign_orchestrator.core.types import JobId, LeaseToken
@@ -55,88 +48,18 @@ def _epoch(value: datetime | None) -> float | None:
     return None if value is None else to_epoch(value)
 
 
-def job_to_row(job: Job) -> dict[str, Any]:
-    """Bind parameters for ``insert_job`` / ``update_job``."""
-    return {
-        "id": job.id,
-        "kind": job.kind,
-        "queue": job.queue,
-        "payload": dumps(job.payload),
-        "status": job.status.value,
-        "priority": job.priority,
-        "attempts": job.attempts,
-        "max_attempts": job.max_attempts,
-        "run_at": to_epoch(job.run_at),
-        "dedupe_key": job.dedupe_key,
-        "lease_owner": job.lease_owner,
-        "lease_token": job.lease_token,
-        "lease_expires_at": _epoch(job.lease_expires_at),
-        "cancel_requested": int(job.cancel_requested),
-        "progress_fraction": job.progress.fraction,
-        "progress_message": job.progress.message,
-        "steps": dumps([s.to_json() for s in job.steps]),
-        "result": dumps(job.result),
-        "last_error": None if job.last_error is None else dumps(job.last_error.to_json()),
-        "retry": dumps(job.retry.to_json()),
-        "timeout": job.timeout,
-        "created_at": to_epoch(job.created_at),
-        "updated_at": to_epoch(job.updated_at),
-        "started_at": _epoch(job.started_at),
-        "finished_at": _epoch(job.finished_at),
-        "idempotency_key": job.idempotency_key,
-        "fingerprint": job.fingerprint,
-    }
-
-
-def row_to_job(row: sqlite3.Row) -> Job:
-    """A ``jobs`` row as a :class:`Job`."""
-    last_error = row["last_error"]
-    run_at = from_epoch(row["run_at"])
-    created_at = from_epoch(row["created_at"])
-    updated_at = from_epoch(row["updated_at"])
-    assert run_at and created_at and updated_at  # NOT NULL columns
-    return Job(
-        id=JobId(row["id"]),
-        kind=row["kind"],
-        queue=row["queue"],
-        payload=json.loads(row["payload"]),
-        status=JobStatus(row["status"]),
-        priority=row["priority"],
-        attempts=row["attempts"],
-        max_attempts=row["max_attempts"],
-        run_at=run_at,
-        created_at=created_at,
-        updated_at=updated_at,
-        dedupe_key=row["dedupe_key"],
-        started_at=from_epoch(row["started_at"]),
-        finished_at=from_epoch(row["finished_at"]),
-        lease_owner=row["lease_owner"],
-        lease_token=None if row["lease_token"] is None else LeaseToken(row["lease_token"]),
-        lease_expires_at=from_epoch(row["lease_expires_at"]),
-        cancel_requested=bool(row["cancel_requested"]),
-        progress=Progress(fraction=row["progress_fraction"], message=row["progress_message"]),
-        steps=tuple(StepRecord.from_json(s) for s in json.loads(row["steps"])),
-        result=json.loads(row["result"]),
-        last_error=None if last_error is None else JobError.from_json(json.loads(last_error)),
-        retry=RetryOverride.from_json(json.loads(row["retry"])),
-        timeout=row["timeout"],
-        idempotency_key=row["idempotency_key"],
-        fingerprint=row["fingerprint"],
-    )
-
-
-def row_to_event(row: sqlite3.Row) -> Event:
-    """An ``events`` row as an :class:`Event`."""
-    at = from_epoch(row["at"])
-    assert at is not None
-    return Event(
-        id=row["id"],
-        job_id=JobId(row["job_id"]),
-        type=EventType(row["type"]),
-        at=at,
-        attempt=row["attempt"],
-        data=json.loads(row["data"]),
-    )
+#: Rows of this dialect: JSON as text, time as epoch seconds.
+CODEC = RowCodec(
+    json_in=dumps,
+    json_out=json.loads,
+    time_in=_epoch,
+    time_out=from_epoch,
+    placeholder=lambda name: f":{name}",
+)
+INSERT_JOB = CODEC.insert_job_sql("jobs")
+UPDATE_JOB = CODEC.update_job_sql("jobs")
+row_to_job = CODEC.row_to_job
+row_to_event = CODEC.row_to_event
 
 
 @contextlib.contextmanager
@@ -180,8 +103,9 @@ class _SqliteTx:
     async def fetch(self, job_id: JobId) -> Job:
         return await self.load(job_id)
 
-    async def find_active(self, dedupe_key: str) -> Job | None:
-        row = await self._one("find_active", {"dedupe_key": dedupe_key})
+    async def find_holder(self, dedupe_key: str, *, reuse_completed: bool) -> Job | None:
+        params = {"dedupe_key": dedupe_key, "reuse_completed": reuse_completed}
+        row = await self._one("find_holder", params)
         return None if row is None else row_to_job(row)
 
     async def find_idempotent(self, key: str) -> Job | None:
@@ -189,10 +113,10 @@ class _SqliteTx:
         return None if row is None else row_to_job(row)
 
     async def insert(self, job: Job) -> None:
-        await self._one("insert_job", job_to_row(job))
+        await self._repo._call(lambda c: c.execute(INSERT_JOB, CODEC.job_to_row(job)))
 
     async def update(self, job: Job) -> None:
-        await self._one("update_job", job_to_row(job))
+        await self._repo._call(lambda c: c.execute(UPDATE_JOB, CODEC.job_to_row(job)))
 
     async def add_event(self, draft: EventDraft) -> Event:
         return await self._repo._call(lambda c: _insert_event(c, draft))
@@ -288,6 +212,34 @@ class SqliteRepository(TransactionalRepository):
             self._notify_ready()
         return new
 
+    async def _fenced(self, name: str, job_id: JobId, params: dict[str, Any]) -> sqlite3.Row:
+        """One fenced statement (autocommit); ``LeaseLost``/``JobNotFound`` when no row matched."""
+        params = {**params, "id": job_id, "now": time.time()}
+        async with self._lock:
+            row: sqlite3.Row | None = await self._call(
+                lambda c: c.execute(Q[name], params).fetchone()
+            )
+        if row is None:
+            raise await self._lease_lost(job_id)
+        return row
+
+    async def heartbeat(self, job_id: JobId, token: LeaseToken, lease_seconds: float) -> bool:
+        """Renew a lease in one statement; ``LeaseLost`` when the token no longer holds it."""
+        params = {"token": token, "lease_seconds": lease_seconds}
+        return bool((await self._fenced("heartbeat", job_id, params))["cancel_requested"])
+
+    async def save_progress(self, job_id: JobId, token: LeaseToken, progress: Progress) -> None:
+        """Record progress in one statement (those columns only)."""
+        params = {"token": token, "fraction": progress.fraction, "message": progress.message}
+        await self._fenced("save_progress", job_id, params)
+
+    async def save_steps(
+        self, job_id: JobId, token: LeaseToken, steps: Sequence[StepRecord]
+    ) -> None:
+        """Record the steps in one statement (that column only)."""
+        params = {"token": token, "steps": CODEC.steps_in(list(steps))}
+        await self._fenced("save_steps", job_id, params)
+
     async def _claim(
         self,
         *,
@@ -364,6 +316,15 @@ class SqliteRepository(TransactionalRepository):
         params = {"after_id": after_id, "job_id": job_id, "limit": check_limit(limit)}
         return [row_to_event(r) for r in await self._read("events", params)]
 
+    async def ids_matching(self, short_id: str) -> list[JobId]:
+        """Up to two ids starting or ending with ``short_id``."""
+        rows = await self._read("ids_matching", id_patterns(short_id))
+        return [JobId(r["id"]) for r in rows]
+
+    async def last_event_id(self) -> int:
+        """The newest event id (0 when none)."""
+        return int((await self._read("last_event_id", {}))[0]["id"])
+
     async def counts(self) -> dict[tuple[str, JobStatus], int]:
         """Jobs per (kind, status)."""
         rows = await self._read("counts", {})
@@ -411,7 +372,7 @@ def _apply_sync(
     conn: sqlite3.Connection, job_id: JobId, change: Change
 ) -> tuple[Job, Event | None]:
     new, draft = change(_load_sync(conn, job_id), utcnow())
-    conn.execute(Q["update_job"], job_to_row(new))
+    conn.execute(UPDATE_JOB, CODEC.job_to_row(new))
     return new, None if draft is None else _insert_event(conn, draft)
 
 
@@ -423,7 +384,7 @@ def _claim_sync(
     claimed = []
     ready = [row_to_job(row) for row in rows]
     for new, draft in claim_jobs(ready, now=now, worker_id=worker_id, lease_seconds=lease_seconds):
-        conn.execute(Q["update_job"], job_to_row(new))
+        conn.execute(UPDATE_JOB, CODEC.job_to_row(new))
         claimed.append((new, _insert_event(conn, draft)))
     return claimed
 

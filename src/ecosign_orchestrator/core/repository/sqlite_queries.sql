@@ -2,39 +2,19 @@
 -- One job by id.
 SELECT * FROM jobs WHERE id = :id
 
--- find_active --
--- The active job holding a dedupe key.
+-- find_holder --
+-- The newest job a repeat of a dedupe key returns: an active one, or a completed one when the
+-- request reuses completed work.
 SELECT * FROM jobs
-WHERE dedupe_key = :dedupe_key AND status IN ('queued', 'running', 'retrying')
+WHERE dedupe_key = :dedupe_key
+  AND (status IN ('queued', 'running', 'retrying')
+       OR (:reuse_completed AND status = 'completed'))
+ORDER BY id DESC
+LIMIT 1
 
 -- find_idempotent --
 -- The job created with an idempotency key, whatever its status.
 SELECT * FROM jobs WHERE idempotency_key = :key
-
--- insert_job --
--- A new job row.
-INSERT INTO jobs (
-    id, kind, queue, payload, status, priority, attempts, max_attempts, run_at, dedupe_key,
-    lease_owner, lease_token, lease_expires_at, cancel_requested, progress_fraction,
-    progress_message, steps, result, last_error, retry, timeout, created_at, updated_at,
-    started_at, finished_at, idempotency_key, fingerprint
-) VALUES (
-    :id, :kind, :queue, :payload, :status, :priority, :attempts, :max_attempts, :run_at,
-    :dedupe_key, :lease_owner, :lease_token, :lease_expires_at, :cancel_requested,
-    :progress_fraction, :progress_message, :steps, :result, :last_error, :retry, :timeout,
-    :created_at, :updated_at, :started_at, :finished_at, :idempotency_key, :fingerprint
-)
-
--- update_job --
--- Write back every mutable column of a job.
-UPDATE jobs SET
-    status = :status, priority = :priority, attempts = :attempts, max_attempts = :max_attempts,
-    run_at = :run_at, lease_owner = :lease_owner, lease_token = :lease_token,
-    lease_expires_at = :lease_expires_at, cancel_requested = :cancel_requested,
-    progress_fraction = :progress_fraction, progress_message = :progress_message,
-    steps = :steps, result = :result, last_error = :last_error, updated_at = :updated_at,
-    started_at = :started_at, finished_at = :finished_at
-WHERE id = :id
 
 -- insert_event --
 -- Append one event; the returned id is the stream cursor.
@@ -85,3 +65,29 @@ SELECT kind, status, count(*) AS n FROM jobs GROUP BY kind, status
 -- When the next delayed job becomes due.
 SELECT min(run_at) AS next_run_at FROM jobs
 WHERE status IN ('queued', 'retrying') AND run_at > :now
+
+-- heartbeat --
+-- Renew a running job's lease, fenced by its token; no row means the lease was lost.
+UPDATE jobs SET lease_expires_at = :now + :lease_seconds, updated_at = :now
+WHERE id = :id AND lease_token = :token AND status = 'running'
+RETURNING cancel_requested
+
+-- save_steps --
+-- Record a running job's steps (that column only), fenced by its lease token.
+UPDATE jobs SET steps = :steps, updated_at = :now
+WHERE id = :id AND lease_token = :token AND status = 'running'
+RETURNING id
+
+-- save_progress --
+-- Record a running job's progress (those columns only), fenced by its lease token.
+UPDATE jobs SET progress_fraction = :fraction, progress_message = :message, updated_at = :now
+WHERE id = :id AND lease_token = :token AND status = 'running'
+RETURNING id
+
+-- ids_matching --
+-- Up to two job ids starting or ending with a short id (enough to tell unique from ambiguous).
+SELECT id FROM jobs WHERE id LIKE :prefix OR id LIKE :suffix ORDER BY id LIMIT 2
+
+-- last_event_id --
+-- The newest event id (0 when the log is empty): where a "from now on" tail starts.
+SELECT coalesce(max(id), 0) AS id FROM events

@@ -1,0 +1,209 @@
+"""``JobContext``: what a running job can do (read its job, report progress and steps, snooze,
+see cancellation), every write fenced by the job's lease token."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NoReturn
+
+from ecosign_orchestrator.core import errors
+from ecosign_orchestrator.core.job import Job, JobError, Progress, StepRecord, StepStatus, utcnow
+from ecosign_orchestrator.core.observe import Instruments, NullInstruments
+from ecosign_orchestrator.core.types import JSONDict, LeaseToken
+
+if TYPE_CHECKING:
+    from ecosign_orchestrator.core.repository.protocol import JobRepository
+
+logger = logging.getLogger(__name__)
+
+_FINISHED = frozenset({StepStatus.SUCCEEDED, StepStatus.SKIPPED, StepStatus.FAILED})
+
+
+class JobContext:
+    """What a running job can do: read its job, report progress and steps, snooze, see cancellation.
+
+    Writes are fenced by the lease token: if the lease was lost they raise ``LeaseLost``.
+    """
+
+    def __init__(
+        self,
+        job: Job,
+        repository: JobRepository,
+        *,
+        worker_id: str = "",
+        progress_interval: float = 0.5,
+        instruments: Instruments | None = None,
+    ) -> None:
+        if job.lease_token is None:
+            raise errors.LeaseLost(job.id)
+        self.job = job
+        self.worker_id = worker_id
+        self._repository = repository
+        self._token: LeaseToken = job.lease_token
+        self._progress_interval = progress_interval
+        self._last_progress_write = float("-inf")
+        self._pending_progress: Progress | None = None
+        self._steps: dict[str, StepRecord] = {s.name: s for s in job.steps}
+        self._steps_dirty = False
+        self._instruments: Instruments = instruments or NullInstruments()
+        self._step_clock: dict[str, float] = {}
+        #: Set when a user asked to cancel this job; the worker also cancels the processor task.
+        self.cancelled = asyncio.Event()
+        self.log = logging.LoggerAdapter(
+            logger, {"job_id": job.id, "kind": job.kind, "attempt": job.attempts}
+        )
+
+    @property
+    def payload(self) -> JSONDict:
+        """The job's payload."""
+        return self.job.payload
+
+    @property
+    def attempt(self) -> int:
+        """This run's attempt number (1-based)."""
+        return self.job.attempts
+
+    @property
+    def steps(self) -> dict[str, StepRecord]:
+        """The steps recorded so far, by name (including those of earlier runs)."""
+        return dict(self._steps)
+
+    # -- progress ------------------------------------------------------------------------------
+
+    async def progress(self, fraction: float | None, message: str = "") -> None:
+        """Report progress; storage writes are throttled to one per ``progress_interval``."""
+        if fraction is not None and not 0.0 <= fraction <= 1.0:
+            raise ValueError("progress fraction must be within [0, 1]")
+        self._pending_progress = Progress(fraction=fraction, message=message)
+        now = time.monotonic()
+        if now - self._last_progress_write >= self._progress_interval:
+            await self.flush_progress()
+
+    async def flush_progress(self) -> None:
+        """Write the latest progress now, if any is unwritten (a store outage only delays it)."""
+        pending = self._pending_progress
+        if pending is None:
+            return
+        self._last_progress_write = time.monotonic()
+        try:
+            await self._repository.save_progress(self.job.id, self._token, pending)
+        except errors.RepositoryError as exc:
+            self.log.warning(
+                "progress not saved yet (%s)", exc, extra={"action": "progress_deferred"}
+            )
+            return
+        if self._pending_progress is pending:
+            self._pending_progress = None
+
+    async def flush(self) -> None:
+        """Write unsaved steps and progress; raises if the store is still unreachable."""
+        if self._steps_dirty:
+            await self._repository.save_steps(self.job.id, self._token, list(self._steps.values()))
+            self._steps_dirty = False
+        pending = self._pending_progress
+        if pending is not None:
+            await self._repository.save_progress(self.job.id, self._token, pending)
+            self._pending_progress = None
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    async def plan_steps(self, names: Sequence[str]) -> None:
+        """Declare the steps of this job in order (existing records are kept)."""
+        ordered = {
+            n: self._steps.get(n) or StepRecord(name=n, status=StepStatus.PENDING) for n in names
+        }
+        ordered.update({n: s for n, s in self._steps.items() if n not in ordered})
+        self._steps = ordered
+        await self._save_steps()
+
+    async def record_step(
+        self,
+        name: str,
+        status: StepStatus,
+        *,
+        message: str = "",
+        error: JobError | None = None,
+        data: JSONDict | None = None,
+    ) -> StepRecord:
+        """Record that step ``name`` moved to ``status``; RUNNING counts one more attempt."""
+        now = utcnow()
+        previous = self._steps.get(name) or StepRecord(name=name, status=StepStatus.PENDING)
+        running = status is StepStatus.RUNNING
+        record = dataclasses.replace(
+            previous,
+            status=status,
+            attempts=previous.attempts + 1 if running else previous.attempts,
+            started_at=previous.started_at or (now if running else None),
+            finished_at=now if status in _FINISHED else None,
+            updated_at=now,
+            message=message,
+            error=error if error is not None else (None if running else previous.error),
+            data={**previous.data, **(data or {})},
+        )
+        self._steps[name] = record
+        self._observe_step(name, status)
+        await self._save_steps()
+        return record
+
+    def _observe_step(self, name: str, status: StepStatus) -> None:
+        """Time each attempt of a step, from RUNNING to the status that ends it."""
+        if status is StepStatus.RUNNING:
+            self._step_clock[name] = time.monotonic()
+        elif status is not StepStatus.PENDING and name in self._step_clock:
+            seconds = time.monotonic() - self._step_clock.pop(name)
+            self._instruments.step_finished(self.job.kind, name, status.value, seconds)
+
+    async def step_started(self, name: str, message: str = "") -> StepRecord:
+        """Step ``name`` is being executed (one more attempt)."""
+        return await self.record_step(name, StepStatus.RUNNING, message=message)
+
+    async def step_skipped(self, name: str, reason: str) -> StepRecord:
+        """Step ``name`` is not needed."""
+        return await self.record_step(name, StepStatus.SKIPPED, message=reason)
+
+    async def step_succeeded(
+        self, name: str, message: str = "", data: JSONDict | None = None
+    ) -> StepRecord:
+        """Step ``name`` is done."""
+        return await self.record_step(name, StepStatus.SUCCEEDED, message=message, data=data)
+
+    async def step_failed(
+        self, name: str, error: JobError, *, retrying: bool = False
+    ) -> StepRecord:
+        """Step ``name`` failed (for good, or ``retrying`` after a backoff)."""
+        status = StepStatus.RETRYING if retrying else StepStatus.FAILED
+        return await self.record_step(name, status, message=error.message, error=error)
+
+    async def step_waiting(
+        self, name: str, message: str, data: JSONDict | None = None
+    ) -> StepRecord:
+        """Step ``name`` waits for an asynchronous confirmation."""
+        return await self.record_step(name, StepStatus.WAITING, message=message, data=data)
+
+    async def _save_steps(self) -> None:
+        # The full list is written each time, so a save missed during a store outage is caught
+        # up by the next one (or by the worker's final flush); the job itself goes on.
+        self._steps_dirty = True
+        try:
+            await self._repository.save_steps(self.job.id, self._token, list(self._steps.values()))
+        except errors.RepositoryError as exc:
+            self.log.warning("steps not saved yet (%s)", exc, extra={"action": "steps_deferred"})
+            return
+        self._steps_dirty = False
+
+    # -- control -------------------------------------------------------------------------------
+
+    def snooze(self, delay: float, reason: str = "") -> NoReturn:
+        """Run this job again after ``delay`` seconds without spending an attempt."""
+        if delay < 0:
+            raise ValueError("snooze delay must not be negative")
+        raise errors.Snooze(delay, reason)
+
+    @property
+    def cancel_requested(self) -> bool:
+        """Whether a user asked to cancel this job."""
+        return self.cancelled.is_set()
