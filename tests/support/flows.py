@@ -16,7 +16,7 @@ from ecosign_orchestrator import ecosign, sandbox
 from ecosign_orchestrator.core import Job, JobQueue, Worker, WorkerSettings
 from ecosign_orchestrator.core.repository import JobRepository, SqliteRepository
 from ecosign_orchestrator.core.types import JobId
-from ecosign_orchestrator.service import flows, wiring
+from ecosign_orchestrator.service import wiring
 from ecosign_orchestrator.service.settings import Settings
 from tests.support.waiting import wait_job
 
@@ -101,7 +101,7 @@ class FlowHarness:
         intent = ecosign.DocumentJob.model_validate(
             {"document_entity_id": doc_id, "actions": actions, "forensic": forensic or {}, **extra}
         )
-        return (await flows.submit(self.queue, intent)).job.id
+        return (await self.queue.submit(ecosign.flow_request(intent))).job.id
 
     @contextlib.asynccontextmanager
     async def worker(self, concurrency: int = 8) -> AsyncIterator[Worker]:

@@ -166,7 +166,7 @@ def test_submitted_anchor_awaits_confirmation_and_does_not_block_the_artifact() 
             anchor("anchor.submitted", "bitcoin"),
             {"kind": "artifact.finalized", "payload": {"artifact_storage_path": "a.pdf"}},
         ),
-        notified=True,
+        recorded=frozenset({Step.NOTIFY_ARTIFACT_READY}),
     )
     assert done.next_call() is None and not done.complete
     assert [p.step for p in done.awaiting()] == [Step.ANCHOR_BITCOIN]
@@ -182,7 +182,7 @@ def test_confirmed_anchor_completes_and_legacy_anchor_event_counts() -> None:
     state = ecosign_row(
         REQUESTED, TSA, anchor("anchor.confirmed", "polygon", confirmed_at="x"), legacy, finalized
     )
-    plan = planner.plan(job, state, notified=True)
+    plan = planner.plan(job, state, recorded=frozenset({Step.NOTIFY_ARTIFACT_READY}))
     assert plan.complete and plan.next_call() is None
 
 
@@ -216,7 +216,7 @@ def test_notify_is_satisfied_only_by_the_flows_own_record() -> None:
     job = intent(("protect",), ())
     state = ecosign_row(REQUESTED, {"kind": "artifact.finalized", "payload": {}})
     assert planner.plan(job, state).next_call().step is Step.NOTIFY_ARTIFACT_READY  # type: ignore[union-attr]
-    assert planner.plan(job, state, notified=True).complete
+    assert planner.plan(job, state, recorded=frozenset({Step.NOTIFY_ARTIFACT_READY})).complete
 
 
 def test_events_that_are_not_objects_are_ignored_and_a_non_list_is_refused() -> None:

@@ -103,6 +103,10 @@ class RepositoryError(OrchestratorError):
     """The job store failed; the driver's exception is in ``__cause__``."""
 
 
+class StoreUnavailable(RepositoryError):
+    """The job store cannot be reached (server down, wrong address, refused credentials)."""
+
+
 class MigrationError(RepositoryError):
     """A schema migration failed or the schema is not at the expected version."""
 

@@ -31,6 +31,11 @@ class EventType(enum.StrEnum):
     JOB_CANCELLED = "job_cancelled"
 
 
+#: The events that end a job's run (a manual retry may start it again later).
+TERMINAL_EVENTS = frozenset(
+    {EventType.JOB_COMPLETED, EventType.JOB_FAILED, EventType.JOB_CANCELLED}
+)
+
 #: The event each target status emits.
 EVENT_FOR_STATUS: dict[JobStatus, EventType] = {
     JobStatus.QUEUED: EventType.JOB_QUEUED,
@@ -106,6 +111,8 @@ class Subscription:
 
     def __init__(self, queue: asyncio.Queue[Event | None]) -> None:
         self._queue = queue
+        #: True once the bus dropped this subscriber for falling behind (read the log instead).
+        self.dropped = False
 
     def __aiter__(self) -> Subscription:
         return self
@@ -117,9 +124,16 @@ class Subscription:
         return event
 
     async def next(self, timeout: float | None = None) -> Event | None:
-        """The next event, or None after ``timeout`` seconds."""
+        """The next event, or None after ``timeout`` seconds (a dropped subscription just waits
+        out the timeout, so a polling caller never spins)."""
+        if self.dropped:
+            await asyncio.sleep(timeout or 0)
+            return None
         try:
             async with asyncio.timeout(timeout):
                 return await anext(self)
         except TimeoutError:
+            return None
+        except StopAsyncIteration:
+            self.dropped = True
             return None

@@ -5,30 +5,41 @@ It only coordinates: it runs no binaries and holds none of the steps' business l
 
 from __future__ import annotations
 
+from ecosign_orchestrator.ecosign.config import EcosignConfig
 from ecosign_orchestrator.ecosign.edge import EdgeClient
+from ecosign_orchestrator.ecosign.lifecycle import FlowLifecycle, flow_lifecycle
 from ecosign_orchestrator.ecosign.model import DocumentJob
 from ecosign_orchestrator.ecosign.planner import Plan, plan, required_steps
-from ecosign_orchestrator.ecosign.processor import (
-    KIND,
-    DocumentProcessor,
-    EcosignConfig,
-    validate_payload,
-)
+from ecosign_orchestrator.ecosign.processor import DocumentProcessor, validate_payload
 from ecosign_orchestrator.ecosign.state import DocumentState
 from ecosign_orchestrator.ecosign.state_source import DocumentStateSource, RestStateSource
-from ecosign_orchestrator.ecosign.steps import Step
+from ecosign_orchestrator.ecosign.steps import STEPS, Step, StepPolicy, StepSpec
+from ecosign_orchestrator.ecosign.submission import (
+    KIND,
+    document_prefix,
+    flow_request,
+    intent_label,
+)
 
 __all__ = [
     "KIND",
+    "STEPS",
     "DocumentJob",
     "DocumentProcessor",
     "DocumentState",
     "DocumentStateSource",
     "EcosignConfig",
     "EdgeClient",
+    "FlowLifecycle",
     "Plan",
     "RestStateSource",
     "Step",
+    "StepPolicy",
+    "StepSpec",
+    "document_prefix",
+    "flow_lifecycle",
+    "flow_request",
+    "intent_label",
     "plan",
     "required_steps",
     "validate_payload",

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+from ecosign_orchestrator.core.job import Job
+from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.ecosign.model import DocumentJob
 
 LIFECYCLE_STATUSES = (
@@ -50,3 +52,25 @@ def implied_lifecycle(intent: DocumentJob, *, completed: bool) -> str | None:
     if not completed:
         return None
     return next(rule.status for rule in MAPPING if rule.applies(intent))
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class FlowLifecycle:
+    """A document flow's terminal state and the ``lifecycle_status`` it implies."""
+
+    #: ``completed`` or ``failed`` once the flow ended (None before).
+    terminal_state: str | None
+    implied_lifecycle_status: str | None
+    written_back: bool
+
+
+def flow_lifecycle(job: Job) -> FlowLifecycle:
+    """What a flow's job says about its document (read from the result the flow recorded)."""
+    ended = job.status in (JobStatus.COMPLETED, JobStatus.FAILED)
+    result = job.result if isinstance(job.result, dict) else {}
+    implied = result.get("lifecycle_status") if job.status is JobStatus.COMPLETED else None
+    return FlowLifecycle(
+        terminal_state=job.status.value if ended else None,
+        implied_lifecycle_status=implied if isinstance(implied, str) else None,
+        written_back=bool(result.get("lifecycle_written")),
+    )

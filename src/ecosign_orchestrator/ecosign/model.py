@@ -146,4 +146,5 @@ class DocumentJob(BaseModel):
         actions = ",".join(self.actions.enabled())
         forensic = ",".join(self.forensic.enabled())
         custody = "hash_only" if self.custody_mode == "hash_only" else "custody"
-        return f"ecosign:{self.document_entity_id}:{actions}:{forensic or '-'}:{custody}"
+        prefix = f"ecosign:{self.document_entity_id}:"  # submission.document_prefix
+        return f"{prefix}{actions}:{forensic or '-'}:{custody}"

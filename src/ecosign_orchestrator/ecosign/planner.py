@@ -12,7 +12,7 @@ import enum
 
 from ecosign_orchestrator.ecosign import state as st
 from ecosign_orchestrator.ecosign.model import DocumentJob
-from ecosign_orchestrator.ecosign.steps import CANONICAL_ORDER, Step
+from ecosign_orchestrator.ecosign.steps import STEPS, Step, StepSpec
 
 
 class Disposition(enum.StrEnum):
@@ -66,63 +66,45 @@ class Plan:
 
 def required_steps(intent: DocumentJob) -> dict[Step, str]:
     """The steps an intent needs, each with why (a pure function of the intent)."""
-    actions = ", ".join(intent.actions.enabled())
     required: dict[Step, str] = {}
-    if intent.custody_mode != "hash_only":
-        required[Step.ENCRYPT_SOURCE] = f"required by {actions} (encrypted custody)"
-    required[Step.CREATE_WITNESS] = (
-        "required: the artifact embeds the witness; TSA and anchors sign it"
-    )
-    forensic = intent.forensic
-    if forensic.tsa:
-        required[Step.APPEND_TSA] = "requested: forensic.tsa"
-    elif forensic.polygon or forensic.bitcoin:
-        required[Step.APPEND_TSA] = "implied: anchors require a confirmed TSA"
-    if forensic.polygon:
-        required[Step.ANCHOR_POLYGON] = "requested: forensic.polygon"
-    if forensic.bitcoin:
-        required[Step.ANCHOR_BITCOIN] = "requested: forensic.bitcoin"
-    required[Step.BUILD_ARTIFACT] = f"required by {actions}"
-    required[Step.NOTIFY_ARTIFACT_READY] = f"required by {actions}"
+    for spec in STEPS:
+        reason = spec.required_when(intent)
+        if reason is not None:
+            required[spec.step] = reason
     return required
 
 
-def _satisfied(step: Step, state: st.DocumentState, witness: str | None, notified: bool) -> bool:
-    if step is Step.ENCRYPT_SOURCE:
-        return st.source_encrypted(state)
-    if step is Step.CREATE_WITNESS:
-        return st.witness_ready(state)
-    if step is Step.APPEND_TSA:
-        return st.tsa_confirmed(state, witness)
-    if step.network is not None:
-        return st.anchor_confirmed(state, step.network, witness)
-    if step is Step.BUILD_ARTIFACT:
-        return st.artifact_finalized(state)
-    return notified
+def _satisfied(
+    spec: StepSpec, state: st.DocumentState, witness: str | None, recorded: frozenset[Step]
+) -> bool:
+    if spec.satisfied_by is None:  # only this flow's own record of a successful call counts
+        return spec.step in recorded
+    return spec.satisfied_by(state, witness)
 
 
 def plan(
     intent: DocumentJob,
     state: st.DocumentState,
     *,
-    notified: bool = False,
+    recorded: frozenset[Step] = frozenset(),
     submitted: frozenset[Step] = frozenset(),
 ) -> Plan:
     """Plan the flow.
 
-    ``notified``: the orchestrator's own record of a successful notify call for this flow.
-    ``submitted``: anchor steps this flow already submitted (the state's ``anchor.submitted``
-    events count too).
+    ``recorded``: steps this flow recorded as succeeded; they satisfy steps the document's state
+    cannot show (notify). ``submitted``: anchor steps this flow already submitted (the state's
+    ``anchor.submitted`` events count too).
     """
     required = required_steps(intent)
     witness = state.current_witness_hash
     planned: list[PlannedStep] = []
-    for step in CANONICAL_ORDER:
+    for spec in STEPS:
+        step = spec.step
         if step not in required:
             planned.append(
                 PlannedStep(step=step, disposition=Disposition.NOT_REQUIRED, reason="not requested")
             )
-        elif _satisfied(step, state, witness, notified):
+        elif _satisfied(spec, state, witness, recorded):
             planned.append(
                 PlannedStep(
                     step=step,

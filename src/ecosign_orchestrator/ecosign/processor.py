@@ -8,7 +8,6 @@ every run re-plans from state, finished steps are skipped by construction.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import random
 from datetime import datetime, timedelta
@@ -23,55 +22,16 @@ from ecosign_orchestrator.core.retry import RetryPolicy
 from ecosign_orchestrator.core.types import JSONDict, JSONValue
 from ecosign_orchestrator.ecosign import planner
 from ecosign_orchestrator.ecosign import state as st
+from ecosign_orchestrator.ecosign.config import EcosignConfig
 from ecosign_orchestrator.ecosign.edge import EdgeClient
 from ecosign_orchestrator.ecosign.http import CallError
 from ecosign_orchestrator.ecosign.lifecycle import implied_lifecycle
 from ecosign_orchestrator.ecosign.model import DocumentJob
 from ecosign_orchestrator.ecosign.planner import Disposition, Plan, PlannedStep
 from ecosign_orchestrator.ecosign.state_source import DocumentNotFound, DocumentStateSource
-from ecosign_orchestrator.ecosign.steps import (
-    CANONICAL_ORDER,
-    DEFAULT_CONFIRMATIONS,
-    DEFAULT_FUNCTIONS,
-    DEFAULT_POLICIES,
-    ConfirmationPolicy,
-    Step,
-    StepPolicy,
-)
+from ecosign_orchestrator.ecosign.steps import ANCHOR_STEPS, CANONICAL_ORDER, Step
 
 logger = logging.getLogger(__name__)
-
-KIND = "ecosign.document"
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class EcosignConfig:
-    """Functions, per-step retry policies and confirmation schedules."""
-
-    functions: dict[Step, str] = dataclasses.field(default_factory=lambda: dict(DEFAULT_FUNCTIONS))
-    policies: dict[Step, StepPolicy] = dataclasses.field(
-        default_factory=lambda: dict(DEFAULT_POLICIES)
-    )
-    confirmations: dict[Step, ConfirmationPolicy] = dataclasses.field(
-        default_factory=lambda: dict(DEFAULT_CONFIRMATIONS)
-    )
-    lifecycle_write_back: bool = False
-    #: Calls one run may make before it yields (a guard against a function that lies).
-    max_calls_per_run: int = 16
-
-    def scaled(self, *, backoff: float, timeout: float, confirmation: float) -> EcosignConfig:
-        """All delays multiplied (the sandbox and the demo run them small)."""
-        return dataclasses.replace(
-            self,
-            policies={
-                s: p.scaled(backoff=backoff, timeout=timeout) for s, p in self.policies.items()
-            },
-            confirmations={s: c.scaled(confirmation) for s, c in self.confirmations.items()},
-        )
-
-    def job_max_attempts(self) -> int:
-        """Enough job-level attempts for every step to use all of its own."""
-        return sum(p.max_attempts for p in self.policies.values()) + 5
 
 
 def validate_payload(payload: JSONDict) -> JSONDict:
@@ -181,14 +141,17 @@ class DocumentProcessor:
 
     def _plan(self, ctx: JobContext, intent: DocumentJob, state: st.DocumentState) -> Plan:
         steps = ctx.steps
-        notify = steps.get(Step.NOTIFY_ARTIFACT_READY.value)
-        notified = notify is not None and notify.status is StepStatus.SUCCEEDED
+        recorded = frozenset(
+            s
+            for s in CANONICAL_ORDER
+            if (record := steps.get(s.value)) is not None and record.status is StepStatus.SUCCEEDED
+        )
         submitted = frozenset(
             s
-            for s in (Step.ANCHOR_POLYGON, Step.ANCHOR_BITCOIN)
+            for s in ANCHOR_STEPS
             if (record := steps.get(s.value)) is not None and "submitted_at" in record.data
         )
-        return planner.plan(intent, state, notified=notified, submitted=submitted)
+        return planner.plan(intent, state, recorded=recorded, submitted=submitted)
 
     async def _record_plan(self, ctx: JobContext, plan: Plan) -> None:
         """Bring the step records in line with the plan (skips, confirmations)."""
@@ -214,10 +177,10 @@ class DocumentProcessor:
     def _body(self, intent: DocumentJob, plan: Plan, step: Step) -> dict[str, Any]:
         doc_id = intent.document_entity_id
         metadata = intent.metadata or {}
+        spec = step.spec
         body: dict[str, Any] = {"document_entity_id": doc_id, "correlation_id": doc_id}
-        if step is Step.ENCRYPT_SOURCE:
-            body["purpose"] = "source"
-        if step is Step.APPEND_TSA or step.network is not None:
+        body.update(spec.body)
+        if spec.signs_witness:
             body["witness_hash"] = plan.witness_hash
         if step.network is not None:
             body["anchor_stage"] = metadata.get("anchor_stage", "initial")

@@ -23,7 +23,7 @@ from rich.console import Console
 from ecosign_orchestrator import ecosign, sandbox
 from ecosign_orchestrator.core.types import JobId
 from ecosign_orchestrator.core.worker import WorkerSettings
-from ecosign_orchestrator.service import flows, follow, render, wiring
+from ecosign_orchestrator.service import flow_view, render, wiring
 from ecosign_orchestrator.service.settings import Settings
 
 SANDBOX_KEY = "demo-sandbox-service-key"
@@ -134,19 +134,19 @@ async def _run(settings: Settings, url: str, *, live: bool, console: Console) ->
                     "metadata": {"demo": label},
                 }
             )
-            ids.append((await flows.submit(queue, intent)).job.id)
+            ids.append((await queue.submit(ecosign.flow_request(intent))).job.id)
         worker = wiring.build_worker(settings, repository, rt, kinds=[ecosign.KIND])
         worker.settings = dataclasses.replace(
             worker.settings, poll_seconds=0.05, max_poll_seconds=0.2
         )
         task = asyncio.create_task(worker.run(), name="demo-worker")
         try:
-            jobs = await follow.follow_flows(repository, ids, live=live, console=console)
+            jobs = await flow_view.follow_flows(repository, ids, live=live, console=console)
         finally:
             worker.stop()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-    console.print(follow.summary_table(jobs))
+    console.print(flow_view.summary_table(jobs))
     console.print(
         "Look next:\n"
         f"  .venv/bin/ecosign-orchestrator jobs show {jobs[1].id}    # steps, timestamps\n"
@@ -174,7 +174,7 @@ async def run_core_demo(settings: Settings, *, live: bool, console: Console | No
         worker.settings = WorkerSettings(concurrency=4, poll_seconds=0.05, max_poll_seconds=0.2)
         task = asyncio.create_task(worker.run())
         try:
-            jobs = await follow.follow_flows(repository, ids, live=live, console=console)
+            jobs = await flow_view.follow_flows(repository, ids, live=live, console=console)
         finally:
             worker.stop()
             await task

@@ -5,12 +5,11 @@ Precedence: explicit arguments > environment > TOML file (``ECOSIGN_ORCH_CONFIG`
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -18,6 +17,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from ecosign_orchestrator.core import errors
 
 DEFAULT_DATABASE_URL = "sqlite:///./.ecosign-orchestrator/jobs.db"
 
@@ -118,21 +119,18 @@ class Settings(BaseSettings):
 
     @field_validator("step_functions", "step_policies", mode="after")
     @classmethod
-    def _known_steps(cls, value: dict[str, Any]) -> dict[str, Any]:
+    def _known_steps(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         if not value:
             return value  # nothing to check: the EcoSign module is not even imported
-        from ecosign_orchestrator.ecosign.steps import Step, StepPolicy
+        from ecosign_orchestrator import ecosign
 
-        steps = [step.value for step in Step]
-        unknown = sorted(set(value) - set(steps))
-        if unknown:
-            raise ValueError(f"unknown steps {unknown}; steps are {', '.join(steps)}")
-        fields = {field.name for field in dataclasses.fields(StepPolicy)}
-        for name, policy in value.items():
-            if isinstance(policy, dict):
-                bad = sorted(set(policy) - fields)
-                if bad:
-                    raise ValueError(f"{name}: unknown policy fields {bad}")
+        try:
+            if info.field_name == "step_functions":
+                ecosign.EcosignConfig().with_overrides(functions=value)
+            else:
+                ecosign.EcosignConfig().with_overrides(policies=value)
+        except errors.ConfigurationError as exc:
+            raise ValueError(str(exc)) from None
         return value
 
     @property

@@ -51,26 +51,13 @@ def load_app(spec: str) -> Registry:
 
 
 def ecosign_config(settings: Settings) -> ecosign.EcosignConfig:
-    """Per-step functions and policies from settings (defaults from design §3-4)."""
+    """The document flow's configuration from settings (defaults: the step table)."""
     from ecosign_orchestrator import ecosign
-    from ecosign_orchestrator.ecosign.steps import Step, StepPolicy
 
-    base = ecosign.EcosignConfig(lifecycle_write_back=settings.lifecycle_write_back)
-    functions = dict(base.functions)
-    functions.update({Step(k): v for k, v in settings.step_functions.items()})
-    policies = dict(base.policies)
-    for name, override in settings.step_policies.items():
-        current = policies[Step(name)]
-        policies[Step(name)] = StepPolicy(
-            max_attempts=int(override.get("max_attempts", current.max_attempts)),
-            base_seconds=float(override.get("base_seconds", current.base_seconds)),
-            cap_seconds=float(override.get("cap_seconds", current.cap_seconds)),
-            timeout_seconds=float(override.get("timeout_seconds", current.timeout_seconds)),
-        )
-    for step, policy in policies.items():
-        if policy.max_attempts < 1 or policy.timeout_seconds <= 0:
-            raise errors.ConfigurationError(f"step_policies.{step.value}: invalid policy {policy}")
-    config = dataclasses.replace(base, functions=functions, policies=policies)
+    config = ecosign.EcosignConfig(lifecycle_write_back=settings.lifecycle_write_back)
+    config = config.with_overrides(
+        functions=settings.step_functions, policies=settings.step_policies
+    )
     return config.scaled(
         backoff=settings.backoff_scale,
         timeout=settings.edge_timeout_scale,

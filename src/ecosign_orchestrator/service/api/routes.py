@@ -10,15 +10,15 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from ecosign_orchestrator import ecosign, ffmpeg
+from ecosign_orchestrator.core.lookup import resolve_job_id
 from ecosign_orchestrator.core.queue import JobQueue
 from ecosign_orchestrator.core.repository import JobRepository
 from ecosign_orchestrator.core.status import JobStatus
+from ecosign_orchestrator.core.tail import tail
 from ecosign_orchestrator.core.types import JobId
-from ecosign_orchestrator.service import flows
 from ecosign_orchestrator.service.api.auth import Scope, requires
 from ecosign_orchestrator.service.api.limits import StrictJSONRoute
 from ecosign_orchestrator.service.api.schemas import EventOut, JobOut, JobPage, Problem
-from ecosign_orchestrator.service.backends import document_prefix
 
 router = APIRouter(prefix="/v1", route_class=StrictJSONRoute)
 
@@ -37,7 +37,13 @@ BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
     415: {"model": Problem, "description": "Body is not application/json"},
     422: {"model": Problem, "description": "Invalid body; each invalid field is named"},
 }
-JOB_ID = Annotated[str, Path(description="Job id", max_length=64)]
+JOB_ID = Annotated[
+    str,
+    Path(
+        description="Job id, or a unique prefix or suffix of 8 or more of its characters",
+        max_length=64,
+    ),
+]
 IDEMPOTENCY_KEY = Annotated[
     str | None,
     Header(
@@ -87,7 +93,7 @@ async def submit_document_job(
     idempotency_key: IDEMPOTENCY_KEY = None,
 ) -> JobOut:
     """One flow per document and intent: the orchestrator takes it through its steps."""
-    result = await flows.submit(q, intent, idempotency_key=idempotency_key)
+    result = await q.submit(ecosign.flow_request(intent, idempotency_key=idempotency_key))
     response.status_code = 201 if result.created else 200
     response.headers["Location"] = f"/v1/jobs/{result.job.id}"
     return JobOut.of(result.job)
@@ -112,12 +118,8 @@ async def submit_ffmpeg_job(
     idempotency_key: IDEMPOTENCY_KEY = None,
 ) -> JobOut:
     """Validated at once (input exists, output writable); runs on any worker."""
-    new = q.build(ffmpeg.KIND, job.model_dump(mode="json", exclude_none=True))
-    new, previous = await flows.keyed(q, new, idempotency_key)
-    if previous is not None:
-        response.status_code = 200
-        return JobOut.of(previous)
-    result = await q.submit(new)
+    payload = job.model_dump(mode="json", exclude_none=True)
+    result = await q.submit(q.build(ffmpeg.KIND, payload, idempotency_key=idempotency_key))
     response.status_code = 201 if result.created else 200
     response.headers["Location"] = f"/v1/jobs/{result.job.id}"
     return JobOut.of(result.job)
@@ -131,7 +133,7 @@ async def submit_ffmpeg_job(
 )
 async def get_job(job_id: JOB_ID, repo: Repo) -> JobOut:
     """Everything about one job."""
-    return JobOut.of(await repo.get(JobId(job_id)))
+    return JobOut.of(await repo.get(await resolve_job_id(repo, job_id)))
 
 
 @router.get(
@@ -161,7 +163,7 @@ async def list_jobs(
     jobs = await repo.list_jobs(
         statuses=status,
         kinds=kind,
-        dedupe_prefix=None if document_id is None else document_prefix(document_id),
+        dedupe_prefix=None if document_id is None else ecosign.document_prefix(document_id),
         before=None if cursor is None else JobId(cursor),
         limit=limit,
     )
@@ -182,8 +184,9 @@ async def job_events(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> list[EventOut]:
     """The event log of one job."""
-    await repo.get(JobId(job_id))
-    events = await repo.events(after_id=after, job_id=JobId(job_id), limit=limit)
+    full_id = await resolve_job_id(repo, job_id)
+    await repo.get(full_id)
+    events = await repo.events(after_id=after, job_id=full_id, limit=limit)
     return [EventOut.of(e) for e in events]
 
 
@@ -203,7 +206,7 @@ async def job_events(
 )
 async def retry_job(job_id: JOB_ID, repo: Repo) -> JobOut:
     """Back to the queue with a fresh set of attempts; a document flow re-plans from state."""
-    return JobOut.of(await repo.retry(JobId(job_id)))
+    return JobOut.of(await repo.retry(await resolve_job_id(repo, job_id)))
 
 
 @router.post(
@@ -218,7 +221,7 @@ async def retry_job(job_id: JOB_ID, repo: Repo) -> JobOut:
 )
 async def cancel_job(job_id: JOB_ID, repo: Repo) -> JobOut:
     """Waiting jobs end at once; a running one gets a cancel request."""
-    return JobOut.of(await repo.cancel(JobId(job_id)))
+    return JobOut.of(await repo.cancel(await resolve_job_id(repo, job_id)))
 
 
 @router.get(
@@ -263,22 +266,13 @@ def _cursor(value: str | None) -> int:
 async def _sse(
     request: Request, repo: JobRepository, after: int, job_id: JobId | None
 ) -> AsyncIterator[str]:
-    keepalive = 15.0
-    idle = 0.0
-    async with repo.bus.subscribe() as local:
-        yield ": stream open\n\n"
-        while not await request.is_disconnected():
-            events = await repo.events(after_id=after, job_id=job_id, limit=500)
-            for event in events:
-                after = event.id
-                data = json.dumps(EventOut.of(event).model_dump(mode="json"), separators=(",", ":"))
-                yield f"id: {event.id}\nevent: {event.type.value}\ndata: {data}\n\n"
-            if events:
-                idle = 0.0
-                continue
-            # Wake at once for events committed in this process; poll for the others.
-            await local.next(timeout=0.5)
-            idle += 0.5
-            if idle >= keepalive:
-                idle = 0.0
-                yield ": keep-alive\n\n"
+    """Frames of the core tail; a comment line every 15 s keeps proxies from closing it."""
+    yield ": stream open\n\n"
+    async for event in tail(repo, job_id=job_id, after=after, idle_seconds=15.0):
+        if await request.is_disconnected():
+            return
+        if event is None:
+            yield ": keep-alive\n\n"
+            continue
+        data = json.dumps(EventOut.of(event).model_dump(mode="json"), separators=(",", ":"))
+        yield f"id: {event.id}\nevent: {event.type.value}\ndata: {data}\n\n"

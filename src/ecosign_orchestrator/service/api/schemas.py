@@ -10,7 +10,6 @@ from pydantic import BaseModel, Field
 from ecosign_orchestrator import ecosign
 from ecosign_orchestrator.core.events import Event
 from ecosign_orchestrator.core.job import Job, JobError, StepRecord
-from ecosign_orchestrator.ecosign.lifecycle import implied_lifecycle
 
 
 class FieldError(BaseModel):
@@ -143,17 +142,11 @@ class JobOut(BaseModel):
 def _lifecycle(job: Job) -> LifecycleOut | None:
     if job.kind != ecosign.KIND:
         return None
-    terminal = job.status.value if job.status.value in ("completed", "failed") else None
-    written = isinstance(job.result, dict) and bool(job.result.get("lifecycle_written"))
-    try:
-        intent = ecosign.DocumentJob.model_validate(job.payload)
-    except ValueError:
-        return LifecycleOut(
-            terminal_state=terminal, implied_lifecycle_status=None, written_back=False
-        )
-    implied = implied_lifecycle(intent, completed=True) if terminal == "completed" else None
+    view = ecosign.flow_lifecycle(job)
     return LifecycleOut(
-        terminal_state=terminal, implied_lifecycle_status=implied, written_back=written
+        terminal_state=view.terminal_state,
+        implied_lifecycle_status=view.implied_lifecycle_status,
+        written_back=view.written_back,
     )
 
 

@@ -1,4 +1,4 @@
-"""The ``ecosign-orchestrator`` command line.
+"""What every command shares: the Typer apps, global options, output, and error handling.
 
 Bad input exits with status 2 and a message naming the field and the reason; nothing is written.
 """
@@ -16,9 +16,8 @@ import typer
 from rich.console import Console
 
 from ecosign_orchestrator.core import errors
-from ecosign_orchestrator.core.job import RetryOverride
 from ecosign_orchestrator.service import wiring
-from ecosign_orchestrator.service.jsonio import JSONInputError, strict_loads
+from ecosign_orchestrator.service.jsonio import JSONInputError
 from ecosign_orchestrator.service.logs import configure_logging
 from ecosign_orchestrator.service.settings import Settings
 
@@ -158,9 +157,11 @@ def main_options(
     configure_logging(settings.log_level, settings.log_format)
 
 
-def _with_repository(
+def with_repository(
     action: Callable[[Any, wiring.Runtime], Awaitable[T]],
 ) -> Callable[[], Coroutine[Any, Any, T]]:
+    """A coroutine factory running ``action`` with the job kinds and an open repository."""
+
     async def go() -> T:
         settings = state.settings
         async with (
@@ -170,123 +171,3 @@ def _with_repository(
             return await action(repository, rt)
 
     return go
-
-
-# -- worker ----------------------------------------------------------------------------------
-
-
-@app.command()
-def worker(
-    concurrency: Annotated[int | None, typer.Option(min=1, help="Jobs run at once.")] = None,
-    kind: Annotated[list[str] | None, typer.Option(help="Only these kinds (repeatable).")] = None,
-) -> None:
-    """Run a worker until SIGINT/SIGTERM (graceful: running jobs get the grace period)."""
-
-    async def action(repository: Any, rt: wiring.Runtime) -> None:
-        w = wiring.build_worker(state.settings, repository, rt, concurrency=concurrency, kinds=kind)
-        await w.run_forever()
-
-    run(_with_repository(action))
-
-
-# -- jobs ------------------------------------------------------------------------------------
-
-
-def _parse_payload(payload: str | None) -> Any:
-    if payload is None:
-        return {}
-    text = sys.stdin.read() if payload == "-" else payload
-    return strict_loads(text, field="--payload")
-
-
-@jobs_app.command("enqueue")
-def jobs_enqueue(
-    kind: Annotated[str, typer.Argument(help="Job kind.")],
-    payload: Annotated[str | None, typer.Option(help="JSON object, or - for stdin.")] = None,
-    delay: Annotated[float, typer.Option(help="Seconds before it may run.")] = 0.0,
-    priority: Annotated[int, typer.Option(help="Higher runs first.")] = 0,
-    dedupe_key: Annotated[
-        str | None, typer.Option(help="Return the active job with this key.")
-    ] = None,
-    max_attempts: Annotated[int | None, typer.Option(help="Overrides the kind's policy.")] = None,
-    timeout: Annotated[float | None, typer.Option(help="Per-run timeout in seconds.")] = None,
-    queue: Annotated[str, typer.Option(help="Queue name.")] = "default",
-    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
-) -> None:
-    """Enqueue a job of any registered kind (local database only)."""
-    if state.api_url:
-        raise fail("jobs enqueue works on the local database; over the API use submit")
-    data = guard(lambda: _parse_payload(payload))
-
-    async def action(repository: Any, rt: wiring.Runtime) -> None:
-        q = wiring.build_queue(repository, rt.registry)
-        new = q.build(
-            kind,
-            data,
-            delay=delay,
-            priority=priority,
-            dedupe_key=dedupe_key,
-            max_attempts=max_attempts,
-            retry=RetryOverride(),
-            timeout=timeout,
-            queue=queue,
-        )
-        result = await q.submit(new)
-        if as_json:
-            emit_json({"created": result.created, "job": result.job.to_json()})
-        else:
-            verb = "enqueued" if result.created else "already active (dedupe key)"
-            console.print(f"{verb}: [bold]{result.job.id}[/] ({result.job.status.value})")
-
-    run(_with_repository(action))
-
-
-# -- db / config -------------------------------------------------------------------------------
-
-
-@db_app.command("migrate")
-def db_migrate() -> None:
-    """Apply pending migrations (idempotent; safe to run from several machines at once)."""
-
-    async def go() -> None:
-        settings = state.settings
-        async with wiring.open_repository(settings, migrate=True) as repository:
-            del repository
-        console.print("schema is up to date")
-
-    run(go)
-
-
-@config_app.command("show")
-def config_show() -> None:
-    """Print the effective configuration, secrets masked."""
-    emit_json(state.settings.masked())
-
-
-# -- demo --------------------------------------------------------------------------------------
-
-
-@app.command()
-def demo(
-    non_interactive: Annotated[
-        bool, typer.Option("--non-interactive", help="Plain lines instead of a live display.")
-    ] = False,
-    core: Annotated[
-        bool, typer.Option("--core", help="Core jobs only, no document flows.")
-    ] = False,
-) -> None:
-    """Run end-to-end document flows against the local sandbox, live, on the embedded defaults."""
-    from ecosign_orchestrator.service import demo as demo_module
-
-    live = not non_interactive and sys.stdout.isatty()
-    code = run(lambda: demo_module.run_demo(state.settings, live=live, core=core))
-    raise typer.Exit(code)
-
-
-def main() -> None:
-    """Console-script entry point."""
-    # Importing these registers their commands on `app`.
-    from ecosign_orchestrator.service import cli_ecosign, cli_ffmpeg, cli_jobs, cli_serve
-
-    del cli_ecosign, cli_ffmpeg, cli_jobs, cli_serve
-    app()

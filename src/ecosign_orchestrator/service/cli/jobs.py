@@ -4,24 +4,34 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
 import typer
 
+from ecosign_orchestrator.core.job import RetryOverride
 from ecosign_orchestrator.core.registry import Registry
 from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.service import render, wiring
-from ecosign_orchestrator.service.backends import Backend, LocalBackend, RemoteBackend, RemoteError
-from ecosign_orchestrator.service.cli import (
+from ecosign_orchestrator.service.cli.common import (
     app,
     console,
     emit_json,
     fail,
+    guard,
     jobs_app,
     run,
     state,
+    with_repository,
 )
+from ecosign_orchestrator.service.cli.target import (
+    LocalTarget,
+    RemoteError,
+    RemoteTarget,
+    Target,
+)
+from ecosign_orchestrator.service.jsonio import strict_loads
 
 T = TypeVar("T")
 JobIdArg = Annotated[str, typer.Argument(help="Job id.")]
@@ -29,14 +39,14 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="JSON output.")]
 
 
 @contextlib.asynccontextmanager
-async def backend(*, registry: bool = False) -> AsyncIterator[Backend]:
+async def target(*, registry: bool = False) -> AsyncIterator[Target]:
     """The remote API when ``--api-url`` is set, else the local database (with the job kinds
     loaded only when ``registry`` is needed, i.e. to submit)."""
     settings = state.settings
     api_url = state.api_url or settings.api_url
     if api_url:
         token = None if settings.api_token is None else settings.api_token.get_secret_value()
-        remote = RemoteBackend(api_url, token)
+        remote = RemoteTarget(api_url, token)
         try:
             yield remote
         finally:
@@ -49,16 +59,16 @@ async def backend(*, registry: bool = False) -> AsyncIterator[Backend]:
                 await stack.enter_async_context(wiring.runtime(settings, state.apps))
             ).registry
         repository = await stack.enter_async_context(wiring.open_repository(settings))
-        yield LocalBackend(repository, wiring.build_queue(repository, job_kinds))
+        yield LocalTarget(repository, wiring.build_queue(repository, job_kinds))
 
 
-def with_backend(
-    action: Callable[[Backend], Awaitable[T]], *, registry: bool = False
+def with_target(
+    action: Callable[[Target], Awaitable[T]], *, registry: bool = False
 ) -> Callable[[], Coroutine[Any, Any, T]]:
     """A coroutine factory running ``action`` against the chosen backend."""
 
     async def go() -> T:
-        async with backend(registry=registry) as b:
+        async with target(registry=registry) as b:
             return await action(b)
 
     return go
@@ -94,7 +104,7 @@ def jobs_list(
     """List jobs, newest first."""
     statuses = _statuses(status)
 
-    async def action(b: Backend) -> None:
+    async def action(b: Target) -> None:
         jobs, next_cursor = await b.list_jobs(
             statuses=statuses, kinds=kind, document_id=document, cursor=cursor, limit=limit
         )
@@ -105,18 +115,18 @@ def jobs_list(
             if next_cursor:
                 console.print(f"more: --cursor {next_cursor}")
 
-    run_remote_aware(with_backend(action))
+    run_remote_aware(with_target(action))
 
 
 def _show(job_id: str, as_json: bool) -> None:
-    async def action(b: Backend) -> None:
+    async def action(b: Target) -> None:
         job = await b.get(job_id)
         if as_json:
             emit_json(job.to_json())
         else:
             console.print(render.job_detail(job))
 
-    run_remote_aware(with_backend(action))
+    run_remote_aware(with_target(action))
 
 
 @jobs_app.command("show")
@@ -132,7 +142,7 @@ def status_command(job_id: JobIdArg, as_json: JsonOpt = False) -> None:
 
 
 def _events(job_id: str, after: int, follow: bool, as_json: bool) -> int:
-    async def action(b: Backend) -> int:
+    async def action(b: Target) -> int:
         if not follow:
             events = await b.events(job_id, after)
             if as_json:
@@ -153,7 +163,7 @@ def _events(job_id: str, after: int, follow: bool, as_json: bool) -> int:
                 )
         return 0 if last is None or last.type.value == "job_completed" else 1
 
-    return run_remote_aware(with_backend(action))
+    return run_remote_aware(with_target(action))
 
 
 @jobs_app.command("events")
@@ -179,14 +189,14 @@ def events_command(
 
 
 def _act(job_id: str, verb: str) -> None:
-    async def action(b: Backend) -> None:
+    async def action(b: Target) -> None:
         job = await (b.retry(job_id) if verb == "retry" else b.cancel(job_id))
         if verb == "cancel" and job.status is JobStatus.RUNNING:
             console.print(f"job {job.id}: cancel requested; its worker will stop it")
         else:
             console.print(f"job {job.id} is {job.status.value}")
 
-    run_remote_aware(with_backend(action))
+    run_remote_aware(with_target(action))
 
 
 @jobs_app.command("retry")
@@ -211,3 +221,52 @@ def retry_command(job_id: JobIdArg) -> None:
 def cancel_command(job_id: JobIdArg) -> None:
     """Cancel a job (same as ``jobs cancel``)."""
     _act(job_id, "cancel")
+
+
+def _parse_payload(payload: str | None) -> Any:
+    if payload is None:
+        return {}
+    text = sys.stdin.read() if payload == "-" else payload
+    return strict_loads(text, field="--payload")
+
+
+@jobs_app.command("enqueue")
+def jobs_enqueue(
+    kind: Annotated[str, typer.Argument(help="Job kind.")],
+    payload: Annotated[str | None, typer.Option(help="JSON object, or - for stdin.")] = None,
+    delay: Annotated[float, typer.Option(help="Seconds before it may run.")] = 0.0,
+    priority: Annotated[int, typer.Option(help="Higher runs first.")] = 0,
+    dedupe_key: Annotated[
+        str | None, typer.Option(help="Return the active job with this key.")
+    ] = None,
+    max_attempts: Annotated[int | None, typer.Option(help="Overrides the kind's policy.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Per-run timeout in seconds.")] = None,
+    queue: Annotated[str, typer.Option(help="Queue name.")] = "default",
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+) -> None:
+    """Enqueue a job of any registered kind (local database only)."""
+    if state.api_url:
+        raise fail("jobs enqueue works on the local database; over the API use submit")
+    data = guard(lambda: _parse_payload(payload))
+
+    async def action(repository: Any, rt: wiring.Runtime) -> None:
+        q = wiring.build_queue(repository, rt.registry)
+        new = q.build(
+            kind,
+            data,
+            delay=delay,
+            priority=priority,
+            dedupe_key=dedupe_key,
+            max_attempts=max_attempts,
+            retry=RetryOverride(),
+            timeout=timeout,
+            queue=queue,
+        )
+        result = await q.submit(new)
+        if as_json:
+            emit_json({"created": result.created, "job": result.job.to_json()})
+        else:
+            verb = "enqueued" if result.created else "already active (dedupe key)"
+            console.print(f"{verb}: [bold]{result.job.id}[/] ({result.job.status.value})")
+
+    run(with_repository(action))

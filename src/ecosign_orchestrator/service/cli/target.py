@@ -1,6 +1,8 @@
 """Where CLI commands act: the local database, or a remote API (``--api-url``).
 
-Both return core values (``Job``, ``Event``), so every command renders the same either way.
+Both return core values (``Job``, ``Event``), so every command renders the same either way. Job
+ids may be short (a unique prefix or suffix of 8+ characters): the local target resolves them
+against the database, the API does the same on its side.
 """
 
 from __future__ import annotations
@@ -10,27 +12,20 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import httpx
 
+from ecosign_orchestrator import ecosign
 from ecosign_orchestrator.core import errors
-from ecosign_orchestrator.core.events import Event, EventType
+from ecosign_orchestrator.core.events import TERMINAL_EVENTS, Event, EventType
 from ecosign_orchestrator.core.job import Job
+from ecosign_orchestrator.core.lookup import resolve_job_id
 from ecosign_orchestrator.core.queue import JobQueue
 from ecosign_orchestrator.core.repository import JobRepository
 from ecosign_orchestrator.core.status import JobStatus
+from ecosign_orchestrator.core.tail import tail
 from ecosign_orchestrator.core.types import JobId
-
-if TYPE_CHECKING:
-    from ecosign_orchestrator import ecosign
-
-TERMINAL_EVENTS = {EventType.JOB_COMPLETED, EventType.JOB_FAILED, EventType.JOB_CANCELLED}
-
-
-def document_prefix(document_id: str) -> str:
-    """The dedupe-key prefix of every flow of one document (see ``ecosign.DocumentJob``)."""
-    return f"ecosign:{document_id.lower()}:"
 
 
 class RemoteError(errors.OrchestratorError):
@@ -45,14 +40,14 @@ class RemoteError(errors.OrchestratorError):
         super().__init__(f"{detail} ({status})" + (f": {reasons}" if reasons else ""))
 
 
-class Backend(Protocol):
-    """What the CLI needs."""
+class Target(Protocol):
+    """What the CLI needs, wherever the jobs are."""
 
     async def submit(self, intent: ecosign.DocumentJob) -> tuple[Job, bool]:
         """Submit a document flow; ``created`` is False for a repeat."""
 
     async def get(self, job_id: str) -> Job:
-        """One job."""
+        """One job (a full or short id)."""
 
     async def list_jobs(
         self,
@@ -69,7 +64,7 @@ class Backend(Protocol):
         """A job's events after an id."""
 
     def follow(self, job_id: str, after: int) -> AsyncIterator[Event]:
-        """A job's events as they happen, until it is terminal."""
+        """A job's events as they happen, until its terminal event."""
 
     async def retry(self, job_id: str) -> Job:
         """Retry a failed or cancelled job."""
@@ -78,21 +73,23 @@ class Backend(Protocol):
         """Cancel a job."""
 
 
-class LocalBackend:
+class LocalTarget:
     """Acts on the database directly."""
 
     def __init__(self, repository: JobRepository, queue: JobQueue) -> None:
         self.repository = repository
         self.queue = queue
 
-    async def submit(self, intent: ecosign.DocumentJob) -> tuple[Job, bool]:
-        from ecosign_orchestrator.service import flows
+    async def resolve(self, job_id: str) -> JobId:
+        """The full id a full or short id names."""
+        return await resolve_job_id(self.repository, job_id)
 
-        result = await flows.submit(self.queue, intent)
+    async def submit(self, intent: ecosign.DocumentJob) -> tuple[Job, bool]:
+        result = await self.queue.submit(ecosign.flow_request(intent))
         return result.job, result.created
 
     async def get(self, job_id: str) -> Job:
-        return await self.repository.get(JobId(job_id))
+        return await self.repository.get(await self.resolve(job_id))
 
     async def list_jobs(
         self,
@@ -106,34 +103,27 @@ class LocalBackend:
         jobs = await self.repository.list_jobs(
             statuses=statuses,
             kinds=kinds,
-            dedupe_prefix=None if document_id is None else document_prefix(document_id),
+            dedupe_prefix=None if document_id is None else ecosign.document_prefix(document_id),
             before=None if cursor is None else JobId(cursor),
             limit=limit,
         )
         return jobs, jobs[-1].id if len(jobs) == limit else None
 
     async def events(self, job_id: str, after: int) -> list[Event]:
-        await self.repository.get(JobId(job_id))
-        return await self.repository.events(after_id=after, job_id=JobId(job_id), limit=10_000)
+        job = await self.get(job_id)
+        return await self.repository.events(after_id=after, job_id=job.id, limit=10_000)
 
     async def follow(self, job_id: str, after: int) -> AsyncIterator[Event]:
-        job = await self.repository.get(JobId(job_id))
-        async with self.repository.bus.subscribe() as local:
-            while True:
-                batch = await self.repository.events(after_id=after, job_id=job.id, limit=500)
-                for event in batch:
-                    after = event.id
-                    yield event
-                    if event.type in TERMINAL_EVENTS:
-                        return
-                if not batch:
-                    await local.next(timeout=0.5)
+        job = await self.get(job_id)
+        async for event in tail(self.repository, job_id=job.id, after=after, until_end=True):
+            if event is not None:
+                yield event
 
     async def retry(self, job_id: str) -> Job:
-        return await self.repository.retry(JobId(job_id))
+        return await self.repository.retry(await self.resolve(job_id))
 
     async def cancel(self, job_id: str) -> Job:
-        return await self.repository.cancel(JobId(job_id))
+        return await self.repository.cancel(await self.resolve(job_id))
 
 
 def event_from_json(data: dict[str, Any]) -> Event:
@@ -148,14 +138,13 @@ def event_from_json(data: dict[str, Any]) -> Event:
     )
 
 
-class RemoteBackend:
+class RemoteTarget:
     """Acts through the HTTP API with a bearer token."""
 
     def __init__(self, base_url: str, token: str | None, *, timeout: float = 30.0) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"), headers=headers, timeout=timeout
-        )
+        self.base_url = base_url.rstrip("/")
+        self.client = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout)
 
     async def aclose(self) -> None:
         """Close connections."""
@@ -165,9 +154,12 @@ class RemoteBackend:
         try:
             response = await self.client.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise errors.RepositoryError(f"API unreachable: {type(exc).__name__}") from None
+            raise errors.StoreUnavailable(
+                f"the API at {self.base_url} is unreachable ({type(exc).__name__}): "
+                "check --api-url and that `ecosign-orchestrator serve` is running"
+            ) from None
         if response.status_code >= 500:
-            raise errors.RepositoryError(f"API error {response.status_code}")
+            raise errors.StoreUnavailable(f"the API answered {response.status_code}")
         if response.status_code >= 400:
             try:
                 body = response.json()
@@ -211,8 +203,8 @@ class RemoteBackend:
         return [event_from_json(e) for e in response.json()]
 
     async def follow(self, job_id: str, after: int) -> AsyncIterator[Event]:
-        await self.get(job_id)  # a clear error for an unknown id
-        params: dict[str, str | int] = {"job_id": job_id, "after": after}
+        job = await self.get(job_id)  # a clear error for an unknown id; the full id for the stream
+        params: dict[str, str | int] = {"job_id": job.id, "after": after}
         while True:  # reconnect (resuming from the last id) if the stream drops
             try:
                 async with self.client.stream(

@@ -15,9 +15,10 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 
 from ecosign_orchestrator.core.job import Job
 from ecosign_orchestrator.core.repository import JobRepository
+from ecosign_orchestrator.core.tail import tail
 from ecosign_orchestrator.core.types import JobId
 from ecosign_orchestrator.service import wiring
-from ecosign_orchestrator.service.cli import app, console, emit_json, run, state
+from ecosign_orchestrator.service.cli.common import app, console, emit_json, run, state
 
 ffmpeg_app = typer.Typer(help="FFmpeg jobs.", no_args_is_help=True)
 app.add_typer(ffmpeg_app, name="ffmpeg")
@@ -128,7 +129,8 @@ async def follow_with_bar(repository: JobRepository, job_id: JobId, embedded: An
 
 
 async def _poll(repository: JobRepository, job_id: JobId, bar: Progress, handle: Any) -> Job:
-    while True:
+    """Redraw on each of the job's events and every 0.2 s (progress is not an event)."""
+    async for _ in tail(repository, job_id=job_id, idle_seconds=0.2):
         job = await repository.get(job_id)
         fraction = job.progress.fraction
         bar.update(
@@ -138,12 +140,14 @@ async def _poll(repository: JobRepository, job_id: JobId, bar: Progress, handle:
         )
         if job.status.is_terminal:
             return job
-        await asyncio.sleep(0.2)
+    raise AssertionError("unreachable: a tail without until_end never ends")
 
 
 async def _cancel(repository: JobRepository, job_id: JobId) -> Job:
+    """Cancel, then wait (15 s at most) for the worker to stop the job."""
+    start = await repository.last_event_id()
     await repository.cancel(job_id)
     async with asyncio.timeout(15):
-        while not (job := await repository.get(job_id)).status.is_terminal:
-            await asyncio.sleep(0.05)
-    return job
+        async for _ in tail(repository, job_id=job_id, after=start, until_end=True):
+            pass
+    return await repository.get(job_id)

@@ -1,4 +1,7 @@
-"""Following flows in the terminal: each flow's seven steps ticking over, live or as plain lines."""
+"""Following flows in the terminal: each flow's steps ticking over, live or as plain lines.
+
+The columns are the step table's (``ecosign.STEPS``): a new step shows up here by itself.
+"""
 
 from __future__ import annotations
 
@@ -11,32 +14,21 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from ecosign_orchestrator import ecosign
 from ecosign_orchestrator.core.job import Job, StepRecord, StepStatus
 from ecosign_orchestrator.core.repository import JobRepository
+from ecosign_orchestrator.core.tail import tail
 from ecosign_orchestrator.core.types import JobId
-from ecosign_orchestrator.ecosign.steps import CANONICAL_ORDER
 from ecosign_orchestrator.service.render import STEP_ICON, status_text
 
-SHORT = {
-    "encrypt_source": "encrypt",
-    "create_witness": "witness",
-    "append_tsa": "tsa",
-    "anchor_polygon": "polygon",
-    "anchor_bitcoin": "bitcoin",
-    "build_artifact": "artifact",
-    "notify_artifact_ready": "notify",
-}
+#: Column headers by step name: wide and narrow terminals.
+LABELS = {spec.step.value: spec.label for spec in ecosign.STEPS}
+SHORT_LABELS = {spec.step.value: spec.short_label for spec in ecosign.STEPS}
 
 
 def intent_label(job: Job) -> str:
-    """``protect+tsa+bitcoin`` from a DocumentJob payload."""
-    payload = job.payload
-    parts: list[str] = []
-    for group in ("actions", "forensic"):
-        block = payload.get(group)
-        if isinstance(block, dict):
-            parts.extend(k for k, v in block.items() if v is True)
-    return "+".join(parts) or job.kind
+    """``protect+tsa+bitcoin`` for a document flow; the kind for any other job."""
+    return ecosign.intent_label(job.payload) or job.kind
 
 
 def _seconds_until(value: object) -> float | None:
@@ -49,15 +41,6 @@ def _seconds_until(value: object) -> float | None:
     return max((moment - datetime.now(UTC)).total_seconds(), 0.0)
 
 
-TINY = {
-    "encrypt_source": "enc",
-    "create_witness": "wit",
-    "append_tsa": "tsa",
-    "anchor_polygon": "poly",
-    "anchor_bitcoin": "btc",
-    "build_artifact": "art",
-    "notify_artifact_ready": "ntf",
-}
 #: Below this terminal width the table shows icons only.
 COMPACT_WIDTH = 150
 
@@ -105,16 +88,16 @@ def flows_table(
     )
     table.add_column("flow", no_wrap=True)
     table.add_column("intent", overflow="fold" if compact else "ellipsis", no_wrap=not compact)
-    names = TINY if compact else SHORT
-    for step in CANONICAL_ORDER:
-        table.add_column(names[step.value], no_wrap=True)
+    names = SHORT_LABELS if compact else LABELS
+    for name in names.values():
+        table.add_column(name, no_wrap=True)
     table.add_column("status", no_wrap=True)
     for job in jobs:
         steps = {s.name: s for s in job.steps}
         table.add_row(
             job.id[-8:] if compact else job.id[-12:],
             intent_label(job),
-            *(step_cell(steps.get(step.value), compact=compact) for step in CANONICAL_ORDER),
+            *(step_cell(steps.get(name), compact=compact) for name in names),
             status_text(job.status),
         )
     return table
@@ -147,17 +130,15 @@ def summary_table(jobs: Sequence[Job]) -> Table:
 
 async def _changes(repository: JobRepository, ids: set[JobId]) -> AsyncIterator[None]:
     """Yield after any event of these jobs, or every half second (progress and countdowns)."""
-    async with repository.bus.subscribe() as events:
-        while True:
-            event = await events.next(timeout=0.5)
-            while event is not None and event.job_id not in ids:
-                event = await events.next(timeout=0.5)
+    start = await repository.last_event_id()
+    async for event in tail(repository, after=start, idle_seconds=0.5):
+        if event is None or event.job_id in ids:
             yield
 
 
 def _line_for(job: Job) -> str:
     """One plain line per flow state (non-TTY output)."""
-    steps = " ".join(f"{SHORT.get(s.name, s.name)}={s.status.value}" for s in job.steps)
+    steps = " ".join(f"{LABELS.get(s.name, s.name)}={s.status.value}" for s in job.steps)
     return f"{job.id[-12:]} {intent_label(job):<28} {job.status.value:<9} {steps}"
 
 

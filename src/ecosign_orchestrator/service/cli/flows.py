@@ -9,9 +9,9 @@ from typing import Annotated, Any
 import typer
 
 from ecosign_orchestrator.service import render
-from ecosign_orchestrator.service.backends import Backend
-from ecosign_orchestrator.service.cli import app, console, emit_json, fail, guard
-from ecosign_orchestrator.service.cli_jobs import run_remote_aware, with_backend
+from ecosign_orchestrator.service.cli.common import app, console, emit_json, fail, guard
+from ecosign_orchestrator.service.cli.jobs import run_remote_aware, with_target
+from ecosign_orchestrator.service.cli.target import Target
 from ecosign_orchestrator.service.jsonio import strict_loads
 
 sandbox_app = typer.Typer(
@@ -77,11 +77,11 @@ def submit(
         }
         forensic = {"tsa": tsa, "polygon": polygon, "bitcoin": bitcoin}
         body = guard(lambda: _intent_from_flags(document, actions, forensic, metadata))
-    from ecosign_orchestrator.ecosign.model import DocumentJob
+    from ecosign_orchestrator import ecosign
 
-    intent = guard(lambda: DocumentJob.model_validate(body))
+    intent = guard(lambda: ecosign.DocumentJob.model_validate(body))
 
-    async def action(b: Backend) -> int:
+    async def action(b: Target) -> int:
         job, created = await b.submit(intent)
         if as_json and not wait:
             emit_json({"created": created, "job": job.to_json()})
@@ -101,7 +101,7 @@ def submit(
             console.print(render.job_detail(final))
         return 0 if final.status.value == "completed" else 1
 
-    raise typer.Exit(run_remote_aware(with_backend(action, registry=True)))
+    raise typer.Exit(run_remote_aware(with_target(action, registry=True)))
 
 
 def _read_file(path: str) -> str:

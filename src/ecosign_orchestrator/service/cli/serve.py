@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ecosign_orchestrator.service.cli import app, console, fail, state
+from ecosign_orchestrator.service.cli.common import app, console, fail, state
 
 
 def is_loopback(host: str) -> bool:

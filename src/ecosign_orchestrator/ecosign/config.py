@@ -1,0 +1,89 @@
+"""What a deployment configures about the document flow: each step's Edge Function and retry
+policy, the anchors' confirmation schedules, lifecycle write-back."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from ecosign_orchestrator.core import errors
+from ecosign_orchestrator.ecosign.steps import (
+    DEFAULT_CONFIRMATIONS,
+    DEFAULT_FUNCTIONS,
+    DEFAULT_POLICIES,
+    ConfirmationPolicy,
+    Step,
+    StepPolicy,
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class EcosignConfig:
+    """Functions, per-step retry policies and confirmation schedules."""
+
+    functions: dict[Step, str] = dataclasses.field(default_factory=lambda: dict(DEFAULT_FUNCTIONS))
+    policies: dict[Step, StepPolicy] = dataclasses.field(
+        default_factory=lambda: dict(DEFAULT_POLICIES)
+    )
+    confirmations: dict[Step, ConfirmationPolicy] = dataclasses.field(
+        default_factory=lambda: dict(DEFAULT_CONFIRMATIONS)
+    )
+    lifecycle_write_back: bool = False
+    #: Calls one run may make before it yields (a guard against a function that lies).
+    max_calls_per_run: int = 16
+
+    def scaled(self, *, backoff: float, timeout: float, confirmation: float) -> EcosignConfig:
+        """All delays multiplied (the sandbox and the demo run them small)."""
+        return dataclasses.replace(
+            self,
+            policies={
+                s: p.scaled(backoff=backoff, timeout=timeout) for s, p in self.policies.items()
+            },
+            confirmations={s: c.scaled(confirmation) for s, c in self.confirmations.items()},
+        )
+
+    def with_overrides(
+        self,
+        *,
+        functions: Mapping[str, str] | None = None,
+        policies: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> EcosignConfig:
+        """This configuration with per-step functions and policy fields replaced (unknown steps
+        or fields, and invalid policies, are a ``ConfigurationError`` naming them)."""
+        new_functions = dict(self.functions)
+        new_policies = dict(self.policies)
+        for name, function in (functions or {}).items():
+            new_functions[_step(name)] = function
+        known = {field.name for field in dataclasses.fields(StepPolicy)}
+        for name, override in (policies or {}).items():
+            step = _step(name)
+            unknown = sorted(set(override) - known)
+            if unknown:
+                raise errors.ConfigurationError(f"step_policies.{name}: unknown fields {unknown}")
+            current = new_policies[step]
+            try:
+                policy = StepPolicy(
+                    max_attempts=int(override.get("max_attempts", current.max_attempts)),
+                    base_seconds=float(override.get("base_seconds", current.base_seconds)),
+                    cap_seconds=float(override.get("cap_seconds", current.cap_seconds)),
+                    timeout_seconds=float(override.get("timeout_seconds", current.timeout_seconds)),
+                )
+            except (TypeError, ValueError) as exc:
+                raise errors.ConfigurationError(f"step_policies.{name}: {exc}") from None
+            if policy.max_attempts < 1 or policy.timeout_seconds <= 0:
+                raise errors.ConfigurationError(f"step_policies.{name}: invalid policy {policy}")
+            new_policies[step] = policy
+        return dataclasses.replace(self, functions=new_functions, policies=new_policies)
+
+    def job_max_attempts(self) -> int:
+        """Enough job-level attempts for every step to use all of its own."""
+        return sum(p.max_attempts for p in self.policies.values()) + 5
+
+
+def _step(name: str) -> Step:
+    try:
+        return Step(name)
+    except ValueError:
+        known = ", ".join(step.value for step in Step)
+        raise errors.ConfigurationError(f"unknown step {name!r}; steps are {known}") from None

@@ -1,0 +1,45 @@
+"""Submitting document flows: one core job per ``DocumentJob``.
+
+A repeat of the same document and intent returns the flow that is active or already completed
+(work that is done is not redone); a failed or cancelled flow does not block a new one. The
+client's ``Idempotency-Key`` returns the job it created whatever its status. The core applies
+both rules in the insert's own transaction (``JobQueue.submit``).
+"""
+
+from __future__ import annotations
+
+from ecosign_orchestrator.core.job import NewJob
+from ecosign_orchestrator.core.types import JSONDict
+from ecosign_orchestrator.ecosign.model import ACTIONS, FORENSIC, DocumentJob
+
+#: The core job kind of a document flow.
+KIND = "ecosign.document"
+
+
+def flow_request(
+    intent: DocumentJob, *, priority: int = 0, idempotency_key: str | None = None
+) -> NewJob:
+    """The core job for an already validated intent (it is not parsed again)."""
+    return NewJob(
+        kind=KIND,
+        payload=intent.model_dump(mode="json", exclude_none=True),
+        priority=priority,
+        dedupe_key=intent.intent_key(),
+        reuse_completed=True,
+        idempotency_key=idempotency_key,
+    )
+
+
+def document_prefix(document_id: str) -> str:
+    """The dedupe-key prefix shared by every flow of one document (see ``intent_key``)."""
+    return f"ecosign:{document_id.strip().lower()}:"
+
+
+def intent_label(payload: JSONDict) -> str:
+    """``protect+tsa+bitcoin``: the requested actions and evidence of a flow's payload."""
+    parts: list[str] = []
+    for group, names in (("actions", ACTIONS), ("forensic", FORENSIC)):
+        block = payload.get(group)
+        if isinstance(block, dict):
+            parts.extend(name for name in names if block.get(name) is True)
+    return "+".join(parts)
