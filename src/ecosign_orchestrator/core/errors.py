@@ -103,7 +103,11 @@ class RepositoryError(OrchestratorError):
     """The job store failed; the driver's exception is in ``__cause__``."""
 
 
-class StoreUnavailable(RepositoryError):
+class Unavailable(OrchestratorError):
+    """Something the command needs cannot be had now (a server, a port): try again or fix it."""
+
+
+class StoreUnavailable(Unavailable, RepositoryError):
     """The job store cannot be reached (server down, wrong address, refused credentials)."""
 
 

@@ -58,6 +58,8 @@ class WorkerSettings:
     #: (the result is kept in memory meanwhile; after this the lease expires and it runs again).
     record_retry_seconds: float = 300.0
     queues: tuple[str, ...] | None = None
+    #: Stop by itself once no job is ready and none is running (scripts, batch runs, tests).
+    burst: bool = False
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -217,6 +219,13 @@ class Worker:
                     )
             for job in claimed:
                 self._start(job)
+            if self.settings.burst and not claimed and not self._running:
+                logger.info(
+                    "worker %s: no job ready, stopping (burst)",
+                    self.worker_id,
+                    extra={"action": "worker_drained", "worker_id": self.worker_id},
+                )
+                break
             if claimed:
                 idle = self.settings.poll_seconds
                 if len(claimed) == free:

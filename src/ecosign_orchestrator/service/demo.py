@@ -61,13 +61,17 @@ SCENARIOS: list[tuple[str, dict[str, bool], dict[str, bool], dict[str, Any]]] = 
 ]
 
 
-def demo_settings(base: Settings, url: str) -> Settings:
+#: The demo's own job store: a worker left running on the default database never takes its jobs.
+DEMO_DATABASE_URL = "sqlite:///./.ecosign-orchestrator/demo.db"
+
+
+def sandbox_settings(base: Settings, url: str, key: str) -> Settings:
     """The user's settings with the sandbox wired in and every delay scaled down."""
     return base.model_copy(
         update={
             "edge_base_url": url,
             "supabase_url": url,
-            "service_key": SecretStr(SANDBOX_KEY),
+            "service_key": SecretStr(key),
             "backoff_scale": 0.1,
             "confirmation_scale": 1 / 600,  # Polygon polls after 0.5-6 s, Bitcoin after 1.5-36 s
             "edge_timeout_scale": 0.2,
@@ -105,7 +109,10 @@ async def run_document_demo(
     await asyncio.to_thread(server.start)
     try:
         return await _run(
-            demo_settings(settings, server.url), server.url, live=live, console=console
+            sandbox_settings(settings, server.url, SANDBOX_KEY),
+            server.url,
+            live=live,
+            console=console,
         )
     finally:
         await asyncio.to_thread(server.stop)
@@ -113,8 +120,7 @@ async def run_document_demo(
 
 async def _run(settings: Settings, url: str, *, live: bool, console: Console) -> int:
     console.print(
-        f"[bold]EcoSign orchestrator demo[/] · sandbox {url} · "
-        f"jobs in {settings.database_url_value}"
+        f"[bold]EcoSign orchestrator demo[/] · sandbox {url} · jobs in {settings.database_location}"
     )
     documents = await _create_documents(url, len(SCENARIOS))
     faults: dict[str, Any] = {}
@@ -147,12 +153,14 @@ async def _run(settings: Settings, url: str, *, live: bool, console: Console) ->
             with contextlib.suppress(asyncio.CancelledError):
                 await task
     console.print(flow_view.summary_table(jobs))
+    database = f"--database-url sqlite:///{settings.database_location}"
     console.print(
-        "Look next:\n"
-        f"  .venv/bin/ecosign-orchestrator jobs show {jobs[1].id}    # steps, timestamps\n"
-        f"  .venv/bin/ecosign-orchestrator jobs events {jobs[5].id}  # the retries\n"
-        "  .venv/bin/ecosign-orchestrator jobs list --kind ecosign.document\n"
-        "  .venv/bin/ecosign-orchestrator sandbox serve    # the sandbox alone"
+        "Look next (source .venv/bin/activate first):\n"
+        f"  ecosign-orchestrator {database} jobs show {jobs[1].id[-12:]}\n"
+        f"  ecosign-orchestrator {database} events {jobs[5].id[-12:]}   # the retries\n"
+        "  ecosign-orchestrator dev        # sandbox + API + worker, to try your own flows",
+        highlight=False,
+        soft_wrap=True,
     )
     expected = ["completed"] * (len(SCENARIOS) - 1) + ["failed"]
     return 0 if [j.status.value for j in jobs] == expected else 1
@@ -185,6 +193,7 @@ async def run_core_demo(settings: Settings, *, live: bool, console: Console | No
 async def run_demo(settings: Settings, *, live: bool, core: bool = False) -> int:
     """The demo entry point (logs stay quiet so the live view is readable)."""
     logging.getLogger().setLevel(logging.WARNING)
+    settings = settings.model_copy(update={"database_url": SecretStr(DEMO_DATABASE_URL)})
     console = Console(width=None if sys.stdout.isatty() else 160)
     if core:
         return await run_core_demo(settings, live=live, console=console)

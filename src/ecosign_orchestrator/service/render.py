@@ -160,3 +160,11 @@ def event_summary(event: Event) -> str:
     if "worker" in data:
         parts.append(f"worker {data['worker']}")
     return " · ".join(parts)
+
+
+def event_line(event: Event) -> str:
+    """One plain line per event (``events --follow``, ``submit --wait``)."""
+    return (
+        f"{event.id:>6} {event.at:%H:%M:%S} {event.type.value:<14} "
+        f"attempt {event.attempt} {event_summary(event)}"
+    ).rstrip()

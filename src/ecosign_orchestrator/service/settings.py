@@ -6,6 +6,8 @@ Precedence: explicit arguments > environment > TOML file (``ECOSIGN_ORCH_CONFIG`
 from __future__ import annotations
 
 import os
+import tomllib
+from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -110,6 +112,17 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 
+    @field_validator("edge_timeout_scale", "confirmation_scale", "backoff_scale", mode="before")
+    @classmethod
+    def _fraction(cls, value: Any) -> Any:
+        """Scales may be written as fractions: ``1/300`` reads better than ``0.00333``."""
+        if isinstance(value, str) and "/" in value:
+            try:
+                return float(Fraction(value.replace(" ", "")))
+            except (ValueError, ZeroDivisionError):
+                raise ValueError("must be a number or a fraction such as 1/300") from None
+        return value
+
     @field_validator("api_tokens", "api_read_tokens", mode="before")
     @classmethod
     def _split_tokens(cls, value: Any) -> Any:
@@ -165,8 +178,17 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         config_file = os.environ.get("ECOSIGN_ORCH_CONFIG")
         if config_file:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+            sources.append(_toml_source(settings_cls, Path(config_file)))
         return tuple(sources)
+
+    @property
+    def database_location(self) -> str:
+        """Where the jobs are, for people: a SQLite file's absolute path, or the URL with its
+        password masked."""
+        url = self.database_url_value
+        if url.startswith("sqlite:///"):
+            return str(Path(url.removeprefix("sqlite:///")).resolve())
+        return mask_url(url)
 
     @property
     def database_url_value(self) -> str:
@@ -186,7 +208,23 @@ class Settings(BaseSettings):
         """The effective configuration with every secret masked (for ``config show``)."""
         data = self.model_dump(mode="json")
         data["database_url"] = mask_url(self.database_url_value)
+        data["database_location"] = self.database_location
         return data
+
+
+def _toml_source(settings_cls: type[BaseSettings], path: Path) -> PydanticBaseSettingsSource:
+    """The TOML file ``ECOSIGN_ORCH_CONFIG`` names: missing or malformed is an error, not a file
+    silently ignored."""
+    if not path.is_file():
+        raise errors.ConfigurationError(
+            f"ECOSIGN_ORCH_CONFIG names {path}, which is not a file: fix the path or unset it"
+        )
+    try:
+        return TomlConfigSettingsSource(settings_cls, toml_file=path)
+    except tomllib.TOMLDecodeError as exc:
+        raise errors.ConfigurationError(f"{path}: invalid TOML: {exc}") from None
+    except OSError as exc:
+        raise errors.ConfigurationError(f"{path}: cannot read it: {exc.strerror}") from None
 
 
 def _url_parts(url: str) -> tuple[str, str, str | None, str] | None:

@@ -9,6 +9,8 @@ import contextlib
 import dataclasses
 import importlib
 import logging
+import os
+import sys
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -34,10 +36,16 @@ logger = logging.getLogger(__name__)
 
 
 def load_app(spec: str) -> Registry:
-    """Import ``module:attribute`` and return the :class:`Registry` it names."""
+    """Import ``module:attribute`` and return the :class:`Registry` it names.
+
+    The current folder is searched first, as uvicorn and Celery do, so ``--app myjobs:registry``
+    finds ``./myjobs.py`` without setting PYTHONPATH.
+    """
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise errors.ConfigurationError(f"--app {spec!r}: expected module:attribute")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -166,9 +174,10 @@ async def _document_processor(
 
 @contextlib.asynccontextmanager
 async def open_repository(
-    settings: Settings, *, migrate: bool | None = None
+    settings: Settings, *, migrate: bool | None = None, check: bool = True
 ) -> AsyncIterator[JobRepository]:
-    """An open repository; SQLite is migrated on the way in unless ``auto_migrate`` is off."""
+    """An open repository; SQLite is migrated on the way in unless ``auto_migrate`` is off, and
+    (with ``check``) a schema that is not up to date is an error naming the fix."""
     register_secrets(settings.secret_values())
     url = settings.database_url_value
     options: dict[str, object] = {}
@@ -180,16 +189,19 @@ async def open_repository(
         should_migrate = migrate if migrate is not None else settings.auto_migrate and embedded
         if should_migrate:
             await repository.migrate()
-        elif not await repository.schema_ready():
+        elif check and not await repository.schema_ready():
             raise errors.MigrationError(
                 "the database schema is not up to date: run `ecosign-orchestrator db migrate`"
             )
         yield repository
 
 
-def worker_settings(settings: Settings, *, concurrency: int | None = None) -> WorkerSettings:
+def worker_settings(
+    settings: Settings, *, concurrency: int | None = None, burst: bool = False
+) -> WorkerSettings:
     """Worker tuning from settings."""
     return WorkerSettings(
+        burst=burst,
         concurrency=concurrency or settings.worker_concurrency,
         lease_seconds=settings.lease_seconds,
         heartbeat_seconds=settings.heartbeat_seconds,
@@ -207,12 +219,13 @@ def build_worker(
     *,
     concurrency: int | None = None,
     kinds: Sequence[str] | None = None,
+    burst: bool = False,
 ) -> Worker:
     """A worker for the runnable kinds of ``rt`` on ``repository``."""
     return Worker(
         repository,
         rt.registry,
-        settings=worker_settings(settings, concurrency=concurrency),
+        settings=worker_settings(settings, concurrency=concurrency, burst=burst),
         kinds=rt.runnable_kinds(kinds),
         instruments=rt.metrics,
     )

@@ -214,6 +214,7 @@ class PostgresRepository(TransactionalRepository):
         """
         if self._pool is not None:
             return
+        await self._probe()
         pool: AsyncConnectionPool[psycopg.AsyncConnection[Row]] = AsyncConnectionPool(
             self.url,
             min_size=self._min_size,
@@ -227,6 +228,31 @@ class PostgresRepository(TransactionalRepository):
         with translate_errors():
             await pool.open(wait=True, timeout=self._connect_timeout)
         self._pool = pool
+
+    async def _probe(self) -> None:
+        """Connect once before opening the pool, so an unreachable server or a refused login is
+        reported at once with its cause (the pool would retry quietly until its timeout)."""
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                self.url, connect_timeout=max(int(self._connect_timeout), 1)
+            )
+        except (psycopg.Error, OSError) as exc:
+            lines = str(exc).strip().splitlines()
+            cause = lines[0].removeprefix("connection failed: ") if lines else type(exc).__name__
+            raise errors.StoreUnavailable(
+                f"cannot connect to PostgreSQL at {self.location}: {cause} "
+                "(check ECOSIGN_ORCH_DATABASE_URL and that the server accepts connections)"
+            ) from None
+        await conn.close()
+
+    @property
+    def location(self) -> str:
+        """``host:port/database`` of the URL (no credentials), for messages."""
+        try:
+            info = psycopg.conninfo.conninfo_to_dict(self.url)
+        except psycopg.ProgrammingError:
+            return "the configured URL"
+        return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
 
     async def close(self) -> None:
         """Stop listening and close the pool."""
@@ -393,7 +419,14 @@ class PostgresRepository(TransactionalRepository):
                         "SELECT pg_advisory_xact_lock(hashtext(%s))",
                         (f"{MIGRATION_LOCK}:{self._schema}",),
                     )
-                    await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
+                    # Only create a missing schema: CREATE SCHEMA IF NOT EXISTS needs the CREATE
+                    # privilege on the database even when the schema is already there, and a
+                    # role that was given its own schema should not need it.
+                    cursor = await conn.execute(
+                        "SELECT 1 FROM pg_namespace WHERE nspname = %s", (self._schema,)
+                    )
+                    if await cursor.fetchone() is None:
+                        await conn.execute(f"CREATE SCHEMA {quoted}")
                     await conn.execute(
                         f"CREATE TABLE IF NOT EXISTS {quoted}.schema_migrations "
                         "(version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"

@@ -151,9 +151,23 @@ class SqliteRepository(TransactionalRepository):
         """Open the file (creating its folder) in the connection's own thread."""
         if self._executor is not None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise errors.ConfigurationError(
+                f"cannot create the folder of the SQLite database {self.path.resolve()} "
+                f"({exc.strerror}): point ECOSIGN_ORCH_DATABASE_URL at a writable place"
+            ) from None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
-        self._conn = await self._call_raw(self._connect)
+        try:
+            self._conn = await self._call_raw(self._connect)
+        except errors.RepositoryError as exc:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            raise errors.ConfigurationError(
+                f"cannot open the SQLite database {self.path.resolve()} ({exc.__cause__}): "
+                "point ECOSIGN_ORCH_DATABASE_URL at a writable file"
+            ) from None
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)

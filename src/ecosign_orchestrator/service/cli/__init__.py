@@ -12,10 +12,10 @@ def main() -> None:
     """Console-script entry point."""
     # Importing the command modules registers their commands on `app`.
     from ecosign_orchestrator.service.cli import (  # noqa: F401
-        demo,
         ffmpeg,
         flows,
         jobs,
+        local,
         serve,
         setup,
         worker,

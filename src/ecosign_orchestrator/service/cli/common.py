@@ -1,6 +1,9 @@
 """What every command shares: the Typer apps, global options, output, and error handling.
 
-Bad input exits with status 2 and a message naming the field and the reason; nothing is written.
+Exit codes: 0 success; 1 the job or flow ended badly (``--wait``) or an unexpected store error;
+2 bad input or configuration (the message names the field and the reason; nothing is written);
+3 something needed is unavailable (database, API, port). Errors are one line on stderr, never a
+traceback.
 """
 
 from __future__ import annotations
@@ -9,11 +12,13 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
+from importlib import metadata
 from typing import Annotated, Any, TypeVar
 
 import pydantic
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.service import wiring
@@ -23,16 +28,21 @@ from ecosign_orchestrator.service.settings import Settings
 
 T = TypeVar("T")
 
+#: Exit codes.
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
+
 app = typer.Typer(
     name="ecosign-orchestrator",
     help="The single authority that drives EcoSign's document flows.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    # Click's plain help: flags without type noise, the metavars we name, examples kept as written.
+    rich_markup_mode=None,
 )
-jobs_app = typer.Typer(help="Inspect and act on jobs.", no_args_is_help=True)
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-config_app = typer.Typer(help="Configuration.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Inspect and act on jobs of any kind.", no_args_is_help=True)
+db_app = typer.Typer(help="The job store's schema.", no_args_is_help=True)
+config_app = typer.Typer(help="The effective configuration.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
@@ -41,7 +51,7 @@ app.add_typer(config_app, name="config")
 console = Console(width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
-#: Errors that mean "your input is wrong": exit 2.
+#: Errors that mean "your input or configuration is wrong": exit 2.
 USAGE_ERRORS: tuple[type[Exception], ...] = (
     errors.InvalidJob,
     errors.UnknownJobKind,
@@ -55,6 +65,11 @@ USAGE_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
+def example(*lines: str) -> str:
+    """A command's help epilog: the example lines, printed as written."""
+    return "\b\nExample:\n" + "\n".join(f"  {line}" for line in lines)
+
+
 class State:
     """Options shared by every command."""
 
@@ -66,6 +81,7 @@ class State:
 
     @property
     def settings(self) -> Settings:
+        """The effective settings (read once)."""
         if self._settings is None:
             overrides: dict[str, Any] = {}
             if self.database_url:
@@ -73,13 +89,18 @@ class State:
             self._settings = Settings(**overrides)
         return self._settings
 
+    @property
+    def remote(self) -> str | None:
+        """The API URL commands act through, if any."""
+        return self.api_url or self.settings.api_url
+
 
 state = State()
 
 
-def fail(message: str, code: int = 2) -> typer.Exit:
+def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     """Print ``error: message`` on stderr; return the Exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -89,15 +110,26 @@ def run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 
 def guard(fn: Callable[[], T]) -> T:
-    """Call ``fn``, turning known errors into exit codes (2: bad input; 1: database)."""
+    """Call ``fn``, turning known errors into one line and an exit code."""
     try:
         return fn()
+    except errors.JobNotFound as exc:
+        raise fail(f"{exc}{_where()}") from None
     except USAGE_ERRORS as exc:
         raise fail(str(exc)) from None
     except pydantic.ValidationError as exc:
         raise fail(format_validation_error(exc)) from None
+    except errors.Unavailable as exc:
+        raise fail(str(exc), code=EXIT_UNAVAILABLE) from None
     except errors.RepositoryError as exc:
         raise fail(f"database: {exc}", code=1) from None
+
+
+def _where() -> str:
+    """Which store a lookup searched (a relative SQLite path depends on the current folder)."""
+    if state.remote:
+        return f" (searched the API at {state.remote})"
+    return f" (searched {state.settings.database_location})"
 
 
 def format_validation_error(exc: pydantic.ValidationError) -> str:
@@ -121,14 +153,27 @@ def emit_json(data: Any, *, line: bool = False) -> None:
     sys.stdout.flush()
 
 
-@app.callback()
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ecosign-orchestrator {metadata.version('ecosign-orchestrator')}")
+        raise typer.Exit()
+
+
+@app.callback(
+    epilog=example(
+        "ecosign-orchestrator demo",
+        "ecosign-orchestrator --database-url sqlite:///./jobs.db jobs list",
+        "ecosign-orchestrator --install-completion   # then restart your shell",
+    )
+)
 def main_options(
     app_specs: Annotated[
         list[str] | None,
         typer.Option(
             "--app",
             envvar="ECOSIGN_ORCH_APPS",
-            help="Extra job kinds: module:registry (repeatable).",
+            metavar="MODULE:REGISTRY",
+            help="Extra job kinds from an importable module (repeatable).",
         ),
     ] = None,
     api_url: Annotated[
@@ -136,17 +181,29 @@ def main_options(
         typer.Option(
             "--api-url",
             envvar="ECOSIGN_ORCH_API_URL",
-            help="Act through this API (token: ECOSIGN_ORCH_API_TOKEN) instead of the database.",
+            metavar="URL",
+            help="Act through this API instead of the database (bearer token from "
+            "ECOSIGN_ORCH_API_TOKEN).",
         ),
     ] = None,
     database_url: Annotated[
         str | None,
         typer.Option(
-            "--database-url", help="Overrides ECOSIGN_ORCH_DATABASE_URL.", show_default=False
+            "--database-url",
+            metavar="URL",
+            help="sqlite:///path or postgresql://...; overrides ECOSIGN_ORCH_DATABASE_URL.",
+            show_default=False,
         ),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
-    """Options for every command."""
+    """The single authority that drives EcoSign's document flows."""
+    del version
     state.apps = list(app_specs or [])
     state.database_url = database_url
     state.api_url = api_url
@@ -154,6 +211,8 @@ def main_options(
         settings = state.settings
     except pydantic.ValidationError as exc:
         raise fail(format_validation_error(exc)) from None
+    except errors.ConfigurationError as exc:
+        raise fail(str(exc)) from None
     configure_logging(settings.log_level, settings.log_format)
 
 

@@ -1,4 +1,4 @@
-"""CLI commands for document flows: ``submit`` and ``sandbox serve``."""
+"""Document flows from the command line: ``submit`` and ``sandbox serve``."""
 
 from __future__ import annotations
 
@@ -6,12 +6,22 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 
+from ecosign_orchestrator.core import errors
+from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.service import render
-from ecosign_orchestrator.service.cli.common import app, console, emit_json, fail, guard
-from ecosign_orchestrator.service.cli.jobs import run_remote_aware, with_target
-from ecosign_orchestrator.service.cli.target import Target
+from ecosign_orchestrator.service.cli.common import (
+    app,
+    console,
+    emit_json,
+    example,
+    fail,
+    guard,
+    run,
+)
+from ecosign_orchestrator.service.cli.target import Target, run_on_target
 from ecosign_orchestrator.service.jsonio import strict_loads
 
 sandbox_app = typer.Typer(
@@ -37,13 +47,24 @@ def _intent_from_flags(
     return body
 
 
-@app.command()
+@app.command(
+    epilog=example(
+        'ecosign-orchestrator submit --document "$DOC" --protect --tsa --wait',
+        "ecosign-orchestrator submit job.json --json",
+        'echo \'{"document_entity_id": "...", "actions": {"nda": true}}\' | '
+        "ecosign-orchestrator submit -",
+    )
+)
 def submit(
     source: Annotated[
         str | None,
-        typer.Argument(help="DocumentJob JSON file, or - for stdin.", show_default=False),
+        typer.Argument(
+            metavar="[FILE]", help="A DocumentJob JSON file, or - for stdin.", show_default=False
+        ),
     ] = None,
-    document: Annotated[str | None, typer.Option(help="document_entity_id (UUID).")] = None,
+    document: Annotated[
+        str | None, typer.Option(metavar="UUID", help="The document_entity_id.")
+    ] = None,
     protect: Annotated[bool, typer.Option("--protect", help="Action: protect.")] = False,
     nda: Annotated[bool, typer.Option("--nda", help="Action: NDA.")] = False,
     sign_owner: Annotated[
@@ -55,12 +76,23 @@ def submit(
     tsa: Annotated[bool, typer.Option("--tsa", help="Evidence: RFC 3161 timestamp.")] = False,
     polygon: Annotated[bool, typer.Option("--polygon", help="Evidence: Polygon anchor.")] = False,
     bitcoin: Annotated[bool, typer.Option("--bitcoin", help="Evidence: Bitcoin anchor.")] = False,
-    metadata: Annotated[str | None, typer.Option(help="metadata as a JSON object.")] = None,
+    metadata: Annotated[
+        str | None, typer.Option(metavar="JSON", help="The intent's metadata, a JSON object.")
+    ] = None,
     wait: Annotated[
         bool,
-        typer.Option("--wait", help="Follow the flow until it ends (a worker must be running)."),
+        typer.Option(
+            "--wait",
+            help="Follow the flow until it ends; exit 1 unless it completed (needs a "
+            "running worker).",
+        ),
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print one JSON document (with --wait: the final flow and its events)."
+        ),
+    ] = False,
 ) -> None:
     """Submit a DocumentJob: the orchestrator takes the document through its steps."""
     if source is not None:
@@ -81,27 +113,37 @@ def submit(
 
     intent = guard(lambda: ecosign.DocumentJob.model_validate(body))
 
-    async def action(b: Target) -> int:
-        job, created = await b.submit(intent)
-        if as_json and not wait:
-            emit_json({"created": created, "job": job.to_json()})
-            return 0
-        verb = "submitted" if created else "already submitted (same document and intent)"
-        console.print(f"{verb}: flow [bold]{job.id}[/] ({job.status.value})")
+    async def action(target: Target) -> int:
+        job, created = await target.submit(intent)
         if not wait:
+            if as_json:
+                emit_json({"created": created, "job": job.to_json()})
+            else:
+                verb = "submitted" if created else "already submitted (same document and intent)"
+                console.print(f"{verb}: flow [bold]{job.id}[/] ({job.status.value})")
             return 0
-        async for event in b.follow(job.id, 0):
+        if not as_json:
+            verb = "submitted" if created else "already submitted (same document and intent)"
+            console.print(f"{verb}: flow [bold]{job.id}[/] ({job.status.value})")
+        events = []
+        async for event in target.follow(job.id, 0):
+            events.append(event)
             if not as_json:
-                summary = render.event_summary(event)
-                console.print(f"  {event.type.value:<14} {summary}", highlight=False)
-        final = await b.get(job.id)
+                console.print(render.event_line(event), highlight=False)
+        final = await target.get(job.id)
         if as_json:
-            emit_json(final.to_json())
+            emit_json(
+                {
+                    "created": created,
+                    "job": final.to_json(),
+                    "events": [e.to_json() for e in events],
+                }
+            )
         else:
             console.print(render.job_detail(final))
-        return 0 if final.status.value == "completed" else 1
+        return 0 if final.status is JobStatus.COMPLETED else 1
 
-    raise typer.Exit(run_remote_aware(with_target(action, registry=True)))
+    raise typer.Exit(run_on_target(action, registry=True))
 
 
 def _read_file(path: str) -> str:
@@ -111,22 +153,38 @@ def _read_file(path: str) -> str:
         raise fail(f"{path}: {exc.strerror}") from None
 
 
-@sandbox_app.command("serve")
+@sandbox_app.command(
+    "serve",
+    epilog=example(
+        "ecosign-orchestrator sandbox serve --port 54321 --service-key local-dev-key",
+        'ecosign-orchestrator sandbox serve --faults \'{"run-tsa": {"rate": 0.3}}\'',
+    ),
+)
 def sandbox_serve(
-    host: Annotated[str, typer.Option(help="Interface (loopback by default).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535)] = 54321,
+    host: Annotated[
+        str, typer.Option(metavar="HOST", help="Interface (loopback by default).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, metavar="PORT")] = 54321,
     service_key: Annotated[
-        str, typer.Option(envvar="ECOSIGN_SANDBOX_SERVICE_KEY", help="Key the sandbox accepts.")
+        str,
+        typer.Option(
+            envvar="ECOSIGN_SANDBOX_SERVICE_KEY", metavar="KEY", help="Key the sandbox accepts."
+        ),
     ] = DEFAULT_SANDBOX_KEY,
-    db: Annotated[Path | None, typer.Option(help="Persist documents in this SQLite file.")] = None,
+    db: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="Persist documents in this SQLite file.")
+    ] = None,
     polygon_confirm: Annotated[
-        float, typer.Option(help="Seconds until a Polygon anchor confirms (-1: never).")
+        float,
+        typer.Option(metavar="SECONDS", help="Until a Polygon anchor confirms (-1: never)."),
     ] = 2.0,
     bitcoin_confirm: Annotated[
-        float, typer.Option(help="Seconds until a Bitcoin anchor confirms (-1: never).")
+        float,
+        typer.Option(metavar="SECONDS", help="Until a Bitcoin anchor confirms (-1: never)."),
     ] = 5.0,
     faults: Annotated[
-        str | None, typer.Option(help='Faults JSON: {"run-tsa": {"rate": 0.3, "statuses": [503]}}.')
+        str | None,
+        typer.Option(metavar="JSON", help='Faults per function, e.g. {"run-tsa": {"rate": 0.3}}.'),
     ] = None,
 ) -> None:
     """Run the sandbox alone (Edge Functions + REST + admin API) in the foreground."""
@@ -158,3 +216,44 @@ def sandbox_serve(
         "-H 'Authorization: Bearer <key>' -d '{}'"
     )
     sandbox.serve(application, host=host, port=port)
+
+
+@sandbox_app.command(
+    "new-document",
+    epilog=example(
+        "DOC=$(ecosign-orchestrator sandbox new-document)",
+        'ecosign-orchestrator submit --document "$DOC" --nda --wait',
+    ),
+)
+def sandbox_new_document(
+    url: Annotated[
+        str | None,
+        typer.Option(metavar="URL", envvar="EDGE_BASE_URL", help="The sandbox (EDGE_BASE_URL)."),
+    ] = None,
+    service_key: Annotated[
+        str | None,
+        typer.Option(
+            metavar="KEY",
+            envvar="ECOSIGN_ORCH_SERVICE_KEY",
+            help="Its service key (ECOSIGN_ORCH_SERVICE_KEY).",
+        ),
+    ] = None,
+) -> None:
+    """Create a document in a running sandbox and print its id (a document_entity_id).
+
+    In production the id is that of EcoSign's document_entities row the CTA acts on.
+    """
+    from ecosign_orchestrator.service.dev import create_document
+
+    if not url or not service_key:
+        raise fail("give --url and --service-key (or EDGE_BASE_URL and ECOSIGN_ORCH_SERVICE_KEY)")
+
+    async def go() -> str:
+        try:
+            return await create_document(url, service_key)
+        except httpx.HTTPError as exc:
+            raise errors.Unavailable(
+                f"the sandbox at {url} refused or is unreachable: {exc}"
+            ) from None
+
+    typer.echo(run(go))

@@ -6,11 +6,23 @@ import asyncio
 import contextlib
 import ipaddress
 import signal
+import socket
 from typing import Annotated, Any
 
 import typer
 
-from ecosign_orchestrator.service.cli.common import app, console, fail, state
+from ecosign_orchestrator.service import wiring
+from ecosign_orchestrator.service.cli.common import (
+    app,
+    console,
+    example,
+    fail,
+    guard,
+    run,
+    state,
+)
+from ecosign_orchestrator.service.listen import bind
+from ecosign_orchestrator.service.settings import Settings
 
 
 def is_loopback(host: str) -> bool:
@@ -23,10 +35,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-@app.command()
+@app.command(
+    epilog=example(
+        "ECOSIGN_ORCH_API_TOKENS=change-me ecosign-orchestrator serve --port 8080",
+        "ecosign-orchestrator serve --host 0.0.0.0 --no-worker   # API only, tokens required",
+    )
+)
 def serve(
-    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535)] = 8080,
+    host: Annotated[str, typer.Option(metavar="HOST", help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, metavar="PORT")] = 8080,
     no_worker: Annotated[
         bool, typer.Option("--no-worker", help="API only; workers run elsewhere.")
     ] = False,
@@ -42,15 +59,22 @@ def serve(
             f"refusing to bind {host} without API tokens: set ECOSIGN_ORCH_API_TOKENS "
             "(and optionally ECOSIGN_ORCH_API_READ_TOKENS), or bind 127.0.0.1"
         )
+    run(lambda: _check_store(settings))  # an unreachable or unmigrated store: one line, exit 2/3
     application = create_app(settings, apps=tuple(state.apps), embedded_worker=not no_worker)
+    sock = guard(lambda: bind(host, port))
     console.print(f"serving on http://{host}:{port} (worker: {'no' if no_worker else 'yes'})")
     config = uvicorn.Config(
         application, host=host, port=port, log_config=None, access_log=False, lifespan="on"
     )
-    asyncio.run(_serve(uvicorn.Server(config)))
+    run(lambda: _serve(uvicorn.Server(config), sock))
 
 
-async def _serve(server: Any) -> None:
+async def _check_store(settings: Settings) -> None:
+    async with wiring.open_repository(settings):
+        pass
+
+
+async def _serve(server: Any, sock: socket.socket) -> None:
     """Serve until SIGINT/SIGTERM, then shut down gracefully and exit 0.
 
     uvicorn re-raises the signal it caught once it has stopped (so the exit status would say
@@ -60,4 +84,4 @@ async def _serve(server: Any) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, setattr, server, "should_exit", True)
-    await server.serve()
+    await server.serve(sockets=[sock])

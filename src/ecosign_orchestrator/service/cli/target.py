@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import httpx
 
@@ -22,10 +22,15 @@ from ecosign_orchestrator.core.events import TERMINAL_EVENTS, Event, EventType
 from ecosign_orchestrator.core.job import Job
 from ecosign_orchestrator.core.lookup import resolve_job_id
 from ecosign_orchestrator.core.queue import JobQueue
+from ecosign_orchestrator.core.registry import Registry
 from ecosign_orchestrator.core.repository import JobRepository
 from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.core.tail import tail
 from ecosign_orchestrator.core.types import JobId
+from ecosign_orchestrator.service import wiring
+from ecosign_orchestrator.service.cli.common import fail, run, state
+
+T = TypeVar("T")
 
 
 class RemoteError(errors.OrchestratorError):
@@ -154,12 +159,12 @@ class RemoteTarget:
         try:
             response = await self.client.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise errors.StoreUnavailable(
+            raise errors.Unavailable(
                 f"the API at {self.base_url} is unreachable ({type(exc).__name__}): "
                 "check --api-url and that `ecosign-orchestrator serve` is running"
             ) from None
         if response.status_code >= 500:
-            raise errors.StoreUnavailable(f"the API answered {response.status_code}")
+            raise errors.Unavailable(f"the API at {self.base_url} answered {response.status_code}")
         if response.status_code >= 400:
             try:
                 body = response.json()
@@ -237,3 +242,39 @@ async def _parse_sse(response: httpx.Response) -> AsyncIterator[Event]:
             with contextlib.suppress(ValueError, KeyError):
                 yield event_from_json(json.loads("\n".join(data)))
             data = []
+
+
+@contextlib.asynccontextmanager
+async def open_target(*, registry: bool = False) -> AsyncIterator[Target]:
+    """The remote API when ``--api-url`` is set, else the local database (with the job kinds
+    loaded only when ``registry`` is needed, i.e. to submit)."""
+    settings = state.settings
+    if state.remote:
+        token = None if settings.api_token is None else settings.api_token.get_secret_value()
+        remote = RemoteTarget(state.remote, token)
+        try:
+            yield remote
+        finally:
+            await remote.aclose()
+        return
+    async with contextlib.AsyncExitStack() as stack:
+        job_kinds = Registry()
+        if registry:
+            job_kinds = (
+                await stack.enter_async_context(wiring.runtime(settings, state.apps))
+            ).registry
+        repository = await stack.enter_async_context(wiring.open_repository(settings))
+        yield LocalTarget(repository, wiring.build_queue(repository, job_kinds))
+
+
+def run_on_target(action: Callable[[Target], Awaitable[T]], *, registry: bool = False) -> T:
+    """Run ``action`` against the chosen target; API refusals (4xx) exit 2 like local ones."""
+
+    async def go() -> T:
+        async with open_target(registry=registry) as target:
+            return await action(target)
+
+    try:
+        return run(go)
+    except RemoteError as exc:
+        raise fail(str(exc)) from None

@@ -1,0 +1,29 @@
+"""Binding a server's socket before anything is announced, so "port in use" is a clear error."""
+
+from __future__ import annotations
+
+import socket
+
+from ecosign_orchestrator.core import errors
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (port 0: any free port), or ``Unavailable`` naming the
+    cause and the fix."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        raise errors.Unavailable(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc} (another server may be using "
+            "it: choose another port, or stop that server)"
+        ) from None
+    return sock
+
+
+def bound_port(sock: socket.socket) -> int:
+    """The port a socket is bound to (the real one when it was bound to port 0)."""
+    port: int = sock.getsockname()[1]
+    return port
