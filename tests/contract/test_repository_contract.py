@@ -364,3 +364,68 @@ async def test_manual_retry_is_refused_while_a_newer_job_holds_the_dedupe_key(
         await repository.retry(old)
     assert info.value.holder == newer
     assert (await repository.get(old)).status is JobStatus.FAILED
+
+
+async def test_reuse_completed_returns_the_completed_job_but_never_a_failed_one(
+    repository: JobRepository,
+) -> None:
+    first = await repository.enqueue(new(dedupe_key="flow", reuse_completed=True), max_attempts=1)
+    job = await claim_one(repository)
+    assert job.lease_token is not None
+    await repository.complete(job.id, job.lease_token, {"done": True})
+    again = await repository.enqueue(new(dedupe_key="flow", reuse_completed=True), max_attempts=1)
+    assert not again.created and again.job.id == first.job.id
+    plain = await repository.enqueue(new(dedupe_key="flow"), max_attempts=1)
+    assert plain.created  # without reuse_completed, a completed job frees its key
+    other = await claim_one(repository)
+    assert other.lease_token is not None
+    await repository.fail(
+        other.id, other.lease_token, JobError(type="X", message="x", transient=False)
+    )
+    # The newest holder failed: a repeat that reuses completed work still gets the completed one.
+    third = await repository.enqueue(new(dedupe_key="flow", reuse_completed=True), max_attempts=1)
+    assert not third.created and third.job.id == first.job.id
+
+
+async def test_a_short_id_matches_by_prefix_or_suffix_and_reports_ambiguity(
+    repository: JobRepository,
+) -> None:
+    one = await enqueue(repository)
+    two = await enqueue(repository)
+    assert await repository.ids_matching(one[-12:]) == [one]
+    assert await repository.ids_matching(two[-8:].upper()) == [two]
+    both = await repository.ids_matching(one[:8])  # the timestamp prefix: both jobs share it
+    assert sorted(both) == sorted([one, two])
+    assert await repository.ids_matching("0" * 12) == []
+    with pytest.raises(errors.InvalidJob):
+        await repository.ids_matching("abc")
+    with pytest.raises(errors.InvalidJob):
+        await repository.ids_matching("%%%%%%%%%")
+
+
+async def test_step_and_progress_writes_keep_a_concurrent_cancel_and_are_fenced(
+    repository: JobRepository,
+) -> None:
+    job_id = await enqueue(repository)
+    job = await claim_one(repository)
+    assert job.lease_token is not None
+    await repository.cancel(job_id)  # a user's cancel lands while the worker is running the job
+    await repository.save_steps(
+        job_id, job.lease_token, [StepRecord(name="a", status=StepStatus.RUNNING, attempts=1)]
+    )
+    await repository.save_progress(job_id, job.lease_token, Progress(fraction=0.5, message="half"))
+    stored = await repository.get(job_id)
+    assert stored.cancel_requested, "a step or progress write must not undo a cancel request"
+    assert stored.steps[0].name == "a" and stored.progress == Progress(fraction=0.5, message="half")
+    assert await repository.heartbeat(job_id, job.lease_token, 30.0) is True
+    with pytest.raises(errors.LeaseLost):
+        await repository.save_steps(job_id, LeaseToken("not-the-token"), [])
+    with pytest.raises(errors.JobNotFound):
+        await repository.save_progress(JobId("0" * 36), job.lease_token, Progress())
+
+
+async def test_last_event_id_is_where_a_tail_from_now_starts(repository: JobRepository) -> None:
+    assert await repository.last_event_id() == 0
+    job_id = await enqueue(repository)
+    events = await repository.events(job_id=job_id)
+    assert await repository.last_event_id() == events[-1].id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -290,3 +291,29 @@ def test_serve_refuses_a_public_interface_without_tokens(tmp_path: Path) -> None
     env = cli_env(f"sqlite:///{tmp_path}/jobs.db")
     result = cli("serve", "--host", "0.0.0.0", env=env)
     assert result.returncode == 2 and "refusing to bind 0.0.0.0" in " ".join(result.stderr.split())
+
+
+async def test_the_openapi_page_loads_its_assets_from_the_package_not_a_cdn(
+    api: dict[str, Any],
+) -> None:
+    anon: httpx.AsyncClient = api["anon"]
+    page = await anon.get("/docs")
+    assert page.status_code == 200
+    sources = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert sources and all(s.startswith("/") for s in sources), sources
+    assert "cdn" not in page.text.lower()
+    for source in sources:
+        asset = await anon.get(source)
+        assert asset.status_code == 200 and len(asset.content) > 1000, source
+
+
+async def test_a_job_is_found_by_a_unique_prefix_or_suffix_of_its_id(api: dict[str, Any]) -> None:
+    client: httpx.AsyncClient = api["client"]
+    doc = await api["admin"].create_document()
+    job = (await client.post("/v1/document-jobs", json=intent(doc))).json()
+    for short in (job["id"][-12:], job["id"][:20], job["id"][-8:].upper()):
+        found = await client.get(f"/v1/jobs/{short}")
+        assert found.status_code == 200 and found.json()["id"] == job["id"], short
+    assert (await client.get(f"/v1/jobs/{job['id'][-8:]}/events")).status_code == 200
+    assert (await client.get("/v1/jobs/abc")).status_code == 404  # too short to name a job
+    assert (await client.get("/v1/jobs/not-a-job-id")).status_code == 404

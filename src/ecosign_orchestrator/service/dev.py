@@ -31,8 +31,8 @@ from ecosign_orchestrator.service.settings import Settings
 
 DEV_KEY = "dev-sandbox-service-key"
 #: The sandbox confirms anchors after these many seconds (the worker polls on a scaled schedule).
-POLYGON_CONFIRMS_AFTER = 2.0
-BITCOIN_CONFIRMS_AFTER = 5.0
+POLYGON_CONFIRMS_AFTER = 0.5
+BITCOIN_CONFIRMS_AFTER = 1.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

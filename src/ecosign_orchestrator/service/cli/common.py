@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from importlib import metadata
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import pydantic
 import typer
@@ -21,10 +21,12 @@ from rich.console import Console
 from rich.markup import escape
 
 from ecosign_orchestrator.core import errors
-from ecosign_orchestrator.service import wiring
 from ecosign_orchestrator.service.jsonio import JSONInputError
 from ecosign_orchestrator.service.logs import configure_logging
 from ecosign_orchestrator.service.settings import Settings
+
+if TYPE_CHECKING:
+    from ecosign_orchestrator.service import wiring
 
 T = TypeVar("T")
 
@@ -222,6 +224,8 @@ def with_repository(
     """A coroutine factory running ``action`` with the job kinds and an open repository."""
 
     async def go() -> T:
+        from ecosign_orchestrator.service import wiring
+
         settings = state.settings
         async with (
             wiring.runtime(settings, state.apps) as rt,

@@ -18,27 +18,43 @@ from ecosign_orchestrator.core.repository import JobRepository
 from ecosign_orchestrator.core.tail import tail
 from ecosign_orchestrator.core.types import JobId
 from ecosign_orchestrator.service import wiring
-from ecosign_orchestrator.service.cli.common import app, console, emit_json, run, state
+from ecosign_orchestrator.service.cli.common import app, console, emit_json, example, run, state
 
-ffmpeg_app = typer.Typer(help="FFmpeg jobs.", no_args_is_help=True)
+ffmpeg_app = typer.Typer(help="FFmpeg transcodes, with live progress.", no_args_is_help=True)
 app.add_typer(ffmpeg_app, name="ffmpeg")
 
 
-@ffmpeg_app.command("run")
+@ffmpeg_app.command(
+    "run",
+    epilog=example(
+        "ecosign-orchestrator ffmpeg run in.mp4 out.mp4 --scale 1280x720 --crf 23 --wait"
+    ),
+)
 def ffmpeg_run(
-    input: Annotated[str, typer.Argument(help="Input file.")],
-    output: Annotated[str, typer.Argument(help="Output file (written complete or not at all).")],
-    video_codec: Annotated[str | None, typer.Option(help="e.g. libx264.")] = None,
-    audio_codec: Annotated[str | None, typer.Option(help="e.g. aac.")] = None,
-    scale: Annotated[str | None, typer.Option(help="WxH, e.g. 1280x720 or -1x720.")] = None,
-    crf: Annotated[int | None, typer.Option(min=0, max=51, help="Quality, 0-51.")] = None,
-    preset: Annotated[str | None, typer.Option(help="x264 preset, e.g. veryfast.")] = None,
-    base_dir: Annotated[Path | None, typer.Option(help="Confine paths to this folder.")] = None,
+    input: Annotated[str, typer.Argument(metavar="INPUT", help="Input file.")],
+    output: Annotated[
+        str,
+        typer.Argument(metavar="OUTPUT", help="Output file (written complete or not at all)."),
+    ],
+    video_codec: Annotated[str | None, typer.Option(metavar="CODEC", help="e.g. libx264.")] = None,
+    audio_codec: Annotated[str | None, typer.Option(metavar="CODEC", help="e.g. aac.")] = None,
+    scale: Annotated[
+        str | None, typer.Option(metavar="WxH", help="e.g. 1280x720 or -1x720.")
+    ] = None,
+    crf: Annotated[
+        int | None, typer.Option(min=0, max=51, metavar="N", help="Quality, 0-51.")
+    ] = None,
+    preset: Annotated[
+        str | None, typer.Option(metavar="NAME", help="x264 preset, e.g. veryfast.")
+    ] = None,
+    base_dir: Annotated[
+        Path | None, typer.Option(metavar="DIR", help="Confine paths to this folder.")
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow with a progress bar.")] = False,
     worker: Annotated[
         bool, typer.Option(help="With --wait, run the job in this process (else any worker).")
     ] = True,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Enqueue an FFmpeg transcode; with --wait show live progress (Ctrl-C cancels it)."""
     payload: dict[str, Any] = {"input": input, "output": output}

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 
 from ecosign_orchestrator.core import errors
@@ -51,6 +50,7 @@ def _intent_from_flags(
     epilog=example(
         'ecosign-orchestrator submit --document "$DOC" --protect --tsa --wait',
         "ecosign-orchestrator submit job.json --json",
+        'FLOW=$(ecosign-orchestrator submit --document "$DOC" --nda --quiet)',
         'echo \'{"document_entity_id": "...", "actions": {"nda": true}}\' | '
         "ecosign-orchestrator submit -",
     )
@@ -93,8 +93,13 @@ def submit(
             "--json", help="Print one JSON document (with --wait: the final flow and its events)."
         ),
     ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only the flow id (for scripts).")
+    ] = False,
 ) -> None:
     """Submit a DocumentJob: the orchestrator takes the document through its steps."""
+    if quiet and (wait or as_json):
+        raise fail("--quiet prints only the flow id: use it without --wait and --json")
     if source is not None:
         if document is not None:
             raise fail("give either a DocumentJob file or --document flags, not both")
@@ -115,6 +120,9 @@ def submit(
 
     async def action(target: Target) -> int:
         job, created = await target.submit(intent)
+        if quiet:
+            typer.echo(job.id)
+            return 0
         if not wait:
             if as_json:
                 emit_json({"created": created, "job": job.to_json()})
@@ -243,6 +251,8 @@ def sandbox_new_document(
 
     In production the id is that of EcoSign's document_entities row the CTA acts on.
     """
+    import httpx
+
     from ecosign_orchestrator.service.dev import create_document
 
     if not url or not service_key:

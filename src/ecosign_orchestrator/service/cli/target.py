@@ -12,11 +12,8 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-import httpx
-
-from ecosign_orchestrator import ecosign
 from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.events import TERMINAL_EVENTS, Event, EventType
 from ecosign_orchestrator.core.job import Job
@@ -27,8 +24,12 @@ from ecosign_orchestrator.core.repository import JobRepository
 from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.core.tail import tail
 from ecosign_orchestrator.core.types import JobId
-from ecosign_orchestrator.service import wiring
 from ecosign_orchestrator.service.cli.common import fail, run, state
+
+if TYPE_CHECKING:  # both are imported where they are used: commands that need neither start faster
+    import httpx
+
+    from ecosign_orchestrator import ecosign
 
 T = TypeVar("T")
 
@@ -90,6 +91,8 @@ class LocalTarget:
         return await resolve_job_id(self.repository, job_id)
 
     async def submit(self, intent: ecosign.DocumentJob) -> tuple[Job, bool]:
+        from ecosign_orchestrator import ecosign
+
         result = await self.queue.submit(ecosign.flow_request(intent))
         return result.job, result.created
 
@@ -105,10 +108,12 @@ class LocalTarget:
         cursor: str | None,
         limit: int,
     ) -> tuple[list[Job], str | None]:
+        from ecosign_orchestrator.ecosign import document_prefix
+
         jobs = await self.repository.list_jobs(
             statuses=statuses,
             kinds=kinds,
-            dedupe_prefix=None if document_id is None else ecosign.document_prefix(document_id),
+            dedupe_prefix=None if document_id is None else document_prefix(document_id),
             before=None if cursor is None else JobId(cursor),
             limit=limit,
         )
@@ -147,6 +152,8 @@ class RemoteTarget:
     """Acts through the HTTP API with a bearer token."""
 
     def __init__(self, base_url: str, token: str | None, *, timeout: float = 30.0) -> None:
+        import httpx
+
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.base_url = base_url.rstrip("/")
         self.client = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout)
@@ -156,6 +163,8 @@ class RemoteTarget:
         await self.client.aclose()
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        import httpx
+
         try:
             response = await self.client.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
@@ -208,6 +217,8 @@ class RemoteTarget:
         return [event_from_json(e) for e in response.json()]
 
     async def follow(self, job_id: str, after: int) -> AsyncIterator[Event]:
+        import httpx
+
         job = await self.get(job_id)  # a clear error for an unknown id; the full id for the stream
         params: dict[str, str | int] = {"job_id": job.id, "after": after}
         while True:  # reconnect (resuming from the last id) if the stream drops
@@ -257,6 +268,8 @@ async def open_target(*, registry: bool = False) -> AsyncIterator[Target]:
         finally:
             await remote.aclose()
         return
+    from ecosign_orchestrator.service import wiring
+
     async with contextlib.AsyncExitStack() as stack:
         job_kinds = Registry()
         if registry:
