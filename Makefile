@@ -55,8 +55,10 @@ postgres:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; \
 	fi
 
+# Two test processes (pytest-xdist): the suite waits on subprocesses and servers far more than it
+# computes, and this machine has two cores.
 test: lint postgres
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not slow" -n 2
 
 test-fast: env
 	$(BIN)/pytest -m "not slow and not postgres" -x

@@ -105,8 +105,6 @@ def test_dev_runs_a_bitcoin_flow_to_completion_and_json_output_is_pure(
     assert json.loads(retried.stdout)["id"] == delayed
     assert json.loads(retried.stdout)["status"] == "queued"
 
-
-def test_dev_refuses_a_second_session_in_the_same_folder(dev_session: Path) -> None:
     second = _run(dev_session, "dev", "--background", "--port", "0", "--sandbox-port", "0")
     assert second.returncode == 2 and "already running" in second.stderr
 

@@ -24,7 +24,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.events import Event, EventType
 from ecosign_orchestrator.core.job import Job, Progress, StepRecord
-from ecosign_orchestrator.core.repository import sql
+from ecosign_orchestrator.core.repository import postgres_schema, sql
 from ecosign_orchestrator.core.repository.base import (
     TransactionalRepository,
     check_limit,
@@ -40,7 +40,6 @@ logger = logging.getLogger(__name__)
 
 Row = dict[str, Any]
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,50}$")
-MIGRATION_LOCK = "ecosign_orchestrator.migrate"
 
 
 def check_schema_name(name: str) -> str:
@@ -408,60 +407,19 @@ class PostgresRepository(TransactionalRepository):
     # -- schema --------------------------------------------------------------------------------
 
     async def migrate(self) -> list[str]:
-        """Apply pending migrations under a transaction-scoped advisory lock (concurrent callers
-        from any machine wait for each other; the second finds nothing to do)."""
-        done: list[str] = []
-        quoted = f'"{self._schema}"'
+        """Apply pending migrations (see :mod:`.postgres_schema`); returns the versions applied."""
         async with self._connection() as conn:
             with translate_errors():
-                async with conn.transaction():
-                    await conn.execute(
-                        "SELECT pg_advisory_xact_lock(hashtext(%s))",
-                        (f"{MIGRATION_LOCK}:{self._schema}",),
-                    )
-                    # Only create a missing schema: CREATE SCHEMA IF NOT EXISTS needs the CREATE
-                    # privilege on the database even when the schema is already there, and a
-                    # role that was given its own schema should not need it.
-                    cursor = await conn.execute(
-                        "SELECT 1 FROM pg_namespace WHERE nspname = %s", (self._schema,)
-                    )
-                    if await cursor.fetchone() is None:
-                        await conn.execute(f"CREATE SCHEMA {quoted}")
-                    await conn.execute(
-                        f"CREATE TABLE IF NOT EXISTS {quoted}.schema_migrations "
-                        "(version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-                    )
-                    cursor = await conn.execute(f"SELECT version FROM {quoted}.schema_migrations")
-                    applied = {row["version"] for row in await cursor.fetchall()}
-                    for version, script in sql.migrations("postgres"):
-                        if version in applied:
-                            continue
-                        for statement in sql.split_statements(script):
-                            await conn.execute(statement.replace("{schema}", quoted))
-                        await conn.execute(
-                            f"INSERT INTO {quoted}.schema_migrations (version) VALUES (%s)",
-                            (version,),
-                        )
-                        done.append(version)
+                done = await postgres_schema.migrate(conn, self._schema)
         if done:
             logger.info("applied migrations %s", ", ".join(done), extra={"action": "migrated"})
         return done
 
     async def schema_ready(self) -> bool:
         """Whether every migration is applied."""
-        quoted = f'"{self._schema}"'
         async with self._connection() as conn:
             with translate_errors():
-                cursor = await conn.execute(
-                    "SELECT to_regclass(%s) IS NOT NULL AS present",
-                    (f"{quoted}.schema_migrations",),
-                )
-                row = await cursor.fetchone()
-                if row is None or not row["present"]:
-                    return False
-                cursor = await conn.execute(f"SELECT version FROM {quoted}.schema_migrations")
-                applied = {r["version"] for r in await cursor.fetchall()}
-        return all(version in applied for version, _ in sql.migrations("postgres"))
+                return await postgres_schema.schema_ready(conn, self._schema)
 
     # -- reads ---------------------------------------------------------------------------------
 

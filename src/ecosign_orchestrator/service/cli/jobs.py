@@ -48,6 +48,10 @@ FollowOpt = Annotated[
 ]
 
 
+def _prefix(group: typer.Typer) -> str:
+    return "jobs " if group is jobs_app else ""
+
+
 def _statuses(values: list[str] | None) -> list[JobStatus] | None:
     if not values:
         return None
@@ -102,7 +106,9 @@ def jobs_list(
     run_on_target(action)
 
 
-def _show(job_id: str, as_json: bool) -> None:
+def show(job_id: JobIdArg, as_json: JsonOpt = False) -> None:
+    """One job with its steps, progress, result and last error."""
+
     async def action(target: Target) -> None:
         job = await target.get(job_id)
         if as_json:
@@ -113,26 +119,18 @@ def _show(job_id: str, as_json: bool) -> None:
     run_on_target(action)
 
 
-@jobs_app.command("show", epilog=example("ecosign-orchestrator jobs show 5f3c9e2a41b7 --json"))
-def jobs_show(job_id: JobIdArg, as_json: JsonOpt = False) -> None:
-    """One job with its steps, progress, result and last error."""
-    _show(job_id, as_json)
+def events(
+    job_id: JobIdArg, after: AfterOpt = 0, follow: FollowOpt = False, as_json: JsonOpt = False
+) -> None:
+    """A job's events; --follow streams them until the job ends (exit 1 unless it completed)."""
 
-
-@app.command("status", epilog=example("ecosign-orchestrator status 5f3c9e2a41b7"))
-def status_command(job_id: JobIdArg, as_json: JsonOpt = False) -> None:
-    """A flow's status and steps (same as jobs show)."""
-    _show(job_id, as_json)
-
-
-def _events(job_id: str, after: int, follow: bool, as_json: bool) -> int:
     async def action(target: Target) -> int:
         if not follow:
-            events = await target.events(job_id, after)
+            found = await target.events(job_id, after)
             if as_json:
-                emit_json([e.to_json() for e in events])
+                emit_json([e.to_json() for e in found])
             else:
-                console.print(render.events_table(events))
+                console.print(render.events_table(found))
             return 0
         last = None
         async for event in target.follow(job_id, after):
@@ -143,29 +141,7 @@ def _events(job_id: str, after: int, follow: bool, as_json: bool) -> int:
                 console.print(render.event_line(event), highlight=False)
         return 0 if last is None or last.type is EventType.JOB_COMPLETED else 1
 
-    return run_on_target(action)
-
-
-EVENTS_EXAMPLE = example(
-    "ecosign-orchestrator events 5f3c9e2a41b7 --follow",
-    "ecosign-orchestrator events 5f3c9e2a41b7 --after 120 --json",
-)
-
-
-@jobs_app.command("events", epilog=EVENTS_EXAMPLE)
-def jobs_events(
-    job_id: JobIdArg, after: AfterOpt = 0, follow: FollowOpt = False, as_json: JsonOpt = False
-) -> None:
-    """A job's events; --follow streams them until the job ends (exit 1 unless it completed)."""
-    raise typer.Exit(_events(job_id, after, follow, as_json))
-
-
-@app.command("events", epilog=EVENTS_EXAMPLE)
-def events_command(
-    job_id: JobIdArg, after: AfterOpt = 0, follow: FollowOpt = False, as_json: JsonOpt = False
-) -> None:
-    """A job's events (same as jobs events)."""
-    raise typer.Exit(_events(job_id, after, follow, as_json))
+    raise typer.Exit(run_on_target(action))
 
 
 def _act(job_id: str, verb: str, as_json: bool) -> None:
@@ -181,28 +157,33 @@ def _act(job_id: str, verb: str, as_json: bool) -> None:
     run_on_target(action)
 
 
-@jobs_app.command("retry", epilog=example("ecosign-orchestrator jobs retry 5f3c9e2a41b7"))
-def jobs_retry(job_id: JobIdArg, as_json: JsonOpt = False) -> None:
+def retry(job_id: JobIdArg, as_json: JsonOpt = False) -> None:
     """Run a failed or cancelled job again from its current state (attempts reset)."""
     _act(job_id, "retry", as_json)
 
 
-@jobs_app.command("cancel", epilog=example("ecosign-orchestrator jobs cancel 5f3c9e2a41b7"))
-def jobs_cancel(job_id: JobIdArg, as_json: JsonOpt = False) -> None:
+def cancel(job_id: JobIdArg, as_json: JsonOpt = False) -> None:
     """Cancel a job (a running one stops at its worker's next heartbeat)."""
     _act(job_id, "cancel", as_json)
 
 
-@app.command("retry", epilog=example("ecosign-orchestrator retry 5f3c9e2a41b7"))
-def retry_command(job_id: JobIdArg, as_json: JsonOpt = False) -> None:
-    """Run a failed or cancelled job again (same as jobs retry)."""
-    _act(job_id, "retry", as_json)
-
-
-@app.command("cancel", epilog=example("ecosign-orchestrator cancel 5f3c9e2a41b7"))
-def cancel_command(job_id: JobIdArg, as_json: JsonOpt = False) -> None:
-    """Cancel a job (same as jobs cancel)."""
-    _act(job_id, "cancel", as_json)
+# Each is both a top-level command (for flows: `status`, `events`, `retry`, `cancel`) and a
+# `jobs` subcommand (for any kind): one function, registered twice.
+for group, show_name in ((app, "status"), (jobs_app, "show")):
+    group.command(
+        show_name, epilog=example(f"ecosign-orchestrator {_prefix(group)}{show_name} 5f3c9e2a41b7")
+    )(show)
+    group.command(
+        "events",
+        epilog=example(
+            f"ecosign-orchestrator {_prefix(group)}events 5f3c9e2a41b7 --follow",
+            f"ecosign-orchestrator {_prefix(group)}events 5f3c9e2a41b7 --after 120 --json",
+        ),
+    )(events)
+    for verb, command in (("retry", retry), ("cancel", cancel)):
+        group.command(
+            verb, epilog=example(f"ecosign-orchestrator {_prefix(group)}{verb} 5f3c9e2a41b7")
+        )(command)
 
 
 def _parse_payload(payload: str | None) -> Any:
