@@ -429,3 +429,16 @@ async def test_last_event_id_is_where_a_tail_from_now_starts(repository: JobRepo
     job_id = await enqueue(repository)
     events = await repository.events(job_id=job_id)
     assert await repository.last_event_id() == events[-1].id
+
+
+async def test_a_completed_job_shows_no_earlier_transient_error(repository: JobRepository) -> None:
+    job_id = await enqueue(repository)
+    job = await claim_one(repository)
+    assert job.lease_token is not None
+    error = JobError(type="TransientError", message="503", transient=True)
+    await repository.schedule_retry(job.id, job.lease_token, error, 0)
+    again = await claim_one(repository)
+    assert again.lease_token is not None and again.last_error == error
+    done = await repository.complete(job_id, again.lease_token, {"ok": True})
+    assert done.last_error is None and (await repository.get(job_id)).last_error is None
+    assert "job_retrying" in await event_types(repository, job_id)  # the history is kept

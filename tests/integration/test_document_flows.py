@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from typing import Any
 
 import pytest
 
 from ecosign_orchestrator.core import JobStatus
-from ecosign_orchestrator.core.job import StepStatus
+from ecosign_orchestrator.core.job import Job, StepStatus
 from ecosign_orchestrator.ecosign import Step, required_steps
 from ecosign_orchestrator.ecosign.model import DocumentJob
 from ecosign_orchestrator.ecosign.steps import CANONICAL_ORDER, DEFAULT_FUNCTIONS
-from tests.support.flows import FlowHarness
+from tests.support.flows import SANDBOX_KEY, FlowHarness
+from tests.support.waiting import wait_job
 
 INTENTS: list[tuple[dict[str, bool], dict[str, bool], dict[str, Any]]] = [
     ({"protect": True}, {}, {}),
@@ -206,6 +208,22 @@ async def test_transient_failures_use_the_step_budget_then_fail(flow: FlowHarnes
     assert calls.count("notify-artifact-ready") == 10
 
 
+async def test_a_function_that_lies_about_success_spends_the_steps_budget_not_the_jobs(
+    flow: FlowHarness,
+) -> None:
+    doc = await flow.admin.create_document()
+    lie = {"rate": 1.0, "statuses": [200], "body": {"success": True}, "documents": [doc]}
+    await flow.admin.set_faults({"build-artifact": lie})
+    job_id = await flow.submit(doc, {"protect": True}, {})
+    [job] = await flow.run_to_end([job_id], timeout=60)
+    assert job.status is JobStatus.FAILED
+    assert job.last_error is not None and "attempts exhausted: 5/5" in job.last_error.message
+    assert "state does not show it" in job.last_error.message
+    calls = [c["function"] for c in (await flow.admin.ledger(doc))["calls"]]
+    assert calls.count("build-artifact") == 5  # build_artifact's budget, not the job's 54
+    assert job.attempts == 5
+
+
 async def test_unknown_document_fails_the_flow_at_once(flow: FlowHarness) -> None:
     job_id = await flow.submit("7d0c1b36-3a57-4c2a-9a57-2f9a4f1f0000", {"protect": True})
     [job] = await flow.run_to_end([job_id])
@@ -234,6 +252,26 @@ async def test_bitcoin_confirmation_after_several_polls_costs_no_attempts(
     assert calls.count("submit-anchor-bitcoin") == 1
 
 
+async def test_each_network_is_polled_on_its_own_schedule(sandbox_url: str, tmp_path: Any) -> None:
+    from tests.support.flows import harness
+
+    schedules = {
+        "polygon": {"schedule_seconds": [0.1], "deadline_seconds": 30},
+        "bitcoin": {"schedule_seconds": [0.5], "deadline_seconds": 30},
+    }
+    async with harness(sandbox_url, tmp_path, confirmation_scale=1.0, confirmations=schedules) as h:
+        await h.admin.set_timing(polygon=1.0, bitcoin=1.5)
+        doc = await h.admin.create_document()
+        job_id = await h.submit(doc, {"protect": True}, {"polygon": True, "bitcoin": True})
+        [job] = await h.run_to_end([job_id])
+    assert job.status is JobStatus.COMPLETED
+    polls = {s.name: s.data["polls"] for s in job.steps if s.name.startswith("anchor_")}
+    # Polygon confirms after ~1 s polled every 0.1 s; Bitcoin after ~1.5 s polled every 0.5 s.
+    # Had Bitcoin been polled on Polygon's clock it would count about as many polls.
+    assert polls["anchor_bitcoin"] <= 5, polls
+    assert polls["anchor_polygon"] >= 2 * polls["anchor_bitcoin"], polls
+
+
 async def test_a_confirmation_that_never_arrives_fails_at_the_deadline(flow: FlowHarness) -> None:
     await flow.admin.set_timing(polygon=None)  # never confirms; scaled deadline 3.6 s
     doc = await flow.admin.create_document()
@@ -250,6 +288,99 @@ async def test_a_confirmation_that_never_arrives_fails_at_the_deadline(flow: Flo
     assert "build-artifact" in calls  # built while waiting: the artifact never waits for anchors
 
 
+async def test_an_anchor_the_confirmer_gave_up_on_is_submitted_again_by_retry_or_resubmission(
+    flow: FlowHarness,
+) -> None:
+    await flow.admin.set_timing(polygon=None)  # pending until the confirmer gives up
+    docs = [await flow.admin.create_document() for _ in range(2)]
+    ids = [await flow.submit(doc, {"protect": True}, {"polygon": True}) for doc in docs]
+
+    def waiting(job: Job) -> bool:
+        step = job.step("anchor_polygon")
+        return step is not None and step.status is StepStatus.WAITING
+
+    async with flow.worker():
+        for job_id in ids:
+            await wait_job(flow.repository, job_id, waiting, timeout=20)
+        for doc in docs:
+            witness = (await flow.admin.document(doc))["witness_current_hash"]
+            gave_up = await flow.admin.client.post(
+                "/admin/anchors/timeout", json={"witness_hash": witness, "network": "polygon"}
+            )
+            assert gave_up.json() == {"timed_out": True}
+        failed = [await wait_job(flow.repository, i, _ended, timeout=20) for i in ids]
+        assert [j.status for j in failed] == [JobStatus.FAILED] * 2
+        assert all(
+            "confirmer gave up" in (j.last_error.message if j.last_error else "") for j in failed
+        )
+
+        await flow.admin.set_timing(polygon=0.2)
+        await flow.repository.retry(ids[0])  # 1. a retry of the failed flow
+        again = await flow.submit(docs[1], {"protect": True}, {"polygon": True})  # 2. anew
+        assert again != ids[1]
+        done = [await wait_job(flow.repository, i, _ended, timeout=20) for i in (ids[0], again)]
+    assert [j.status for j in done] == [JobStatus.COMPLETED] * 2
+    for doc in docs:
+        calls = [c["function"] for c in (await flow.admin.ledger(doc))["calls"]]
+        assert calls.count("submit-anchor-polygon") == 2  # submitted again, once
+        kinds = [e["kind"] for e in (await flow.admin.document(doc))["events"]]
+        assert "anchor.timeout" in kinds and "anchor.confirmed" in kinds
+
+
+def _ended(job: Job) -> bool:
+    return job.status.is_terminal
+
+
+async def test_a_three_stage_signature_workflow_runs_a_flow_per_stage_and_one_artifact(
+    flow: FlowHarness,
+) -> None:
+    witnesses = [hashlib.sha256(f"witness v{i}".encode()).hexdigest() for i in (1, 2, 3)]
+    doc = await flow.admin.create_document()
+    stage_flows = []
+    for index, (stage, witness) in enumerate(
+        zip(("initial", "intermediate", "final"), witnesses, strict=True)
+    ):
+        # The signer's client makes this witness version current (EcoSign's ensureWitnessCurrent).
+        patched = await flow.admin.client.patch(
+            "/rest/v1/document_entities",
+            params={"id": f"eq.{doc}"},
+            headers={"apikey": SANDBOX_KEY},
+            json={
+                "witness_current_hash": witness,
+                "witness_hash": witness,
+                "witness_current_storage_path": f"witness/{doc}/v{index + 1}.pdf",
+            },
+        )
+        assert patched.status_code in (200, 204), patched.text
+        metadata = {"anchor_stage": stage, "step_index": index, "witness_hash": witness}
+        job_id = await flow.submit(
+            doc, {"sign_workflow": True}, {"tsa": True, "polygon": True}, metadata=metadata
+        )
+        [job] = await flow.run_to_end([job_id])
+        assert job.status is JobStatus.COMPLETED, job.last_error
+        assert job_id not in stage_flows  # a later stage is never the earlier stage's flow
+        stage_flows.append(job_id)
+        repeat = await flow.submit(
+            doc, {"sign_workflow": True}, {"tsa": True, "polygon": True}, metadata=metadata
+        )
+        assert repeat == job_id  # a repeat of a stage returns that stage's flow
+    events = (await flow.admin.document(doc))["events"]
+    tsa = [e["witness_hash"] for e in events if e["kind"] == "tsa.confirmed"]
+    anchored = [e["anchor"]["witness_hash"] for e in events if e["kind"] == "anchor.confirmed"]
+    assert tsa == witnesses and anchored == witnesses  # TSA and anchor per witness version
+    assert [e["kind"] for e in events].count("artifact.finalized") == 1
+    calls = [c["function"] for c in (await flow.admin.ledger(doc))["calls"]]
+    assert calls.count("build-artifact") == 1 and calls.index("build-artifact") > calls.index(
+        "submit-anchor-polygon"
+    )
+    first = await flow.repository.get(stage_flows[0])
+    assert (
+        isinstance(first.result, dict) and first.result["lifecycle_status"] == "in_signature_flow"
+    )
+    last = await flow.repository.get(stage_flows[-1])
+    assert isinstance(last.result, dict) and last.result["lifecycle_status"] == "anchored"
+
+
 async def test_lifecycle_write_back_is_opt_in(sandbox_url: str, tmp_path: Any) -> None:
     from tests.support.flows import harness
 
@@ -260,6 +391,35 @@ async def test_lifecycle_write_back_is_opt_in(sandbox_url: str, tmp_path: Any) -
         assert job.status is JobStatus.COMPLETED
         assert isinstance(job.result, dict) and job.result["lifecycle_written"] is True
         assert (await h.admin.document(doc))["lifecycle_status"] == "signed"
+
+
+async def test_write_back_never_downgrades_nor_touches_a_revoked_document(
+    sandbox_url: str, tmp_path: Any
+) -> None:
+    from tests.support.flows import harness
+
+    async with harness(sandbox_url, tmp_path, lifecycle_write_back=True) as h:
+        # Documents whose witness exists: creating one would itself reset the status (EcoSign's
+        # ensureWitnessCurrent), and here only the write-back rule is under test.
+        witness = {
+            "witness_current_hash": "cd" * 32,
+            "witness_hash": "cd" * 32,
+            "witness_current_storage_path": "owner/doc/witness.pdf",
+        }
+        anchored = await h.admin.create_document(lifecycle_status="anchored", **witness)
+        revoked = await h.admin.create_document(lifecycle_status="revoked", **witness)
+        fresh = await h.admin.create_document(lifecycle_status="witness_ready", **witness)
+        ids = [await h.submit(doc, {"protect": True}, {}) for doc in (anchored, revoked, fresh)]
+        jobs = await h.run_to_end(ids)
+        assert [j.status for j in jobs] == [JobStatus.COMPLETED] * 3
+        assert [isinstance(j.result, dict) and j.result["lifecycle_written"] for j in jobs] == [
+            False,
+            False,
+            True,
+        ]
+        assert (await h.admin.document(anchored))["lifecycle_status"] == "anchored"
+        assert (await h.admin.document(revoked))["lifecycle_status"] == "revoked"
+        assert (await h.admin.document(fresh))["lifecycle_status"] == "protected"
 
 
 async def test_without_write_back_the_lifecycle_status_is_left_alone(flow: FlowHarness) -> None:

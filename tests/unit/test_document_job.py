@@ -104,3 +104,59 @@ def test_lifecycle_mapping_table() -> None:
     assert implied_lifecycle(job({"sign_owner": True}, {"tsa": True}), completed=True) == "signed"
     assert implied_lifecycle(job({"nda": True}, {}), completed=True) == "protected"
     assert implied_lifecycle(job({"protect": True}, {"polygon": True}), completed=False) is None
+
+
+def _staged(**metadata: Any) -> DocumentJob:
+    return DocumentJob.model_validate(
+        {
+            "document_entity_id": DOC,
+            "actions": {"sign_workflow": True},
+            "forensic": {"tsa": True},
+            "metadata": metadata,
+        }
+    )
+
+
+def test_a_workflow_stage_is_its_own_flow_identity() -> None:
+    w1, w2 = "a" * 64, "b" * 64
+    plain = _staged()
+    initial = _staged(anchor_stage="initial", step_index=0, witness_hash=w1)
+    intermediate = _staged(anchor_stage="intermediate", step_index=1, witness_hash=w2)
+    keys = {plain.intent_key(), initial.intent_key(), intermediate.intent_key()}
+    assert len(keys) == 3
+    assert _staged(anchor_stage="initial", step_index=0, witness_hash=w1).intent_key() == (
+        initial.intent_key()
+    )
+    assert _staged(anchor_stage="initial", step_index=1, witness_hash=w1).intent_key() != (
+        initial.intent_key()
+    )
+    # An unstaged intent keeps the key it always had (existing flows are still found).
+    assert plain.intent_key() == f"ecosign:{DOC.lower()}:sign_workflow:tsa:custody"
+
+
+def test_only_an_unstaged_flow_or_the_final_stage_builds_the_artifact() -> None:
+    assert _staged().builds_artifact
+    assert _staged(anchor_stage="final", step_index=2).builds_artifact
+    assert not _staged(anchor_stage="initial").builds_artifact
+    assert not _staged(step_index=1).builds_artifact
+    assert implied_lifecycle(_staged(anchor_stage="intermediate"), completed=True) == (
+        "in_signature_flow"
+    )
+
+
+@pytest.mark.parametrize(
+    ("metadata", "reason"),
+    [
+        ({"anchor_stage": "middle"}, "anchor_stage must be one of initial, intermediate, final"),
+        ({"step_index": -1}, "step_index must be a whole number"),
+        ({"step_index": True}, "step_index must be a whole number"),
+        ({"witness_hash": "XYZ"}, "witness_hash must be 64 lowercase hex"),
+    ],
+)
+def test_malformed_stage_fields_are_refused_naming_them(
+    metadata: dict[str, Any], reason: str
+) -> None:
+    with pytest.raises(pydantic.ValidationError) as info:
+        _staged(**metadata)
+    [error] = info.value.errors()
+    assert error["loc"] == ("metadata",) and reason in error["msg"]

@@ -131,6 +131,8 @@ def complete(job: Job, *, token: LeaseToken, now: datetime, result: JSONValue) -
         finished_at=now,
         progress=progress,
         cancel_requested=False,
+        # Earlier transient errors stay in the event log; a completed job shows none.
+        last_error=None,
         **_NO_LEASE,
     )
 

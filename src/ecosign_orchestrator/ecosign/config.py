@@ -48,9 +48,15 @@ class EcosignConfig:
         *,
         functions: Mapping[str, str] | None = None,
         policies: Mapping[str, Mapping[str, Any]] | None = None,
+        confirmations: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> EcosignConfig:
-        """This configuration with per-step functions and policy fields replaced (unknown steps
-        or fields, and invalid policies, are a ``ConfigurationError`` naming them)."""
+        """This configuration with per-step functions and policy fields, and per-network
+        confirmation schedules, replaced (unknown names or fields and invalid values are a
+        ``ConfigurationError`` naming them)."""
+        new_confirmations = dict(self.confirmations)
+        for network, override in (confirmations or {}).items():
+            step = _anchor_step(network)
+            new_confirmations[step] = _confirmation(network, new_confirmations[step], override)
         new_functions = dict(self.functions)
         new_policies = dict(self.policies)
         for name, function in (functions or {}).items():
@@ -74,7 +80,19 @@ class EcosignConfig:
             if policy.max_attempts < 1 or policy.timeout_seconds <= 0:
                 raise errors.ConfigurationError(f"step_policies.{name}: invalid policy {policy}")
             new_policies[step] = policy
-        return dataclasses.replace(self, functions=new_functions, policies=new_policies)
+        return dataclasses.replace(
+            self, functions=new_functions, policies=new_policies, confirmations=new_confirmations
+        )
+
+    def confirmation_schedules(self) -> dict[str, dict[str, Any]]:
+        """The effective schedule of each network, for ``config show``."""
+        return {
+            step.network or step.value: {
+                "schedule_seconds": list(policy.schedule_seconds),
+                "deadline_seconds": policy.deadline_seconds,
+            }
+            for step, policy in self.confirmations.items()
+        }
 
     def job_max_attempts(self) -> int:
         """Enough job-level attempts for every step to use all of its own."""
@@ -87,3 +105,32 @@ def _step(name: str) -> Step:
     except ValueError:
         known = ", ".join(step.value for step in Step)
         raise errors.ConfigurationError(f"unknown step {name!r}; steps are {known}") from None
+
+
+def _anchor_step(network: str) -> Step:
+    for step in Step:
+        if step.network == network:
+            return step
+    known = ", ".join(step.network for step in Step if step.network)
+    raise errors.ConfigurationError(f"unknown network {network!r}; networks are {known}")
+
+
+def _confirmation(
+    network: str, current: ConfirmationPolicy, override: Mapping[str, Any]
+) -> ConfirmationPolicy:
+    """``current`` with ``schedule_seconds`` and/or ``deadline_seconds`` replaced."""
+    unknown = sorted(set(override) - {"schedule_seconds", "deadline_seconds"})
+    if unknown:
+        raise errors.ConfigurationError(f"confirmations.{network}: unknown fields {unknown}")
+    try:
+        schedule = tuple(
+            float(s) for s in override.get("schedule_seconds", current.schedule_seconds)
+        )
+        deadline = float(override.get("deadline_seconds", current.deadline_seconds))
+    except (TypeError, ValueError) as exc:
+        raise errors.ConfigurationError(f"confirmations.{network}: {exc}") from None
+    if not schedule or any(s <= 0 for s in schedule) or deadline <= 0:
+        raise errors.ConfigurationError(
+            f"confirmations.{network}: the schedule needs positive delays and a positive deadline"
+        )
+    return ConfirmationPolicy(schedule_seconds=schedule, deadline_seconds=deadline)

@@ -37,6 +37,11 @@ class Rule:
 #: Completed flows, first match wins. A failed flow implies no change (the reason is on the flow).
 MAPPING: tuple[Rule, ...] = (
     Rule(
+        "a signature-workflow stage before the final one",
+        lambda intent: not intent.builds_artifact,
+        "in_signature_flow",
+    ),
+    Rule(
         "an anchor was required (a completed flow has it confirmed)",
         lambda intent: intent.forensic.polygon or intent.forensic.bitcoin,
         "anchored",
@@ -45,6 +50,31 @@ MAPPING: tuple[Rule, ...] = (
     Rule("any other completed flow", lambda intent: True, "protected"),
 )
 assert all(rule.status in LIFECYCLE_STATUSES for rule in MAPPING)
+
+
+#: Write-back moves a document forward along this order, never back: a protect-only flow that
+#: completes after an anchored one must not turn ``anchored`` into ``protected``.
+FORWARD_ORDER: tuple[str, ...] = (
+    "needs_witness",
+    "witness_ready",
+    "protected",
+    "in_signature_flow",
+    "signed",
+    "anchored",
+)
+#: Decisions a person took about the document: no flow ever changes them.
+FINAL_STATUSES = frozenset({"revoked", "archived"})
+assert set(FORWARD_ORDER) | FINAL_STATUSES == set(LIFECYCLE_STATUSES)
+
+
+def may_write_back(current: str | None, implied: str) -> bool:
+    """Whether write-back may replace ``current`` with ``implied``: only a move forward, and
+    never away from ``revoked`` or ``archived`` (an unset status may take any value)."""
+    if current in FINAL_STATUSES or implied not in FORWARD_ORDER:
+        return False
+    if current not in FORWARD_ORDER:
+        return current is None
+    return FORWARD_ORDER.index(implied) > FORWARD_ORDER.index(current)
 
 
 def implied_lifecycle(intent: DocumentJob, *, completed: bool) -> str | None:

@@ -7,6 +7,7 @@ error naming its field. An explicit ``false`` and an absent flag are the same in
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from typing import Any
 
@@ -15,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 MAX_METADATA_DEPTH = 32
 ACTIONS = ("protect", "nda", "sign_owner", "sign_workflow")
 FORENSIC = ("tsa", "polygon", "bitcoin")
+#: Stages of a signature workflow, in order; each stage signs its own witness version.
+ANCHOR_STAGES = ("initial", "intermediate", "final")
+_WITNESS_HASH = re.compile(r"^[0-9a-f]{64}$")
 
 
 class Actions(BaseModel):
@@ -74,6 +78,21 @@ def _check_text(text: str, path: str) -> None:
         raise ValueError(f"{path}: lone surrogate characters are not allowed")
 
 
+def _check_stage(metadata: dict[str, Any]) -> None:
+    """The stage fields EcoSign's anchor functions read, when present, must be well formed."""
+    stage = metadata.get("anchor_stage")
+    if stage is not None and stage not in ANCHOR_STAGES:
+        raise ValueError(f"anchor_stage must be one of {', '.join(ANCHOR_STAGES)}")
+    index = metadata.get("step_index")
+    if index is not None and (isinstance(index, bool) or not isinstance(index, int) or index < 0):
+        raise ValueError("step_index must be a whole number, 0 or more")
+    if index is not None and index > 10_000:
+        raise ValueError("step_index must be at most 10000")
+    witness = metadata.get("witness_hash")
+    if witness is not None and (not isinstance(witness, str) or not _WITNESS_HASH.match(witness)):
+        raise ValueError("witness_hash must be 64 lowercase hex characters (a SHA-256)")
+
+
 class DocumentJob(BaseModel):
     """A CTA's intent for one document.
 
@@ -121,6 +140,7 @@ class DocumentJob(BaseModel):
     def _metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is not None:
             _check_json_value(value, "metadata", 1)
+            _check_stage(value)
         return value
 
     @field_validator("actions", mode="after")
@@ -141,10 +161,47 @@ class DocumentJob(BaseModel):
         """Owner or workflow signatures."""
         return self.actions.sign_owner or self.actions.sign_workflow
 
+    @property
+    def anchor_stage(self) -> str | None:
+        """``metadata.anchor_stage`` of a signature-workflow stage (None: not a staged flow)."""
+        stage = (self.metadata or {}).get("anchor_stage")
+        return stage if isinstance(stage, str) else None
+
+    @property
+    def step_index(self) -> int:
+        """``metadata.step_index``: which signer's stage (0 when not given)."""
+        index = (self.metadata or {}).get("step_index", 0)
+        return index if isinstance(index, int) else 0
+
+    @property
+    def stage_witness_hash(self) -> str | None:
+        """``metadata.witness_hash``: the witness version this stage signs (None: the document's
+        current witness)."""
+        value = (self.metadata or {}).get("witness_hash")
+        return value if isinstance(value, str) else None
+
+    @property
+    def is_staged(self) -> bool:
+        """A stage of a signature workflow (it names a stage, a signer index or a witness)."""
+        metadata = self.metadata or {}
+        return any(key in metadata for key in ("anchor_stage", "step_index", "witness_hash"))
+
+    @property
+    def builds_artifact(self) -> bool:
+        """Whether this flow builds the final artifact: EcoSign's ``artifact.finalized`` is unique
+        per document, so only an unstaged flow or a workflow's final stage builds it."""
+        return not self.is_staged or self.anchor_stage == "final"
+
     def intent_key(self) -> str:
-        """Dedupe key: same document + same intent (false and absent flags are equal)."""
+        """The flow's identity: the document, the intent (false and absent flags are equal),
+        the custody mode, and for a signature-workflow stage the stage, the signer index and the
+        witness hash it signs."""
         actions = ",".join(self.actions.enabled())
         forensic = ",".join(self.forensic.enabled())
         custody = "hash_only" if self.custody_mode == "hash_only" else "custody"
         prefix = f"ecosign:{self.document_entity_id}:"  # submission.document_prefix
-        return f"{prefix}{actions}:{forensic or '-'}:{custody}"
+        key = f"{prefix}{actions}:{forensic or '-'}:{custody}"
+        if self.is_staged:
+            stage = self.anchor_stage or "initial"
+            key += f":stage={stage}/{self.step_index}/{self.stage_witness_hash or 'current'}"
+        return key

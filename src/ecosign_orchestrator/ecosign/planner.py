@@ -88,15 +88,19 @@ def plan(
     *,
     recorded: frozenset[Step] = frozenset(),
     submitted: frozenset[Step] = frozenset(),
+    abandoned: frozenset[Step] = frozenset(),
 ) -> Plan:
     """Plan the flow.
 
     ``recorded``: steps this flow recorded as succeeded; they satisfy steps the document's state
-    cannot show (notify). ``submitted``: anchor steps this flow already submitted (the state's
-    ``anchor.submitted`` events count too).
+    cannot show (notify). ``submitted``: anchor steps this flow submitted and waits on (a
+    pending ``anchor.submitted`` in the state counts too). ``abandoned``: anchor steps whose
+    confirmation this flow gave up on (the step failed): a retry submits them again, with a
+    fresh confirmation window.
     """
     required = required_steps(intent)
-    witness = state.current_witness_hash
+    # A signature-workflow stage signs its own witness version; any other flow, the current one.
+    witness = intent.stage_witness_hash or state.current_witness_hash
     planned: list[PlannedStep] = []
     for spec in STEPS:
         step = spec.step
@@ -110,6 +114,14 @@ def plan(
                     step=step,
                     disposition=Disposition.SATISFIED,
                     reason="already satisfied by state",
+                )
+            )
+        elif step.network is not None and step in abandoned:
+            planned.append(
+                PlannedStep(
+                    step=step,
+                    disposition=Disposition.CALL,
+                    reason=f"its confirmation failed; submitting to {step.network} again",
                 )
             )
         elif step.network is not None and (

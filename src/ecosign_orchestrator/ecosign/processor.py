@@ -25,7 +25,7 @@ from ecosign_orchestrator.ecosign import state as st
 from ecosign_orchestrator.ecosign.config import EcosignConfig
 from ecosign_orchestrator.ecosign.edge import EdgeClient
 from ecosign_orchestrator.ecosign.http import CallError
-from ecosign_orchestrator.ecosign.lifecycle import implied_lifecycle
+from ecosign_orchestrator.ecosign.lifecycle import implied_lifecycle, may_write_back
 from ecosign_orchestrator.ecosign.model import DocumentJob
 from ecosign_orchestrator.ecosign.planner import Disposition, Plan, PlannedStep
 from ecosign_orchestrator.ecosign.state_source import DocumentNotFound, DocumentStateSource
@@ -99,14 +99,19 @@ class DocumentProcessor:
             nxt = plan.next_call()
             if nxt is None:
                 if plan.complete:
-                    return await self._finish(ctx, intent, plan)
+                    return await self._finish(ctx, intent, plan, state)
                 await self._await_confirmations(ctx, plan, state)
                 raise AssertionError("unreachable: awaiting confirmations snoozes or fails")
             if nxt.step in called:
-                raise errors.TransientError(
-                    f"{nxt.step.value}: the function answered success but the document's state "
-                    "does not show it yet"
+                # The function said it succeeded, yet the state does not show it: a failure of
+                # this step, retried under the step's own budget and backoff (not the job's).
+                unseen = CallError(
+                    self.config.functions[nxt.step],
+                    "answered success but the document's state does not show it",
+                    status=200,
+                    transient=True,
                 )
+                await self._step_failed(ctx, nxt.step, unseen)
             try:
                 with observe.bind(step=nxt.step.value):
                     await self._call(ctx, intent, plan, nxt)
@@ -146,12 +151,14 @@ class DocumentProcessor:
             for s in CANONICAL_ORDER
             if (record := steps.get(s.value)) is not None and record.status is StepStatus.SUCCEEDED
         )
+        anchors = {s: r for s in ANCHOR_STEPS if (r := steps.get(s.value)) is not None}
+        abandoned = frozenset(s for s, r in anchors.items() if r.status is StepStatus.FAILED)
         submitted = frozenset(
-            s
-            for s in ANCHOR_STEPS
-            if (record := steps.get(s.value)) is not None and "submitted_at" in record.data
+            s for s, r in anchors.items() if "submitted_at" in r.data and s not in abandoned
         )
-        return planner.plan(intent, state, recorded=recorded, submitted=submitted)
+        return planner.plan(
+            intent, state, recorded=recorded, submitted=submitted, abandoned=abandoned
+        )
 
     async def _record_plan(self, ctx: JobContext, plan: Plan) -> None:
         """Bring the step records in line with the plan (skips, confirmations)."""
@@ -264,20 +271,26 @@ class DocumentProcessor:
     async def _await_confirmations(
         self, ctx: JobContext, plan: Plan, state: st.DocumentState
     ) -> None:
+        """Poll each pending anchor on its own network's schedule, then snooze until the next
+        poll that is due. A wake-up for one network does not advance another's schedule."""
         now = utcnow()
-        delays: list[float] = []
+        waits: list[float] = []
         for planned in plan.awaiting():
             step = planned.step
             assert step.network is not None
             record = ctx.steps[step.value]
             data = dict(record.data)
-            if record.status is StepStatus.FAILED or "submitted_at" not in data:
-                # Submitted by an earlier run we did not see finish, or a manual retry after a
-                # missed deadline: the confirmation window starts now.
-                data.update({"submitted_at": _isoformat(now), "polls": 0})
+            own = "submitted_at" in data
+            if not own:
+                # A submission this flow did not make (an earlier flow's, still pending): the
+                # confirmation window starts now.
+                data = {**data, "submitted_at": _isoformat(now), "polls": 0}
+                data.pop("next_poll_at", None)
             submitted_at = st.parse_time(data["submitted_at"]) or now
             policy = self.config.confirmations[step]
-            given_up = st.anchor_given_up(state, step.network, plan.witness_hash)
+            given_up = st.anchor_given_up(
+                state, step.network, plan.witness_hash, since=submitted_at if own else None
+            )
             deadline = submitted_at + timedelta(seconds=policy.deadline_seconds)
             if given_up is not None or now >= deadline:
                 reason = (
@@ -288,6 +301,10 @@ class DocumentProcessor:
                 error = JobError(type="ConfirmationFailed", message=reason, transient=False)
                 await ctx.step_failed(step.value, error)
                 raise errors.FatalError(f"{step.value}: {reason}", details={"step": step.value})
+            next_poll = st.parse_time(data.get("next_poll_at"))
+            if next_poll is not None and next_poll > now:
+                waits.append((next_poll - now).total_seconds())  # not this network's turn yet
+                continue
             polls_value = data.get("polls", 0)
             polls = polls_value if isinstance(polls_value, int) else 0
             delay = min(policy.delay(polls), (deadline - now).total_seconds() + 0.001)
@@ -303,16 +320,25 @@ class DocumentProcessor:
                 ),
                 data=data,
             )
-            delays.append(delay)
+            waits.append(delay)
         networks = ", ".join(p.step.network or "" for p in plan.awaiting())
-        ctx.snooze(min(delays), f"waiting for anchor confirmation: {networks}")
+        ctx.snooze(min(waits), f"waiting for anchor confirmation: {networks}")
 
-    async def _finish(self, ctx: JobContext, intent: DocumentJob, plan: Plan) -> JSONValue:
+    async def _finish(
+        self, ctx: JobContext, intent: DocumentJob, plan: Plan, state: st.DocumentState
+    ) -> JSONValue:
         lifecycle = implied_lifecycle(intent, completed=True)
         written = False
-        if self.config.lifecycle_write_back and lifecycle is not None:
+        current = state.lifecycle_status
+        if (
+            self.config.lifecycle_write_back
+            and lifecycle is not None
+            and may_write_back(current, lifecycle)
+        ):
             try:
-                await self.source.write_lifecycle(intent.document_entity_id, lifecycle)
+                await self.source.write_lifecycle(
+                    intent.document_entity_id, lifecycle, expected=current
+                )
                 written = True
             except DocumentNotFound as exc:
                 raise errors.FatalError(str(exc)) from None

@@ -117,24 +117,52 @@ def anchor_confirmed(state: DocumentState, network: str, witness_hash: str | Non
     return False
 
 
-def anchor_submitted(state: DocumentState, network: str, witness_hash: str | None) -> bool:
-    """An ``anchor.submitted`` for network + hash (submission done; confirmation may be pending)."""
-    return any(
-        _is_anchor_event(e, network, witness_hash) for e in state.of_kind("anchor.submitted")
+def _gives_up(event: Mapping[str, Any]) -> bool:
+    """The confirmer's terminal verdict: a timeout, or a failure it will not retry."""
+    kind = event.get("kind")
+    if kind == "anchor.timeout":
+        return True
+    return kind in ("anchor.failed", "anchor.final.failed") and (
+        _anchor_field(event, "retryable") is False
     )
 
 
-def anchor_given_up(state: DocumentState, network: str, witness_hash: str | None) -> str | None:
-    """The reason, if the confirmer recorded a terminal failure (timeout, non-retryable failure)."""
+def anchor_submitted(state: DocumentState, network: str, witness_hash: str | None) -> bool:
+    """A submission for network + hash is pending: an ``anchor.submitted`` that the confirmer
+    has not given up on since."""
+    pending = False
     for event in state.events:
-        kind = event.get("kind")
-        if kind not in ("anchor.timeout", "anchor.failed", "anchor.final.failed"):
-            continue
         if not _is_anchor_event(event, network, witness_hash):
             continue
-        if kind == "anchor.timeout" or _anchor_field(event, "retryable") is False:
-            return str(_anchor_field(event, "reason") or kind)
-    return None
+        if event.get("kind") == "anchor.submitted":
+            pending = True
+        elif _gives_up(event):
+            pending = False
+    return pending
+
+
+def anchor_given_up(
+    state: DocumentState,
+    network: str,
+    witness_hash: str | None,
+    since: datetime | None = None,
+) -> str | None:
+    """The reason, if the confirmer gave up (timeout, non-retryable failure) on the latest
+    submission for network + hash, counting only verdicts from ``since`` on (the flow's own
+    submission: EcoSign drops a repeated ``anchor.submitted`` for the same key, so a
+    re-submission is not in the ledger and an older verdict must not count against it)."""
+    reason: str | None = None
+    for event in state.events:
+        if not _is_anchor_event(event, network, witness_hash):
+            continue
+        at = parse_time(event.get("at"))
+        if since is not None and at is not None and at < since:
+            continue
+        if event.get("kind") == "anchor.submitted":
+            reason = None
+        elif _gives_up(event):
+            reason = str(_anchor_field(event, "reason") or event.get("kind"))
+    return reason
 
 
 def artifact_finalized(state: DocumentState) -> bool:

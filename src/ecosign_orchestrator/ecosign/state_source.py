@@ -27,8 +27,10 @@ class DocumentStateSource(Protocol):
     async def read(self, document_id: str) -> DocumentState:
         """The current state; :class:`DocumentNotFound` or :class:`CallError` on failure."""
 
-    async def write_lifecycle(self, document_id: str, lifecycle_status: str) -> None:
-        """Set ``lifecycle_status`` (opt-in write-back)."""
+    async def write_lifecycle(
+        self, document_id: str, lifecycle_status: str, *, expected: str | None
+    ) -> None:
+        """Set ``lifecycle_status`` if it still is ``expected`` (opt-in write-back)."""
 
 
 class RestStateSource:
@@ -44,13 +46,21 @@ class RestStateSource:
         self._client = client
         self._timeout = timeout
 
-    async def _send(self, method: str, document_id: str, **kwargs: Any) -> httpx.Response:
+    async def _send(
+        self,
+        method: str,
+        document_id: str,
+        *,
+        extra_params: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
         url = f"{self.base_url}/rest/v1/document_entities"
+        params = {"id": f"eq.{document_id}", "select": ",".join(COLUMNS), **(extra_params or {})}
         try:
             return await self._client.request(
                 method,
                 url,
-                params={"id": f"eq.{document_id}", "select": ",".join(COLUMNS)},
+                params=params,
                 timeout=self._timeout,
                 **kwargs,
             )
@@ -80,17 +90,28 @@ class RestStateSource:
                 transient=False,
             ) from None
 
-    async def write_lifecycle(self, document_id: str, lifecycle_status: str) -> None:
-        """``PATCH`` the lifecycle status, asking for the row back to see that it matched."""
+    async def write_lifecycle(
+        self, document_id: str, lifecycle_status: str, *, expected: str | None
+    ) -> None:
+        """``PATCH`` the lifecycle status only if it still is ``expected`` (the value the decision
+        was made on), asking for the row back to see that it matched."""
+        condition = "is.null" if expected is None else f"eq.{expected}"
         response = await self._send(
             "PATCH",
             document_id,
             headers={**self._headers, "Prefer": "return=representation"},
             json={"lifecycle_status": lifecycle_status},
+            extra_params={"lifecycle_status": condition},
         )
         body = decode_json(response)
         if response.status_code == 200 and body == []:
-            raise DocumentNotFound(document_id)
+            await self.read(document_id)  # DocumentNotFound if the row is gone
+            raise CallError(
+                "rest/document_entities",
+                f"lifecycle_status changed since it was read (was {expected!r})",
+                status=200,
+                transient=True,
+            )
         _raise_unless_ok(response, {"rows": body} if isinstance(body, list) else body)
 
 

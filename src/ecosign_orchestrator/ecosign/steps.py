@@ -136,6 +136,13 @@ def _tsa_required(intent: DocumentJob) -> str | None:
     return None
 
 
+def _artifact_required(intent: DocumentJob) -> str | None:
+    """The artifact (and its notification) is built once per document, at the final stage."""
+    if not intent.builds_artifact:
+        return None
+    return f"required by {_actions(intent)}"
+
+
 def _anchor_spec(step: Step, network: str, **fields: Any) -> StepSpec:
     def required(intent: DocumentJob) -> str | None:
         return f"requested: forensic.{network}" if getattr(intent.forensic, network) else None
@@ -218,7 +225,7 @@ STEPS: tuple[StepSpec, ...] = (
         label="artifact",
         short_label="art",
         policy=StepPolicy(max_attempts=5, base_seconds=5, cap_seconds=300, timeout_seconds=120),
-        required_when=lambda intent: f"required by {_actions(intent)}",
+        required_when=_artifact_required,
         satisfied_by=lambda state, _witness: st.artifact_finalized(state),
     ),
     StepSpec(
@@ -227,7 +234,7 @@ STEPS: tuple[StepSpec, ...] = (
         label="notify",
         short_label="ntf",
         policy=StepPolicy(max_attempts=10, base_seconds=5, cap_seconds=1800, timeout_seconds=15),
-        required_when=lambda intent: f"required by {_actions(intent)}",
+        required_when=_artifact_required,
         satisfied_by=None,
     ),
 )

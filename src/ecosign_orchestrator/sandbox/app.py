@@ -167,14 +167,16 @@ async def rest_documents(request: Request) -> Response:
     if isinstance(doc_id, Response):
         return doc_id
     wants_object = OBJECT_MEDIA in request.headers.get("accept", "")
+    matched = True
     if request.method == "PATCH":
         result = await _patch(request, sandbox, doc_id)
         if isinstance(result, Response):
             return result
+        matched = result
     else:
         await asyncio.to_thread(sandbox.functions.settle, doc_id)
     doc = sandbox.store.get(doc_id)
-    rows = [] if doc is None else [doc]
+    rows = [] if doc is None or not matched else [doc]
     if request.method == "PATCH" and "return=representation" not in request.headers.get(
         "prefer", ""
     ):
@@ -205,15 +207,30 @@ def _not_single(count: int) -> JSONResponse:
     )
 
 
-async def _patch(request: Request, sandbox: Sandbox, doc_id: str) -> Response | None:
+def _matches_filters(request: Request, doc: dict[str, Any]) -> bool:
+    """PostgREST's ``column=eq.value`` / ``column=is.null`` filters besides ``id`` (the ones a
+    conditional write uses)."""
+    for column, condition in request.query_params.items():
+        if column in ("id", "select") or column not in doc:
+            continue
+        if condition == "is.null" and doc[column] is not None:
+            return False
+        if condition.startswith("eq.") and str(doc[column]) != condition[3:]:
+            return False
+    return True
+
+
+async def _patch(request: Request, sandbox: Sandbox, doc_id: str) -> Response | bool:
+    """Apply a PATCH; False when no row matched the filters (PostgREST: 200 ``[]``/204)."""
     try:
         changes = json.loads(await request.body())
     except ValueError:
         return _pgrst_error(400, "PGRST102", "Empty or invalid json")
     if not isinstance(changes, dict) or not changes:
         return _pgrst_error(400, "PGRST102", "Empty or invalid json")
-    if sandbox.store.get(doc_id) is None:
-        return None  # PostgREST answers 200 [] / 204 for no rows, never 404
+    doc = sandbox.store.get(doc_id)
+    if doc is None or not _matches_filters(request, doc):
+        return False  # PostgREST answers 200 [] / 204 for no rows, never 404
     forbidden = {"id", "events", "owner_id"} & set(changes)
     if forbidden:
         return _pgrst_error(403, "42501", f"permission denied for column {sorted(forbidden)[0]}")
@@ -226,7 +243,7 @@ async def _patch(request: Request, sandbox: Sandbox, doc_id: str) -> Response | 
             '"document_entities_lifecycle_status_check"',
         )
     sandbox.store.update(doc_id, **changes)
-    return None
+    return True
 
 
 # -- admin -------------------------------------------------------------------------------------
@@ -348,6 +365,21 @@ async def admin_confirm(request: Request) -> Response:
     return JSONResponse({"confirmed": done})
 
 
+async def admin_timeout(request: Request) -> Response:
+    """``POST /admin/anchors/timeout``: ``{"witness_hash": ..., "network": ...}``: the confirmer
+    gives up on that pending anchor now (``anchor.timeout``)."""
+    denied = _admin_auth(request)
+    if denied is not None:
+        return denied
+    body = await _json_body(request)
+    if not isinstance(body, dict):
+        return JSONResponse({"error": "body must be an object"}, status_code=400)
+    done = _sandbox(request).functions.give_up(
+        str(body.get("witness_hash")), str(body.get("network"))
+    )
+    return JSONResponse({"timed_out": done})
+
+
 async def admin_reset(request: Request) -> Response:
     """``POST /admin/reset``: forget documents, anchors, ledger and faults."""
     denied = _admin_auth(request)
@@ -388,6 +420,7 @@ def create_app(
             Route("/admin/faults", admin_faults, methods=["GET", "PUT"]),
             Route("/admin/timing", admin_timing, methods=["GET", "PUT"]),
             Route("/admin/anchors/confirm", admin_confirm, methods=["POST"]),
+            Route("/admin/anchors/timeout", admin_timeout, methods=["POST"]),
             Route("/admin/reset", admin_reset, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
         ]

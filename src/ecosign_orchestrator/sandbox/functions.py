@@ -138,7 +138,7 @@ class Functions:
         if not _has_tsa(doc, witness_hash):
             return _error(409, "precondition_failed:missing_tsa_for_witness_hash")
         existing = self.store.anchors.get((witness_hash, network))
-        if existing is not None and existing["status"] != "failed":
+        if existing is not None and existing["status"] not in ("failed", "timed_out"):
             return 200, {"success": True, "status": existing["status"], **existing["ids"]}, False
         delay = getattr(self.timing, network)
         anchor_id = str(uuid.uuid4())
@@ -250,6 +250,31 @@ class Functions:
                     continue
                 if due is not None and due <= now:
                     self.confirm(witness_hash, network)
+
+    def give_up(
+        self, witness_hash: str, network: str, reason: str = "confirmation_timeout"
+    ) -> bool:
+        """The cron confirmer gives up on a pending anchor: ``anchor.timeout`` (upstream after
+        its own deadline); the anchor may then be submitted again."""
+        with self.store.lock:
+            anchor = self.store.anchors.get((witness_hash, network))
+            if anchor is None or anchor["status"] != "pending":
+                return False
+            anchor["status"] = "timed_out"
+            return self.store.append_event(
+                anchor["document_entity_id"],
+                {
+                    "kind": "anchor.timeout",
+                    "anchor": {
+                        "network": network,
+                        "witness_hash": witness_hash,
+                        "anchor_stage": anchor["anchor_stage"],
+                        "step_index": anchor["step_index"],
+                        "reason": reason,
+                    },
+                },
+                f"process-{network}-anchors",
+            )
 
     def confirm(self, witness_hash: str, network: str) -> bool:
         """Confirm one anchor now (the cron confirmer's job upstream)."""

@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     backoff_scale: float = Field(
         default=1.0, gt=0, description="multiplies every step's backoff base and cap"
     )
+    confirmations: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="per network: schedule_seconds (delays between polls; the last repeats) and "
+        "deadline_seconds, e.g. {bitcoin = {schedule_seconds = [900, 1800], "
+        "deadline_seconds = 259200}}; confirmation_scale multiplies them",
+    )
     step_functions: dict[str, str] = Field(
         default_factory=dict, description="Edge Function per step, e.g. {create_witness = 'x'}"
     )
@@ -130,18 +136,20 @@ class Settings(BaseSettings):
             return [t.strip() for t in value.split(",") if t.strip()]
         return value
 
-    @field_validator("step_functions", "step_policies", mode="after")
+    @field_validator("step_functions", "step_policies", "confirmations", mode="after")
     @classmethod
     def _known_steps(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         if not value:
             return value  # nothing to check: the EcoSign module is not even imported
         from ecosign_orchestrator import ecosign
 
+        keyword = {
+            "step_functions": "functions",
+            "step_policies": "policies",
+            "confirmations": "confirmations",
+        }[str(info.field_name)]
         try:
-            if info.field_name == "step_functions":
-                ecosign.EcosignConfig().with_overrides(functions=value)
-            else:
-                ecosign.EcosignConfig().with_overrides(policies=value)
+            ecosign.EcosignConfig().with_overrides(**{keyword: value})
         except errors.ConfigurationError as exc:
             raise ValueError(str(exc)) from None
         return value
@@ -209,7 +217,16 @@ class Settings(BaseSettings):
         data = self.model_dump(mode="json")
         data["database_url"] = mask_url(self.database_url_value)
         data["database_location"] = self.database_location
+        data["effective_confirmations"] = self._effective_confirmations()
         return data
+
+    def _effective_confirmations(self) -> dict[str, Any]:
+        """Each network's schedule as the worker will use it (overrides and scale applied)."""
+        from ecosign_orchestrator import ecosign
+
+        config = ecosign.EcosignConfig().with_overrides(confirmations=self.confirmations)
+        scaled = config.scaled(backoff=1, timeout=1, confirmation=self.confirmation_scale)
+        return scaled.confirmation_schedules()
 
 
 def _toml_source(settings_cls: type[BaseSettings], path: Path) -> PydanticBaseSettingsSource:

@@ -64,7 +64,9 @@ def ecosign_config(settings: Settings) -> ecosign.EcosignConfig:
 
     config = ecosign.EcosignConfig(lifecycle_write_back=settings.lifecycle_write_back)
     config = config.with_overrides(
-        functions=settings.step_functions, policies=settings.step_policies
+        functions=settings.step_functions,
+        policies=settings.step_policies,
+        confirmations=settings.confirmations,
     )
     return config.scaled(
         backoff=settings.backoff_scale,

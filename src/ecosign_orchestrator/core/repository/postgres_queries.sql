@@ -118,6 +118,7 @@ WITH done AS (
     UPDATE {schema}.jobs SET
         status = 'completed',
         result = %(result)s,
+        last_error = NULL,
         progress_fraction = 1.0,
         cancel_requested = false,
         lease_owner = NULL,
