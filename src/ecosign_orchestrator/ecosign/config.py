@@ -29,6 +29,13 @@ class EcosignConfig:
     confirmations: dict[Step, ConfirmationPolicy] = dataclasses.field(
         default_factory=lambda: dict(DEFAULT_CONFIRMATIONS)
     )
+    #: Extra request headers per step (secret values, e.g. notify's ``x-cron-secret``).
+    headers: dict[Step, dict[str, str]] = dataclasses.field(default_factory=dict)
+    #: Extra request body fields per step (the orchestrator's own fields cannot be replaced).
+    body_fields: dict[Step, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    #: Steps done outside the orchestrator (EcoSign builds the witness client-side): the flow
+    #: calls nothing and waits, on this schedule, for the document's state to show them done.
+    gates: dict[Step, ConfirmationPolicy] = dataclasses.field(default_factory=dict)
     lifecycle_write_back: bool = False
     #: Calls one run may make before it yields (a guard against a function that lies).
     max_calls_per_run: int = 16
@@ -41,6 +48,7 @@ class EcosignConfig:
                 s: p.scaled(backoff=backoff, timeout=timeout) for s, p in self.policies.items()
             },
             confirmations={s: c.scaled(confirmation) for s, c in self.confirmations.items()},
+            gates={s: g.scaled(confirmation) for s, g in self.gates.items()},
         )
 
     def with_overrides(
@@ -49,6 +57,9 @@ class EcosignConfig:
         functions: Mapping[str, str] | None = None,
         policies: Mapping[str, Mapping[str, Any]] | None = None,
         confirmations: Mapping[str, Mapping[str, Any]] | None = None,
+        headers: Mapping[str, Mapping[str, str]] | None = None,
+        body_fields: Mapping[str, Mapping[str, Any]] | None = None,
+        gates: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> EcosignConfig:
         """This configuration with per-step functions and policy fields, and per-network
         confirmation schedules, replaced (unknown names or fields and invalid values are a
@@ -81,7 +92,13 @@ class EcosignConfig:
                 raise errors.ConfigurationError(f"step_policies.{name}: invalid policy {policy}")
             new_policies[step] = policy
         return dataclasses.replace(
-            self, functions=new_functions, policies=new_policies, confirmations=new_confirmations
+            self,
+            functions=new_functions,
+            policies=new_policies,
+            confirmations=new_confirmations,
+            headers={**self.headers, **_per_step_headers(headers or {})},
+            body_fields={**self.body_fields, **_per_step_body(body_fields or {})},
+            gates={**self.gates, **_per_step_gates(gates or {})},
         )
 
     def confirmation_schedules(self) -> dict[str, dict[str, Any]]:
@@ -107,6 +124,10 @@ def _step(name: str) -> Step:
         raise errors.ConfigurationError(f"unknown step {name!r}; steps are {known}") from None
 
 
+def _label(name: str) -> str:
+    return name if "." in name else f"confirmations.{name}"
+
+
 def _anchor_step(network: str) -> Step:
     for step in Step:
         if step.network == network:
@@ -121,16 +142,60 @@ def _confirmation(
     """``current`` with ``schedule_seconds`` and/or ``deadline_seconds`` replaced."""
     unknown = sorted(set(override) - {"schedule_seconds", "deadline_seconds"})
     if unknown:
-        raise errors.ConfigurationError(f"confirmations.{network}: unknown fields {unknown}")
+        raise errors.ConfigurationError(f"{_label(network)}: unknown fields {unknown}")
     try:
         schedule = tuple(
             float(s) for s in override.get("schedule_seconds", current.schedule_seconds)
         )
         deadline = float(override.get("deadline_seconds", current.deadline_seconds))
     except (TypeError, ValueError) as exc:
-        raise errors.ConfigurationError(f"confirmations.{network}: {exc}") from None
+        raise errors.ConfigurationError(f"{_label(network)}: {exc}") from None
     if not schedule or any(s <= 0 for s in schedule) or deadline <= 0:
         raise errors.ConfigurationError(
-            f"confirmations.{network}: the schedule needs positive delays and a positive deadline"
+            f"{_label(network)}: the schedule needs positive delays and a positive deadline"
         )
     return ConfirmationPolicy(schedule_seconds=schedule, deadline_seconds=deadline)
+
+
+#: Headers the orchestrator sets itself on every call.
+RESERVED_HEADERS = frozenset({"authorization", "apikey", "idempotency-key", "content-type"})
+#: Body fields the orchestrator sets itself (what the step acts on).
+RESERVED_FIELDS = frozenset({"document_entity_id", "correlation_id", "witness_hash"})
+_GATE_DEFAULT = ConfirmationPolicy(schedule_seconds=(10.0, 30.0, 60.0), deadline_seconds=3600.0)
+
+
+def _per_step_headers(headers: Mapping[str, Mapping[str, str]]) -> dict[Step, dict[str, str]]:
+    out: dict[Step, dict[str, str]] = {}
+    for name, values in headers.items():
+        reserved = sorted(h for h in values if h.lower() in RESERVED_HEADERS)
+        if reserved:
+            raise errors.ConfigurationError(
+                f"step_headers.{name}: {reserved} are set by the orchestrator itself"
+            )
+        out[_step(name)] = {str(k): str(v) for k, v in values.items()}
+    return out
+
+
+def _per_step_body(body: Mapping[str, Mapping[str, Any]]) -> dict[Step, dict[str, Any]]:
+    out: dict[Step, dict[str, Any]] = {}
+    for name, fields in body.items():
+        reserved = sorted(set(fields) & RESERVED_FIELDS)
+        if reserved:
+            raise errors.ConfigurationError(
+                f"step_body.{name}: {reserved} are set by the orchestrator itself"
+            )
+        out[_step(name)] = dict(fields)
+    return out
+
+
+def _per_step_gates(gates: Mapping[str, Mapping[str, Any]]) -> dict[Step, ConfirmationPolicy]:
+    out: dict[Step, ConfirmationPolicy] = {}
+    for name, override in gates.items():
+        step = _step(name)
+        if step.network is not None or step.spec.satisfied_by is None:
+            raise errors.ConfigurationError(
+                f"state_gates.{name}: only a step the document's state can show done may be a "
+                "gate (not an anchor, not notify)"
+            )
+        out[step] = _confirmation(f"state_gates.{name}", _GATE_DEFAULT, override)
+    return out

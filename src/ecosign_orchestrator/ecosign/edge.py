@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -67,11 +67,18 @@ class EdgeClient:
             self._on_call(function, status, seconds)
 
     async def call(
-        self, function: str, body: dict[str, Any], *, idempotency_key: str, timeout: float
+        self,
+        function: str,
+        body: dict[str, Any],
+        *,
+        idempotency_key: str,
+        timeout: float,
+        headers: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
-        """POST ``body`` to ``function``; the decoded JSON on success, else :class:`CallError`."""
+        """POST ``body`` to ``function`` with the service key, the idempotency key and any extra
+        ``headers`` (never logged); the decoded JSON on success, else :class:`CallError`."""
         url = f"{self.base_url}/functions/v1/{function}"
-        headers = {**self._headers, "Idempotency-Key": idempotency_key}
+        headers = {**(headers or {}), **self._headers, "Idempotency-Key": idempotency_key}
         started = time.perf_counter()
         try:
             response = await self._client.post(url, json=body, headers=headers, timeout=timeout)

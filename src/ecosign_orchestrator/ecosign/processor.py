@@ -29,7 +29,12 @@ from ecosign_orchestrator.ecosign.lifecycle import implied_lifecycle, may_write_
 from ecosign_orchestrator.ecosign.model import DocumentJob
 from ecosign_orchestrator.ecosign.planner import Disposition, Plan, PlannedStep
 from ecosign_orchestrator.ecosign.state_source import DocumentNotFound, DocumentStateSource
-from ecosign_orchestrator.ecosign.steps import ANCHOR_STEPS, CANONICAL_ORDER, Step
+from ecosign_orchestrator.ecosign.steps import (
+    ANCHOR_STEPS,
+    CANONICAL_ORDER,
+    ConfirmationPolicy,
+    Step,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +66,18 @@ def _step_attempts(record: StepRecord) -> int:
 
 def _isoformat(moment: datetime) -> str:
     return moment.isoformat()
+
+
+def _schedule_next_poll(
+    data: JSONDict, policy: ConfirmationPolicy, deadline: datetime, now: datetime
+) -> float:
+    """Count one more poll in a waiting step's ``data`` and set when the next is due (on the
+    policy's schedule, never past the deadline); returns the delay in seconds."""
+    polls_value = data.get("polls", 0)
+    polls = polls_value if isinstance(polls_value, int) else 0
+    delay = min(policy.delay(polls), (deadline - now).total_seconds() + 0.001)
+    data.update({"polls": polls + 1, "next_poll_at": _isoformat(now + timedelta(seconds=delay))})
+    return delay
 
 
 class DocumentProcessor:
@@ -97,6 +114,9 @@ class DocumentProcessor:
             plan = self._plan(ctx, intent, state)
             await self._record_plan(ctx, plan)
             nxt = plan.next_call()
+            if nxt is not None and nxt.step in self.config.gates:
+                await self._await_gate(ctx, nxt.step)
+                raise AssertionError("unreachable: waiting at a gate snoozes or fails")
             if nxt is None:
                 if plan.complete:
                     return await self._finish(ctx, intent, plan, state)
@@ -195,6 +215,7 @@ class DocumentProcessor:
         extra = metadata.get("step_inputs", {})
         if isinstance(extra, dict) and isinstance(extra.get(step.value), dict):
             body.update({k: v for k, v in extra[step.value].items() if k != "document_entity_id"})
+        body.update(self.config.body_fields.get(step, {}))  # the operator's configuration wins
         return body
 
     async def _call(
@@ -215,6 +236,7 @@ class DocumentProcessor:
             self._body(intent, plan, step),
             idempotency_key=f"{ctx.job.id}:{step.value}",
             timeout=policy.timeout_seconds,
+            headers=self.config.headers.get(step),
         )
         summary: JSONDict = {
             k: v for k, v in response.items() if isinstance(v, str | int | float | bool)
@@ -305,24 +327,50 @@ class DocumentProcessor:
             if next_poll is not None and next_poll > now:
                 waits.append((next_poll - now).total_seconds())  # not this network's turn yet
                 continue
-            polls_value = data.get("polls", 0)
-            polls = polls_value if isinstance(polls_value, int) else 0
-            delay = min(policy.delay(polls), (deadline - now).total_seconds() + 0.001)
-            data.update(
-                {"polls": polls + 1, "next_poll_at": _isoformat(now + timedelta(seconds=delay))}
-            )
+            delay = _schedule_next_poll(data, policy, deadline, now)
             await ctx.record_step(
                 step.value,
                 StepStatus.WAITING,
                 message=(
                     f"waiting for {step.network} confirmation "
-                    f"(poll {polls + 1}; next in {delay:.1f}s)"
+                    f"(poll {data['polls']}; next in {delay:.1f}s)"
                 ),
                 data=data,
             )
             waits.append(delay)
         networks = ", ".join(p.step.network or "" for p in plan.awaiting())
         ctx.snooze(min(waits), f"waiting for anchor confirmation: {networks}")
+
+    async def _await_gate(self, ctx: JobContext, step: Step) -> None:
+        """A step done outside the orchestrator: call nothing, wait on the gate's schedule for
+        the document's state to show it, and fail the step at the deadline."""
+        now = utcnow()
+        record = ctx.steps.get(step.value)
+        data = dict(record.data) if record is not None else {}
+        if record is None or record.status is not StepStatus.WAITING or "gate_since" not in data:
+            data = {"gate_since": _isoformat(now), "polls": 0}  # a fresh window (retry too)
+        since = st.parse_time(data["gate_since"]) or now
+        policy = self.config.gates[step]
+        deadline = since + timedelta(seconds=policy.deadline_seconds)
+        if now >= deadline:
+            reason = (
+                f"the document's state did not show {step.value} done within "
+                f"{policy.deadline_seconds:g}s (it is done outside the orchestrator)"
+            )
+            error = JobError(type="StateGateTimeout", message=reason, transient=False)
+            await ctx.step_failed(step.value, error)
+            raise errors.FatalError(f"{step.value}: {reason}", details={"step": step.value})
+        delay = _schedule_next_poll(data, policy, deadline, now)
+        await ctx.record_step(
+            step.value,
+            StepStatus.WAITING,
+            message=(
+                f"waiting for the document's state to show it (done outside the orchestrator; "
+                f"poll {data['polls']}; next in {delay:.1f}s)"
+            ),
+            data=data,
+        )
+        ctx.snooze(delay, f"waiting for {step.value} in the document's state")
 
     async def _finish(
         self, ctx: JobContext, intent: DocumentJob, plan: Plan, state: st.DocumentState

@@ -37,6 +37,8 @@ class Sandbox:
     store: Store
     faults: FaultPlan
     functions: Functions
+    #: What the real ``notify-artifact-ready`` demands in ``x-cron-secret`` (None: not checked).
+    cron_secret: str | None = None
 
 
 def _pgrst_error(status: int, code: str, message: str, details: str | None = None) -> JSONResponse:
@@ -52,6 +54,19 @@ def _sandbox(request: Request) -> Sandbox:
 
 def _key_matches(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
+
+
+#: Functions EcoSign runs from cron: they check ``x-cron-secret`` besides the service key.
+CRON_FUNCTIONS = frozenset({"notify-artifact-ready"})
+
+
+def _cron_secret_check(request: Request, sandbox: Sandbox, name: str) -> Response | None:
+    """403 without the right ``x-cron-secret``, as the real cron functions answer."""
+    if sandbox.cron_secret is None or name not in CRON_FUNCTIONS:
+        return None
+    if not _key_matches(request.headers.get("x-cron-secret", ""), sandbox.cron_secret):
+        return JSONResponse({"error": "Forbidden"}, status_code=403)
+    return None
 
 
 def _function_auth(request: Request, sandbox: Sandbox) -> Response | None:
@@ -89,7 +104,7 @@ async def function_endpoint(request: Request) -> Response:
         return Response(status_code=204)
     if request.method != "POST":
         return JSONResponse({"error": "Method not allowed"}, status_code=405)
-    denied = _function_auth(request, sandbox)
+    denied = _function_auth(request, sandbox) or _cron_secret_check(request, sandbox, name)
     if denied is not None:
         return denied
     try:
@@ -405,8 +420,10 @@ def create_app(
     store: Store | None = None,
     faults: FaultPlan | None = None,
     timing: AnchorTiming | None = None,
+    cron_secret: str | None = None,
 ) -> Starlette:
-    """The sandbox application."""
+    """The sandbox application (``cron_secret``: ``notify-artifact-ready`` demands it in
+    ``x-cron-secret``, like EcoSign's)."""
     if len(service_key) < 8:
         raise ValueError("the sandbox service key must be at least 8 characters")
     store = store or Store()
@@ -430,5 +447,6 @@ def create_app(
         store=store,
         faults=faults or FaultPlan(),
         functions=Functions(store, timing),
+        cron_secret=cron_secret,
     )
     return app

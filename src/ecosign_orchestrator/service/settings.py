@@ -92,6 +92,20 @@ class Settings(BaseSettings):
         "deadline_seconds, e.g. {bitcoin = {schedule_seconds = [900, 1800], "
         "deadline_seconds = 259200}}; confirmation_scale multiplies them",
     )
+    step_headers: dict[str, dict[str, SecretStr]] = Field(
+        default_factory=dict,
+        description="extra request headers per step, values secret (masked, never logged), e.g. "
+        "{notify_artifact_ready = {x-cron-secret = '...'}}",
+    )
+    step_body: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="extra request body fields per step"
+    )
+    state_gates: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="steps done outside the orchestrator: call nothing, wait for the document's "
+        "state, e.g. {create_witness = {schedule_seconds = [10, 30, 60], "
+        "deadline_seconds = 3600}}",
+    )
     step_functions: dict[str, str] = Field(
         default_factory=dict, description="Edge Function per step, e.g. {create_witness = 'x'}"
     )
@@ -136,7 +150,15 @@ class Settings(BaseSettings):
             return [t.strip() for t in value.split(",") if t.strip()]
         return value
 
-    @field_validator("step_functions", "step_policies", "confirmations", mode="after")
+    @field_validator(
+        "step_functions",
+        "step_policies",
+        "confirmations",
+        "step_headers",
+        "step_body",
+        "state_gates",
+        mode="after",
+    )
     @classmethod
     def _known_steps(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         if not value:
@@ -147,9 +169,19 @@ class Settings(BaseSettings):
             "step_functions": "functions",
             "step_policies": "policies",
             "confirmations": "confirmations",
+            "step_headers": "headers",
+            "step_body": "body_fields",
+            "state_gates": "gates",
         }[str(info.field_name)]
+        if keyword == "headers":
+            value_check: Any = {
+                step: {h: v.get_secret_value() for h, v in headers.items()}
+                for step, headers in value.items()
+            }
+        else:
+            value_check = value
         try:
-            ecosign.EcosignConfig().with_overrides(**{keyword: value})
+            ecosign.EcosignConfig().with_overrides(**{keyword: value_check})
         except errors.ConfigurationError as exc:
             raise ValueError(str(exc)) from None
         return value
@@ -206,6 +238,7 @@ class Settings(BaseSettings):
     def secret_values(self) -> list[str]:
         """Every secret value held here (registered for log redaction)."""
         values = [self.api_token, self.service_key, *self.api_tokens, *self.api_read_tokens]
+        values += [v for headers in self.step_headers.values() for v in headers.values()]
         found = [v.get_secret_value() for v in values if v is not None]
         parts = _url_parts(self.database_url_value)
         if parts is not None and parts[2]:

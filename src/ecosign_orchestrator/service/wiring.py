@@ -67,6 +67,12 @@ def ecosign_config(settings: Settings) -> ecosign.EcosignConfig:
         functions=settings.step_functions,
         policies=settings.step_policies,
         confirmations=settings.confirmations,
+        headers={
+            step: {name: value.get_secret_value() for name, value in headers.items()}
+            for step, headers in settings.step_headers.items()
+        },
+        body_fields=settings.step_body,
+        gates=settings.state_gates,
     )
     return config.scaled(
         backoff=settings.backoff_scale,

@@ -194,6 +194,14 @@ def sandbox_serve(
         str | None,
         typer.Option(metavar="JSON", help='Faults per function, e.g. {"run-tsa": {"rate": 0.3}}.'),
     ] = None,
+    cron_secret: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ECOSIGN_SANDBOX_CRON_SECRET",
+            metavar="SECRET",
+            help="notify-artifact-ready demands it in x-cron-secret, like EcoSign's.",
+        ),
+    ] = None,
 ) -> None:
     """Run the sandbox alone (Edge Functions + REST + admin API) in the foreground."""
     from ecosign_orchestrator import sandbox
@@ -212,7 +220,9 @@ def sandbox_serve(
     )
     store = sandbox.Store(db)
     try:
-        application = sandbox.create_app(service_key, store=store, faults=plan, timing=timing)
+        application = sandbox.create_app(
+            service_key, store=store, faults=plan, timing=timing, cron_secret=cron_secret
+        )
     except ValueError as exc:
         raise fail(str(exc)) from None
     url = f"http://{host}:{port}"
