@@ -15,7 +15,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from ecosign_orchestrator.service.cli import app
+from ecosign_orchestrator.service.cli import app, register_commands
 from tests.support.procs import ROOT, cli_env
 
 PY = [sys.executable, "-m", "ecosign_orchestrator"]
@@ -112,7 +112,7 @@ def test_dev_runs_a_bitcoin_flow_to_completion_and_json_output_is_pure(
 def test_version_and_every_command_has_an_example_and_named_metavars() -> None:
     version = _run(ROOT, "--version")
     assert version.returncode == 0 and version.stdout.startswith("ecosign-orchestrator 0.")
-    _register_commands()
+    register_commands()
     runner = CliRunner()
     checked = 0
     for path, command in _walk(typer.main.get_command(app), ()):
@@ -125,18 +125,6 @@ def test_version_and_every_command_has_an_example_and_named_metavars() -> None:
         assert "<bool>" not in options and "<str>" not in options, (path, options)
         checked += 1
     assert checked >= 20
-
-
-def _register_commands() -> None:
-    from ecosign_orchestrator.service.cli import (  # noqa: F401
-        ffmpeg,
-        flows,
-        jobs,
-        local,
-        serve,
-        setup,
-        worker,
-    )
 
 
 def _walk(command: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], Any]]:

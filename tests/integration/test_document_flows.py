@@ -13,7 +13,7 @@ from ecosign_orchestrator.core.job import Job, StepStatus
 from ecosign_orchestrator.ecosign import Step, required_steps
 from ecosign_orchestrator.ecosign.model import DocumentJob
 from ecosign_orchestrator.ecosign.steps import CANONICAL_ORDER, DEFAULT_FUNCTIONS
-from tests.support.flows import SANDBOX_KEY, FlowHarness
+from tests.support.flows import FlowHarness
 from tests.support.waiting import wait_job
 
 INTENTS: list[tuple[dict[str, bool], dict[str, bool], dict[str, Any]]] = [
@@ -341,17 +341,7 @@ async def test_a_three_stage_signature_workflow_runs_a_flow_per_stage_and_one_ar
         zip(("initial", "intermediate", "final"), witnesses, strict=True)
     ):
         # The signer's client makes this witness version current (EcoSign's ensureWitnessCurrent).
-        patched = await flow.admin.client.patch(
-            "/rest/v1/document_entities",
-            params={"id": f"eq.{doc}"},
-            headers={"apikey": SANDBOX_KEY},
-            json={
-                "witness_current_hash": witness,
-                "witness_hash": witness,
-                "witness_current_storage_path": f"witness/{doc}/v{index + 1}.pdf",
-            },
-        )
-        assert patched.status_code in (200, 204), patched.text
+        await flow.admin.set_witness(doc, witness, f"witness/{doc}/v{index + 1}.pdf")
         metadata = {"anchor_stage": stage, "step_index": index, "witness_hash": witness}
         job_id = await flow.submit(
             doc, {"sign_workflow": True}, {"tsa": True, "polygon": True}, metadata=metadata

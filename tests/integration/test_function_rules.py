@@ -57,17 +57,7 @@ async def test_create_witness_as_a_state_gate_waits_for_the_witness_then_continu
                 "done outside the orchestrator" in (waiting.step("create_witness") or _no()).message
             )
             witness = "ef" * 32
-            patched = await h.admin.client.patch(
-                "/rest/v1/document_entities",
-                params={"id": f"eq.{doc}"},
-                headers={"apikey": SANDBOX_KEY},
-                json={
-                    "witness_current_hash": witness,
-                    "witness_hash": witness,
-                    "witness_current_storage_path": f"witness/{doc}/client.pdf",
-                },
-            )
-            assert patched.status_code in (200, 204)
+            await h.admin.set_witness(doc, witness, f"witness/{doc}/client.pdf")
             job = await wait_job(h.repository, job_id, lambda j: j.status.is_terminal, timeout=20)
         assert job.status is JobStatus.COMPLETED, job.last_error
         calls = [c["function"] for c in (await h.admin.ledger(doc))["calls"]]

@@ -48,6 +48,21 @@ class SandboxAdmin:
         response.raise_for_status()
         return response.json()  # type: ignore[no-any-return]
 
+    async def set_witness(self, doc_id: str, witness_hash: str, path: str) -> None:
+        """Make a witness version current, as EcoSign's client does (``ensureWitnessCurrent``:
+        a REST ``PATCH`` with the service key)."""
+        response = await self.client.patch(
+            "/rest/v1/document_entities",
+            params={"id": f"eq.{doc_id}"},
+            headers={"apikey": SANDBOX_KEY},
+            json={
+                "witness_current_hash": witness_hash,
+                "witness_hash": witness_hash,
+                "witness_current_storage_path": path,
+            },
+        )
+        response.raise_for_status()
+
     async def set_faults(self, faults: dict[str, Any]) -> None:
         response = await self.client.put("/admin/faults", json=faults)
         response.raise_for_status()

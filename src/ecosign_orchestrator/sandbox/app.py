@@ -366,33 +366,28 @@ async def admin_timing(request: Request) -> Response:
     return JSONResponse(dataclasses.asdict(timing))
 
 
-async def admin_confirm(request: Request) -> Response:
-    """``POST /admin/anchors/confirm``: ``{"witness_hash": ..., "network": ...}`` confirms now."""
+async def _anchor_action(request: Request, verb: str) -> Response:
+    """``{"witness_hash": ..., "network": ...}`` -> ``{verb: bool}`` after the confirmer's act."""
     denied = _admin_auth(request)
     if denied is not None:
         return denied
     body = await _json_body(request)
     if not isinstance(body, dict):
         return JSONResponse({"error": "body must be an object"}, status_code=400)
-    done = _sandbox(request).functions.confirm(
-        str(body.get("witness_hash")), str(body.get("network"))
-    )
-    return JSONResponse({"confirmed": done})
+    functions = _sandbox(request).functions
+    act = functions.confirm if verb == "confirmed" else functions.give_up
+    return JSONResponse({verb: act(str(body.get("witness_hash")), str(body.get("network")))})
+
+
+async def admin_confirm(request: Request) -> Response:
+    """``POST /admin/anchors/confirm``: the confirmer confirms that pending anchor now."""
+    return await _anchor_action(request, "confirmed")
 
 
 async def admin_timeout(request: Request) -> Response:
-    """``POST /admin/anchors/timeout``: ``{"witness_hash": ..., "network": ...}``: the confirmer
-    gives up on that pending anchor now (``anchor.timeout``)."""
-    denied = _admin_auth(request)
-    if denied is not None:
-        return denied
-    body = await _json_body(request)
-    if not isinstance(body, dict):
-        return JSONResponse({"error": "body must be an object"}, status_code=400)
-    done = _sandbox(request).functions.give_up(
-        str(body.get("witness_hash")), str(body.get("network"))
-    )
-    return JSONResponse({"timed_out": done})
+    """``POST /admin/anchors/timeout``: the confirmer gives up on that pending anchor now
+    (``anchor.timeout``)."""
+    return await _anchor_action(request, "timed_out")
 
 
 async def admin_reset(request: Request) -> Response:

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from ecosign_orchestrator.service.cli.common import app
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "register_commands"]
 
 
-def main() -> None:
-    """Console-script entry point."""
-    # Importing the command modules registers their commands on `app`.
+def register_commands() -> None:
+    """Import every command module: importing one registers its commands on ``app``."""
     from ecosign_orchestrator.service.cli import (  # noqa: F401
         ffmpeg,
         flows,
@@ -21,4 +20,8 @@ def main() -> None:
         worker,
     )
 
+
+def main() -> None:
+    """Console-script entry point."""
+    register_commands()
     app()
