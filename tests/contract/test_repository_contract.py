@@ -442,3 +442,17 @@ async def test_a_completed_job_shows_no_earlier_transient_error(repository: JobR
     done = await repository.complete(job_id, again.lease_token, {"ok": True})
     assert done.last_error is None and (await repository.get(job_id)).last_error is None
     assert "job_retrying" in await event_types(repository, job_id)  # the history is kept
+
+
+async def test_a_cancel_request_survives_lease_recovery(repository: JobRepository) -> None:
+    await enqueue(repository)
+    job = await claim_one(repository, lease=0)
+    cancelling = await repository.cancel(job.id)  # running: only a request its worker obeys
+    assert cancelling.status is JobStatus.RUNNING and cancelling.cancel_requested
+    assert await repository.recover_expired() == [job.id]  # ...but the worker is gone
+    recovered = await repository.get(job.id)
+    assert recovered.status is JobStatus.CANCELLED and recovered.finished_at is not None
+    assert await repository.claim(worker_id="w2", kinds=KINDS, limit=1, lease_seconds=30) == []
+    events = await repository.events(job_id=job.id)
+    assert events[-1].type.value == "job_cancelled"
+    assert events[-1].data == {"requested": True, "reason": "lease_expired", "worker": "w1"}

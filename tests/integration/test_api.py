@@ -317,3 +317,43 @@ async def test_a_job_is_found_by_a_unique_prefix_or_suffix_of_its_id(api: dict[s
     assert (await client.get(f"/v1/jobs/{job['id'][-8:]}/events")).status_code == 200
     assert (await client.get("/v1/jobs/abc")).status_code == 404  # too short to name a job
     assert (await client.get("/v1/jobs/not-a-job-id")).status_code == 404
+
+
+async def test_event_stream_edges_answer_clearly(api: dict[str, Any]) -> None:
+    client: httpx.AsyncClient = api["client"]
+    unknown = await client.get("/v1/events/stream", params={"job_id": "0" * 12})
+    assert unknown.status_code == 404
+    for bad in ("abc", "9" * 32, "-1"):  # not an id, out of range, negative
+        answer = await client.get("/v1/events/stream", headers={"Last-Event-ID": bad})
+        assert answer.status_code == 400 and "Last-Event-ID" in answer.json()["detail"], bad
+    doc = await api["admin"].create_document()
+    job = (await client.post("/v1/document-jobs", json=intent(doc))).json()
+    types = []
+    async with client.stream("GET", "/v1/events/stream", params={"job_id": job["id"]}) as stream:
+        async for line in stream.aiter_lines():  # ends by itself after the terminal event
+            if line.startswith("event: "):
+                types.append(line.removeprefix("event: "))
+    assert types[0] == "job_queued" and types[-1] == "job_completed"
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"cursor": "garbage"}, "cursor"),
+        ({"document_id": "not-a-uuid"}, "document_id"),
+        ({"document_id": "\u0661" * 8 + "-0f1d-4e7a-9b6c-1d2e3f4a5b6c"}, "document_id"),
+    ],
+)
+async def test_list_filters_refuse_garbage_naming_the_field(
+    api: dict[str, Any], params: dict[str, str], field: str
+) -> None:
+    answer = await api["client"].get("/v1/jobs", params=params)
+    assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == field
+
+
+async def test_the_document_filter_is_normalised_like_submissions(api: dict[str, Any]) -> None:
+    client: httpx.AsyncClient = api["client"]
+    doc = await api["admin"].create_document()
+    await client.post("/v1/document-jobs", json=intent(doc))
+    upper = await client.get("/v1/jobs", params={"document_id": doc.upper()})
+    assert upper.status_code == 200 and len(upper.json()["jobs"]) == 1

@@ -201,10 +201,16 @@ def lease_expired(job: Job, now: datetime) -> bool:
 
 
 def recover(job: Job, *, now: datetime) -> Outcome:
-    """Expired lease: back to ``queued``, keeping the spent attempt (``failed`` if last)."""
+    """Expired lease: back to ``queued``, keeping the spent attempt (``failed`` if last;
+    ``cancelled`` if a user asked to cancel it)."""
     if not lease_expired(job, now):
         raise errors.IllegalTransition(job.id, job.status.value, "queued (lease not expired)")
     previous_owner = job.lease_owner
+    if job.cancel_requested:
+        # The user asked to stop it: it ends cancelled, never back in the queue (another worker
+        # would otherwise start it again after the user cancelled).
+        data: JSONDict = {"requested": True, "reason": "lease_expired", "worker": previous_owner}
+        return _move(job, JobStatus.CANCELLED, now, data, finished_at=now, **_NO_LEASE)
     if job.attempts >= job.max_attempts:
         error = JobError(
             type="LeaseExpired",
@@ -220,8 +226,8 @@ def recover(job: Job, *, now: datetime) -> Outcome:
             finished_at=now,
             **_NO_LEASE,
         )
-    data: JSONDict = {"reason": "lease_expired", "worker": previous_owner}
-    return _move(job, JobStatus.QUEUED, now, data, run_at=now, **_NO_LEASE)
+    requeued: JSONDict = {"reason": "lease_expired", "worker": previous_owner}
+    return _move(job, JobStatus.QUEUED, now, requeued, run_at=now, **_NO_LEASE)
 
 
 def cancel(job: Job, *, now: datetime) -> tuple[Job, EventDraft | None]:

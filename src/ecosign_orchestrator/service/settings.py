@@ -10,6 +10,7 @@ import tomllib
 from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl, quote
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import (
@@ -240,15 +241,17 @@ class Settings(BaseSettings):
         values = [self.api_token, self.service_key, *self.api_tokens, *self.api_read_tokens]
         values += [v for headers in self.step_headers.values() for v in headers.values()]
         found = [v.get_secret_value() for v in values if v is not None]
-        parts = _url_parts(self.database_url_value)
-        if parts is not None and parts[2]:
-            found.append(parts[2])
+        for url in (self.database_url_value, self.api_url, self.edge_base_url, self.supabase_url):
+            found += url_secrets(url or "")
         return found
 
     def masked(self) -> dict[str, Any]:
         """The effective configuration with every secret masked (for ``config show``)."""
         data = self.model_dump(mode="json")
         data["database_url"] = mask_url(self.database_url_value)
+        for name in ("api_url", "edge_base_url", "supabase_url"):
+            if data.get(name):
+                data[name] = mask_url(data[name])
         data["database_location"] = self.database_location
         data["effective_confirmations"] = self._effective_confirmations()
         return data
@@ -277,20 +280,56 @@ def _toml_source(settings_cls: type[BaseSettings], path: Path) -> PydanticBaseSe
         raise errors.ConfigurationError(f"{path}: cannot read it: {exc.strerror}") from None
 
 
+#: Query parameters whose values are credentials (libpq's ``?password=``, tokens, keys).
+SECRET_QUERY_KEYS = frozenset(
+    {"password", "pass", "pwd", "sslpassword", "token", "apikey", "api_key", "key", "secret"}
+)
+
+
 def _url_parts(url: str) -> tuple[str, str, str | None, str] | None:
-    """``(scheme, user, password, host...)`` of ``scheme://user[:password]@host...``, else None."""
+    """``(scheme, user, password, rest)`` of ``scheme://user[:password]@host...``, else None.
+
+    The credentials end at the last ``@`` before the path or query (a raw ``@`` inside a
+    password stays part of it)."""
     scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
+    end = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    authority, tail = rest[:end], rest[end:]
+    if not sep or "@" not in authority:
         return None
-    credentials, _, host = rest.rpartition("@")
+    credentials, _, host = authority.rpartition("@")
     user, colon, password = credentials.partition(":")
-    return scheme, user, password if colon else None, host
+    return scheme, user, password if colon else None, host + tail
+
+
+def _query_secrets(url: str) -> list[tuple[str, str]]:
+    query = url.partition("?")[2].partition("#")[0]
+    return [
+        (key, value)
+        for key, value in parse_qsl(query, keep_blank_values=True)
+        if key.lower() in SECRET_QUERY_KEYS
+    ]
+
+
+def url_secrets(url: str) -> list[str]:
+    """The credentials a URL carries: the password of ``user:password@``, and the values of
+    secret query parameters (registered for log redaction)."""
+    parts = _url_parts(url)
+    found = [parts[2]] if parts is not None and parts[2] else []
+    return found + [value for _, value in _query_secrets(url) if value]
 
 
 def mask_url(url: str) -> str:
-    """``postgresql://user:secret@host/db`` -> ``postgresql://user:***@host/db``."""
+    """``postgresql://user:secret@host/db?password=x`` -> ``postgresql://user:***@host/db?password=***``."""
+    masked = url
     parts = _url_parts(url)
-    if parts is None:
-        return url
-    scheme, user, _, host = parts
-    return f"{scheme}://{user}:***@{host}"
+    if parts is not None and parts[2] is not None:
+        scheme, user, _, rest = parts
+        masked = f"{scheme}://{user}:***@{rest}"
+    base, question, query = masked.partition("?")
+    if not question or not _query_secrets(masked):
+        return masked
+    pairs = [
+        f"{key}={'***' if key.lower() in SECRET_QUERY_KEYS else quote(value, safe='')}"
+        for key, value in parse_qsl(query, keep_blank_values=True)
+    ]
+    return f"{base}?{'&'.join(pairs)}"

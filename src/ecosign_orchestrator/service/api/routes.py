@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -10,6 +11,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from ecosign_orchestrator import ecosign, ffmpeg
+from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.lookup import resolve_job_id
 from ecosign_orchestrator.core.queue import JobQueue
 from ecosign_orchestrator.core.repository import JobRepository
@@ -17,6 +19,7 @@ from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.core.tail import tail
 from ecosign_orchestrator.core.types import JobId
 from ecosign_orchestrator.service.api.auth import Scope, requires
+from ecosign_orchestrator.service.api.errors import ApiError
 from ecosign_orchestrator.service.api.limits import StrictJSONRoute
 from ecosign_orchestrator.service.api.schemas import EventOut, JobOut, JobPage, Problem
 
@@ -163,8 +166,10 @@ async def list_jobs(
     jobs = await repo.list_jobs(
         statuses=status,
         kinds=kind,
-        dedupe_prefix=None if document_id is None else ecosign.document_prefix(document_id),
-        before=None if cursor is None else JobId(cursor),
+        dedupe_prefix=None
+        if document_id is None
+        else ecosign.document_prefix(_uuid("document_id", document_id)),
+        before=None if cursor is None else JobId(_uuid("cursor", cursor)),
         limit=limit,
     )
     next_cursor = jobs[-1].id if len(jobs) == limit else None
@@ -230,6 +235,8 @@ async def cancel_job(job_id: JOB_ID, repo: Repo) -> JobOut:
     response_class=StreamingResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"},
+        400: {"model": Problem, "description": "Last-Event-ID is not an event id"},
+        404: {"model": Problem, "description": "No such job (job_id)"},
         **AUTH_RESPONSES,
     },
     summary="Every event as Server-Sent Events, resumable with Last-Event-ID",
@@ -247,20 +254,43 @@ async def event_stream(
         str | None, Header(alias="Last-Event-ID", max_length=32, description="Resume point")
     ] = None,
 ) -> StreamingResponse:
-    """``id`` is the event id, ``event`` its type, ``data`` the event as JSON."""
+    """``id`` is the event id, ``event`` its type, ``data`` the event as JSON. A job's stream
+    ends after the job's terminal event; the stream of all events does not end."""
     start = after if after is not None else _cursor(last_event_id)
+    full_id = None
+    if job_id is not None:
+        full_id = await resolve_job_id(repo, job_id)
+        await repo.get(full_id)  # 404 now, not an endless empty stream
     return StreamingResponse(
-        _sse(request, repo, start, None if job_id is None else JobId(job_id)),
+        _sse(request, repo, start, full_id),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
+#: The largest event id a client may send (the ``after`` parameter's bound too).
+MAX_EVENT_ID = 2**62
+
+
 def _cursor(value: str | None) -> int:
-    try:
-        return max(int(value), 0) if value else 0
-    except ValueError:
+    """``Last-Event-ID`` as an event id: digits only, within range (else 400, not a replay of
+    everything)."""
+    if not value:
         return 0
+    if not value.isascii() or not value.isdigit() or int(value) > MAX_EVENT_ID:
+        raise ApiError(400, f"Last-Event-ID must be an event id (0 to {MAX_EVENT_ID}): {value!r}")
+    return int(value)
+
+
+def _uuid(field: str, value: str) -> str:
+    """A canonical lowercase UUID, or 422 naming ``field``."""
+    try:
+        parsed = uuid.UUID(value)
+    except ValueError:
+        raise errors.InvalidJob(field, "must be a UUID") from None
+    if not value.isascii() or str(parsed) != value.strip().lower():
+        raise errors.InvalidJob(field, "must be a UUID in its canonical form")
+    return str(parsed)
 
 
 async def _sse(
@@ -268,7 +298,8 @@ async def _sse(
 ) -> AsyncIterator[str]:
     """Frames of the core tail; a comment line every 15 s keeps proxies from closing it."""
     yield ": stream open\n\n"
-    async for event in tail(repo, job_id=job_id, after=after, idle_seconds=15.0):
+    stream = tail(repo, job_id=job_id, after=after, until_end=job_id is not None, idle_seconds=15)
+    async for event in stream:
         if await request.is_disconnected():
             return
         if event is None:
