@@ -456,3 +456,16 @@ async def test_a_cancel_request_survives_lease_recovery(repository: JobRepositor
     events = await repository.events(job_id=job.id)
     assert events[-1].type.value == "job_cancelled"
     assert events[-1].data == {"requested": True, "reason": "lease_expired", "worker": "w1"}
+
+
+async def test_renew_leases_renews_every_held_lease_in_one_call(repository: JobRepository) -> None:
+    ids = [await enqueue(repository) for _ in range(3)]
+    claimed = await repository.claim(worker_id="w1", kinds=KINDS, limit=3, lease_seconds=0)
+    assert sorted(j.id for j in claimed) == sorted(ids)
+    leases = [(j.id, j.lease_token) for j in claimed if j.lease_token is not None]
+    await repository.cancel(ids[0])  # a cancel request rides on the renewal's answer
+    stale = (ids[1], LeaseToken("not-the-token"))
+    held = await repository.renew_leases([leases[0], stale, leases[2]], 3600)
+    assert held == {leases[0][0]: leases[0][0] == ids[0], leases[2][0]: leases[2][0] == ids[0]}
+    assert await repository.recover_expired() == [leases[1][0]]  # only the one not renewed
+    assert await repository.renew_leases([], 30) == {}

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import signal
 import statistics
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -12,13 +14,21 @@ from typing import Any
 import psycopg
 import pytest
 
-from ecosign_orchestrator.core import JobQueue, JobStatus
+from ecosign_orchestrator.core import (
+    JobContext,
+    JobQueue,
+    JobStatus,
+    Registry,
+    Worker,
+    WorkerSettings,
+)
 from ecosign_orchestrator.core.job import NewJob
 from ecosign_orchestrator.core.repository import sql
 from ecosign_orchestrator.core.repository.postgres import PostgresRepository
 from tests.support import kinds
 from tests.support.pgcluster import PostgresCluster
 from tests.support.procs import cli, cli_env, eventually, start_worker, stop
+from tests.support.waiting import wait_status
 
 pytestmark = pytest.mark.postgres
 
@@ -240,6 +250,10 @@ async def test_notify_wakes_an_idle_worker_well_under_a_second(
     assert statistics.median(latencies) < 0.5, latencies
 
 
+async def _logged(path: Path, text: str) -> bool:
+    return path.exists() and text in path.read_text()
+
+
 async def _wait_completed(repo: PostgresRepository, job_id: str) -> Any:
     async def done() -> bool:
         return (await repo.get(job_id)).status is JobStatus.COMPLETED  # type: ignore[arg-type]
@@ -252,8 +266,13 @@ async def test_delayed_jobs_start_on_time_even_with_a_long_poll(
     repo: PostgresRepository, env: dict[str, str], tmp_path: Path, pg_cluster: PostgresCluster
 ) -> None:
     env = {**env, "ECOSIGN_ORCH_POLL_SECONDS": "10", "ECOSIGN_ORCH_MAX_POLL_SECONDS": "10"}
-    worker = start_worker(env, "--kind", "test.effect", log=tmp_path / "w.log")
+    log = tmp_path / "w.log"
+    worker = start_worker(env, "--kind", "test.effect", log=log)
     try:
+        # The case under test: a worker already idle in a long poll when the job is enqueued.
+        await eventually(
+            lambda: _logged(log, "worker_started"), timeout=30, what="the worker is polling"
+        )
         queue = JobQueue(repo, kinds.registry)
         job = (await queue.enqueue("test.effect", {}, delay=1.5)).job
         done = await _wait_completed(repo, job.id)
@@ -263,3 +282,43 @@ async def test_delayed_jobs_start_on_time_even_with_a_long_poll(
     late = (started.at - job.run_at).total_seconds()
     assert -0.05 <= late < 1.0, late
     assert done.status is JobStatus.COMPLETED
+
+
+async def test_leases_hold_with_many_jobs_in_flight_on_a_small_busy_pool(
+    pg_cluster: PostgresCluster, pg_schema: str
+) -> None:
+    registry = Registry()
+
+    @registry.processor("busy")
+    async def busy(ctx: JobContext) -> int:
+        writes, until = 0, time.monotonic() + 2.5  # longer than the lease, writing all along
+        while time.monotonic() < until:
+            await ctx.progress(None, f"write {writes}")  # each one through the pool
+            writes += 1
+        return writes
+
+    repo = PostgresRepository(pg_cluster.url(), schema=pg_schema, max_size=2)
+    async with repo:
+        await repo.migrate()
+        queue = JobQueue(repo, registry)
+        ids = [(await queue.enqueue("busy")).job.id for _ in range(150)]
+        settings = WorkerSettings(
+            concurrency=150,
+            lease_seconds=1.0,
+            heartbeat_seconds=0.25,
+            progress_seconds=0,
+            recovery_seconds=0.2,
+            poll_seconds=0.05,
+        )
+        worker = Worker(repo, registry, settings=settings)
+        task = asyncio.create_task(worker.run())
+        try:
+            for job_id in ids:
+                await wait_status(repo, job_id, JobStatus.COMPLETED, timeout=60)
+        finally:
+            worker.stop()
+            await asyncio.wait_for(task, 30)
+        events = await repo.events(limit=10_000)
+    starts = collections.Counter(e.job_id for e in events if e.type.value == "job_started")
+    assert set(starts) == set(ids)
+    assert max(starts.values()) == 1, starts.most_common(3)  # no lease expired under a live run

@@ -37,7 +37,7 @@ def test_migration_files_are_numbered_and_match_across_dialects() -> None:
 
 
 def test_query_blocks_parse_and_cover_both_dialects() -> None:
-    shared = {"find_holder", "find_idempotent", "insert_event", "heartbeat", "save_steps"}
+    shared = {"find_holder", "find_idempotent", "insert_event", "renew_leases", "save_steps"}
     shared |= {"save_progress", "ids_matching", "last_event_id", "events", "list_jobs"}
     assert shared | {"load_job", "claimable"} <= set(sql.queries("sqlite"))
     assert shared | {"claim", "complete", "notify"} <= set(sql.queries("postgres"))

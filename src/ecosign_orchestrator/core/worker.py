@@ -14,6 +14,7 @@ import os
 import random
 import signal
 import socket
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -21,10 +22,14 @@ from typing import Any
 from ecosign_orchestrator.core import errors, observe, outcome
 from ecosign_orchestrator.core.context import JobContext
 from ecosign_orchestrator.core.job import Job, JobError
+from ecosign_orchestrator.core.leases import LeaseKeeper
 from ecosign_orchestrator.core.observe import Instruments, NullInstruments
 from ecosign_orchestrator.core.registry import JobKind, Registry
 from ecosign_orchestrator.core.repository.protocol import JobRepository
 from ecosign_orchestrator.core.types import JobId, JSONValue, LeaseToken
+from ecosign_orchestrator.core.worker_settings import WorkerSettings
+
+__all__ = ["Worker", "WorkerSettings", "default_worker_id"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,47 +37,6 @@ logger = logging.getLogger(__name__)
 def default_worker_id() -> str:
     """A worker id unique per process instance: host, pid and a random suffix."""
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class WorkerSettings:
-    """Tuning of one worker."""
-
-    concurrency: int = 10
-    #: A lease lasts this long without a heartbeat; a dead worker's jobs return after it.
-    lease_seconds: float = 30.0
-    #: Heartbeat period (default: a third of the lease).
-    heartbeat_seconds: float | None = None
-    #: Idle polling starts at ``poll_seconds`` and doubles up to ``max_poll_seconds``.
-    poll_seconds: float = 0.2
-    max_poll_seconds: float = 2.0
-    #: How often to look for expired leases.
-    recovery_seconds: float = 5.0
-    #: Minimum seconds between two progress writes of one job (reports in between are merged).
-    progress_seconds: float = 0.5
-    #: How long running jobs may finish after a stop request before they are released.
-    shutdown_grace_seconds: float = 30.0
-    #: How many jobs one claim may take (default: the free slots).
-    claim_batch: int | None = None
-    #: How long to keep trying to record a finished job's outcome while the store is unreachable
-    #: (the result is kept in memory meanwhile; after this the lease expires and it runs again).
-    record_retry_seconds: float = 300.0
-    queues: tuple[str, ...] | None = None
-    #: Stop by itself once no job is ready and none is running (scripts, batch runs, tests).
-    burst: bool = False
-
-    def __post_init__(self) -> None:
-        if self.concurrency < 1:
-            raise errors.ConfigurationError("concurrency must be at least 1")
-        if self.lease_seconds <= 0 or self.poll_seconds <= 0:
-            raise errors.ConfigurationError("lease_seconds and poll_seconds must be positive")
-        if self.shutdown_grace_seconds < 0:
-            raise errors.ConfigurationError("shutdown_grace_seconds must not be negative")
-
-    @property
-    def heartbeat_every(self) -> float:
-        """Effective heartbeat period."""
-        return self.heartbeat_seconds or self.lease_seconds / 3
 
 
 @dataclasses.dataclass(slots=True)
@@ -118,6 +82,7 @@ class Worker:
             registry.get(name)  # unknown kinds fail at start-up, not mid-run
         self._rng = rng or random.Random()
         self._running: dict[JobId, _Running] = {}
+        self._leases = self._lease_keeper()
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
 
@@ -132,6 +97,16 @@ class Worker:
         }
 
     # -- lifecycle -----------------------------------------------------------------------------
+
+    def _lease_keeper(self) -> LeaseKeeper:
+        return LeaseKeeper(
+            self.repository,
+            lease_seconds=self.settings.lease_seconds,
+            every=self.settings.heartbeat_every,
+            margin=self.settings.lease_margin,
+            on_lost=self._lease_lost,
+            on_cancel=self._cancel_requested,
+        )
 
     def stop(self) -> None:
         """Ask the worker to stop: no new claims; running jobs get the grace period."""
@@ -166,8 +141,9 @@ class Worker:
             self.settings.concurrency,
             extra={"action": "worker_started", "worker_id": self.worker_id},
         )
+        self._leases = self._lease_keeper()  # from the settings as they are now
         side = [
-            asyncio.create_task(self._heartbeat_loop(), name=f"{self.worker_id}:heartbeat"),
+            asyncio.create_task(self._leases.run(), name=f"{self.worker_id}:leases"),
             asyncio.create_task(self._recovery_loop(), name=f"{self.worker_id}:recovery"),
         ]
         for task in side:
@@ -200,6 +176,7 @@ class Worker:
         while not self._stopping.is_set():
             free = self.settings.concurrency - len(self._running)
             claimed: list[Job] = []
+            sent_at = time.monotonic()  # the leases last from the claim's sending on
             if free > 0:
                 batch = min(free, self.settings.claim_batch or free)
                 try:
@@ -218,7 +195,7 @@ class Worker:
                         extra={"action": "claim_failed", "worker_id": self.worker_id},
                     )
             for job in claimed:
-                self._start(job)
+                self._start(job, sent_at)
             if self.settings.burst and not claimed and not self._running:
                 logger.info(
                     "worker %s: no job ready, stopping (burst)",
@@ -249,7 +226,7 @@ class Worker:
 
     # -- running jobs --------------------------------------------------------------------------
 
-    def _start(self, job: Job) -> None:
+    def _start(self, job: Job, sent_at: float) -> None:
         ctx = JobContext(
             job,
             self.repository,
@@ -259,6 +236,7 @@ class Worker:
         )
         running = _Running(job=job, ctx=ctx)
         self._running[job.id] = running
+        self._leases.hold(job.id, running.token, sent_at=sent_at)
         self.instruments.job_claimed(job.kind)
         with observe.bind(
             job_id=job.id, kind=job.kind, attempt=job.attempts, worker_id=self.worker_id
@@ -292,6 +270,7 @@ class Worker:
                 extra=self._extra(job, "worker_error"),
             )
         finally:
+            self._leases.release(job.id)
             self._running.pop(job.id, None)
             self._wake.set()
 
@@ -424,33 +403,23 @@ class Worker:
 
     # -- side tasks ----------------------------------------------------------------------------
 
-    async def _heartbeat_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.heartbeat_every)
-            for running in list(self._running.values()):
-                await self._heartbeat(running)
+    def _lease_lost(self, job_id: JobId, reason: str) -> None:
+        """The lease keeper lost (or gave up) a lease: stop that job's run, record nothing."""
+        running = self._running.get(job_id)
+        if running is None or running.task is None or running.task.done():
+            return
+        logger.warning(
+            "job %s: %s", job_id, reason, extra=self._extra(running.job, "lease_given_up")
+        )
+        self._interrupt(running, outcome.LeaseLost())
 
-    async def _heartbeat(self, running: _Running) -> None:
-        job, ctx = running.job, running.ctx
-        try:
-            cancel = await self.repository.heartbeat(
-                job.id, running.token, self.settings.lease_seconds
-            )
-        except errors.LeaseLost:
-            self._interrupt(running, outcome.LeaseLost())
+    def _cancel_requested(self, job_id: JobId) -> None:
+        """A user asked to cancel a running job: its processor is stopped."""
+        running = self._running.get(job_id)
+        if running is None or running.ctx.cancelled.is_set():
             return
-        except (errors.RepositoryError, errors.JobNotFound) as exc:
-            logger.warning(
-                "heartbeat for job %s failed: %s",
-                job.id,
-                exc,
-                extra=self._extra(job, "heartbeat_failed"),
-            )
-            return
-        logger.debug("heartbeat job %s", job.id, extra=self._extra(job, "heartbeat"))
-        if cancel and not ctx.cancelled.is_set():
-            ctx.cancelled.set()
-            self._interrupt(running, outcome.CancelledByUser())
+        running.ctx.cancelled.set()
+        self._interrupt(running, outcome.CancelledByUser())
 
     def _interrupt(self, running: _Running, why: outcome.Interruption) -> None:
         if running.interruption is None and running.task is not None:

@@ -162,8 +162,9 @@ class TransactionalRepository(abc.ABC):
                 )
                 await tx.insert(job)
                 published.append(await tx.add_event(draft))
-                if new.delay <= 0:
-                    await tx.ready()
+                # Delayed jobs too: an idle worker wakes, finds nothing due yet, and caps its
+                # next sleep at this job's run_at (else it sleeps out its whole poll interval).
+                await tx.ready()
         except errors.DuplicateJob:
             # A concurrent enqueue with the same key committed first: return its job.
             async with self._transaction() as tx:
@@ -171,8 +172,7 @@ class TransactionalRepository(abc.ABC):
             if winner is None:  # it already finished: enqueue again
                 return await self.enqueue(new, max_attempts=max_attempts)
             return EnqueueResult(job=winner, created=False)
-        if new.delay <= 0:
-            self._notify_ready()
+        self._notify_ready()
         return EnqueueResult(job=job, created=True)
 
     async def enqueue_many(self, batch: Sequence[tuple[NewJob, int]]) -> list[EnqueueResult]:
@@ -254,15 +254,32 @@ class TransactionalRepository(abc.ABC):
     # own columns; the SQL backends override them with one fenced statement each.
 
     async def heartbeat(self, job_id: JobId, token: LeaseToken, lease_seconds: float) -> bool:
-        """Renew a lease; returns whether a cancel was requested."""
-        job = await self._apply(
-            job_id,
-            lambda job, now: (
-                transitions.renew(job, token=token, now=now, lease_seconds=lease_seconds),
-                None,
-            ),
-        )
-        return job.cancel_requested
+        """Renew one lease (``renew_leases`` of one); ``LeaseLost`` if it is gone."""
+        held = await self.renew_leases([(job_id, token)], lease_seconds)
+        if job_id not in held:
+            raise await self._lease_lost(job_id)
+        return held[job_id]
+
+    async def renew_leases(
+        self, leases: Sequence[tuple[JobId, LeaseToken]], lease_seconds: float
+    ) -> dict[JobId, bool]:
+        """Renew many leases in one transaction (the SQL backends: one statement)."""
+        held: dict[JobId, bool] = {}
+        if not leases:
+            return held
+        async with self._transaction() as tx:
+            now = utcnow()
+            for job_id, token in leases:
+                try:
+                    job = await tx.load(job_id)
+                    renewed = transitions.renew(
+                        job, token=token, now=now, lease_seconds=lease_seconds
+                    )
+                except (errors.LeaseLost, errors.JobNotFound):
+                    continue
+                await tx.update(renewed)
+                held[job_id] = renewed.cancel_requested
+        return held
 
     async def save_progress(self, job_id: JobId, token: LeaseToken, progress: Progress) -> None:
         """Record progress."""

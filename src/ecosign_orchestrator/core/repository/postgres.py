@@ -161,6 +161,9 @@ class PostgresRepository(TransactionalRepository):
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Row]] | None = None
         self._listener: asyncio.Task[None] | None = None
         self._queries: dict[str, str] = {}
+        #: Lease renewals run on their own connection, never behind the pool's queue.
+        self._lease_conn: psycopg.AsyncConnection[Row] | None = None
+        self._lease_lock = asyncio.Lock()
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> PostgresRepository:
@@ -254,7 +257,8 @@ class PostgresRepository(TransactionalRepository):
         return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
 
     async def close(self) -> None:
-        """Stop listening and close the pool."""
+        """Stop listening, close the lease connection and the pool."""
+        await self._drop_lease_connection()
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -380,14 +384,40 @@ class PostgresRepository(TransactionalRepository):
         self.bus.publish([event])
         return job
 
-    async def heartbeat(self, job_id: JobId, token: LeaseToken, lease_seconds: float) -> bool:
-        """Renew a lease by the database clock; ``LeaseLost`` when another worker owns it now."""
-        rows = await self._fetch(
-            "heartbeat", {"id": job_id, "token": token, "lease_seconds": lease_seconds}
-        )
-        if not rows:
-            raise await self._lease_lost(job_id)
-        return bool(rows[0]["cancel_requested"])
+    async def renew_leases(
+        self, leases: Sequence[tuple[JobId, LeaseToken]], lease_seconds: float
+    ) -> dict[JobId, bool]:
+        """Renew every lease still held, in one statement, on the repository's own lease
+        connection: however busy the pool is with the jobs' work, renewals are never queued
+        behind it."""
+        if not leases:
+            return {}
+        params: Row = {
+            "ids": [job_id for job_id, _ in leases],
+            "tokens": [token for _, token in leases],
+            "lease_seconds": lease_seconds,
+        }
+        async with self._lease_lock:
+            try:
+                if self._lease_conn is None or self._lease_conn.closed:
+                    self._lease_conn = await psycopg.AsyncConnection.connect(
+                        self.url,
+                        autocommit=True,
+                        row_factory=dict_row,
+                        connect_timeout=max(int(self._connect_timeout), 1),
+                    )
+                cursor = await self._lease_conn.execute(self.query("renew_leases"), params)
+                rows = await cursor.fetchall()
+            except (psycopg.Error, OSError) as exc:
+                await self._drop_lease_connection()
+                raise errors.RepositoryError(f"postgresql: renewing leases: {exc}") from exc
+        return {JobId(r["id"]): bool(r["cancel_requested"]) for r in rows}
+
+    async def _drop_lease_connection(self) -> None:
+        conn, self._lease_conn = self._lease_conn, None
+        if conn is not None:
+            with contextlib.suppress(psycopg.Error, OSError):
+                await conn.close()
 
     async def save_progress(self, job_id: JobId, token: LeaseToken, progress: Progress) -> None:
         """Record progress in one fenced statement (those columns only)."""

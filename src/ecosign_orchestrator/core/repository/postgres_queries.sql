@@ -65,12 +65,14 @@ SELECT claimed.*, started.event_id
 FROM claimed JOIN started ON started.job_id = claimed.id
 ORDER BY claimed.priority DESC, claimed.run_at, claimed.id
 
--- heartbeat --
--- Renew a lease by the database clock; no row means the lease was lost.
-UPDATE {schema}.jobs
+-- renew_leases --
+-- Renew every lease a worker still holds, by the database clock, in one statement. A job
+-- missing from the answer lost its lease.
+UPDATE {schema}.jobs AS j
 SET lease_expires_at = now() + make_interval(secs => %(lease_seconds)s), updated_at = now()
-WHERE id = %(id)s AND lease_token = %(token)s AND status = 'running'
-RETURNING cancel_requested
+FROM unnest(%(ids)s::text[], %(tokens)s::text[]) AS l(id, token)
+WHERE j.id = l.id AND j.lease_token = l.token AND j.status = 'running'
+RETURNING j.id, j.cancel_requested
 
 -- expired --
 -- Running jobs whose lease expired (by the database clock), locked, skipping locked rows.

@@ -62,8 +62,16 @@ class JobStore(Protocol):
     ) -> list[Job]:
         """Atomically take up to ``limit`` ready jobs (priority desc, then ``run_at``)."""
 
+    async def renew_leases(
+        self, leases: Sequence[tuple[JobId, LeaseToken]], lease_seconds: float
+    ) -> dict[JobId, bool]:
+        """Renew many leases at once (one statement where the backend allows): for each job
+        whose lease ``token`` still holds, whether a cancel was requested. A job missing from
+        the answer lost its lease."""
+
     async def heartbeat(self, job_id: JobId, token: LeaseToken, lease_seconds: float) -> bool:
-        """Renew a lease; returns whether a cancel was requested."""
+        """Renew one lease; returns whether a cancel was requested (``LeaseLost`` if it is
+        gone)."""
 
     async def save_progress(self, job_id: JobId, token: LeaseToken, progress: Progress) -> None:
         """Record progress (only the progress columns are written)."""

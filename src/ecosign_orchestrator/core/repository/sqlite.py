@@ -237,10 +237,16 @@ class SqliteRepository(TransactionalRepository):
             raise await self._lease_lost(job_id)
         return row
 
-    async def heartbeat(self, job_id: JobId, token: LeaseToken, lease_seconds: float) -> bool:
-        """Renew a lease in one statement; ``LeaseLost`` when the token no longer holds it."""
-        params = {"token": token, "lease_seconds": lease_seconds}
-        return bool((await self._fenced("heartbeat", job_id, params))["cancel_requested"])
+    async def renew_leases(
+        self, leases: Sequence[tuple[JobId, LeaseToken]], lease_seconds: float
+    ) -> dict[JobId, bool]:
+        """Renew every lease still held, in one statement."""
+        if not leases:
+            return {}
+        params = {"leases": dumps(list(leases)), "lease_seconds": lease_seconds, "now": time.time()}
+        async with self._lock:
+            rows = await self._read("renew_leases", params)
+        return {JobId(r["id"]): bool(r["cancel_requested"]) for r in rows}
 
     async def save_progress(self, job_id: JobId, token: LeaseToken, progress: Progress) -> None:
         """Record progress in one statement (those columns only)."""

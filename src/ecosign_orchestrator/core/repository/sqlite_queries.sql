@@ -66,11 +66,15 @@ SELECT kind, status, count(*) AS n FROM jobs GROUP BY kind, status
 SELECT min(run_at) AS next_run_at FROM jobs
 WHERE status IN ('queued', 'retrying') AND run_at > :now
 
--- heartbeat --
--- Renew a running job's lease, fenced by its token; no row means the lease was lost.
+-- renew_leases --
+-- Renew every lease a worker still holds, in one statement; :leases is a JSON array of
+-- [id, token] pairs. A job missing from the answer lost its lease.
 UPDATE jobs SET lease_expires_at = :now + :lease_seconds, updated_at = :now
-WHERE id = :id AND lease_token = :token AND status = 'running'
-RETURNING cancel_requested
+WHERE status = 'running'
+  AND (id, lease_token) IN (
+      SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(:leases)
+  )
+RETURNING id, cancel_requested
 
 -- save_steps --
 -- Record a running job's steps (that column only), fenced by its lease token.

@@ -1,0 +1,57 @@
+"""How one worker is tuned: concurrency, leases, polling, shutdown."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ecosign_orchestrator.core import errors
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerSettings:
+    """Tuning of one worker."""
+
+    concurrency: int = 10
+    #: A lease lasts this long without a heartbeat; a dead worker's jobs return after it.
+    lease_seconds: float = 30.0
+    #: Heartbeat period: all leases are renewed in one call this often (default: a third of
+    #: the lease).
+    heartbeat_seconds: float | None = None
+    #: A job whose lease could not be renewed is stopped this long before the lease expires
+    #: (default: a quarter of the lease, at most 10 s).
+    lease_margin_seconds: float | None = None
+    #: Idle polling starts at ``poll_seconds`` and doubles up to ``max_poll_seconds``.
+    poll_seconds: float = 0.2
+    max_poll_seconds: float = 2.0
+    #: How often to look for expired leases.
+    recovery_seconds: float = 5.0
+    #: Minimum seconds between two progress writes of one job (reports in between are merged).
+    progress_seconds: float = 0.5
+    #: How long running jobs may finish after a stop request before they are released.
+    shutdown_grace_seconds: float = 30.0
+    #: How many jobs one claim may take (default: the free slots).
+    claim_batch: int | None = None
+    #: How long to keep trying to record a finished job's outcome while the store is unreachable
+    #: (the result is kept in memory meanwhile; after this the lease expires and it runs again).
+    record_retry_seconds: float = 300.0
+    queues: tuple[str, ...] | None = None
+    #: Stop by itself once no job is ready and none is running (scripts, batch runs, tests).
+    burst: bool = False
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise errors.ConfigurationError("concurrency must be at least 1")
+        if self.lease_seconds <= 0 or self.poll_seconds <= 0:
+            raise errors.ConfigurationError("lease_seconds and poll_seconds must be positive")
+        if self.shutdown_grace_seconds < 0:
+            raise errors.ConfigurationError("shutdown_grace_seconds must not be negative")
+
+    @property
+    def heartbeat_every(self) -> float:
+        """Effective heartbeat period."""
+        return self.heartbeat_seconds or self.lease_seconds / 3
+
+    @property
+    def lease_margin(self) -> float:
+        """Effective margin before expiry at which an unrenewed lease is given up."""
+        return self.lease_margin_seconds or min(self.lease_seconds / 4, 10.0)
