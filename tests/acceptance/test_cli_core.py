@@ -48,6 +48,13 @@ def _rows(database: Path) -> int:
         (["jobs", "show", "01a00000-0000-7000-8000-000000000000"], "no job with id"),
         (["jobs", "cancel", "missing"], "no job with id 'missing'"),
         (["jobs", "list", "--status", "sleeping"], "--status: must be one of"),
+        # Numbers beyond what a store holds, and text PostgreSQL jsonb cannot store: refused on
+        # every backend alike (they ended in OverflowError tracebacks, or NUL was accepted).
+        (["jobs", "enqueue", "test.effect", "--priority", str(2**40)], "priority: must be between"),
+        (["jobs", "enqueue", "test.effect", "--max-attempts", str(2**40)], "max_attempts: must"),
+        (["jobs", "enqueue", "test.effect", "--delay", "1e12"], "delay: must be at most"),
+        (["jobs", "enqueue", "test.effect", "--payload", '{"a":"x\\u0000y"}'], "NUL characters"),
+        (["jobs", "enqueue", "test.effect", "--payload", '{"a":"\\ud800"}'], "lone surrogate"),
     ],
 )
 def test_bad_input_exits_2_with_the_reason_and_writes_nothing(
@@ -112,3 +119,27 @@ def test_config_show_masks_secrets(tmp_path: Path) -> None:
 def test_python_dash_m_and_help_work(env: dict[str, str]) -> None:
     result = cli("--help", env=env)
     assert result.returncode == 0 and "worker" in result.stdout and "jobs" in result.stdout
+
+
+def test_files_and_stdin_get_the_api_limits_and_strict_utf8(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    latin1 = tmp_path / "job.json"
+    latin1.write_bytes('{"document_entity_id": "é"}'.encode("latin-1"))
+    bad = cli("submit", str(latin1), env=env)
+    assert bad.returncode == 2 and "DocumentJob: not valid UTF-8" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    huge = cli("submit", "-", env=env, input='{"pad": "' + "x" * 1_100_000 + '"}')
+    assert huge.returncode == 2 and "larger than 1048576 bytes" in huge.stderr
+    digits = cli(
+        "submit", "--document", "\u0661" * 8 + "-0f1d-4e7a-9b6c-1d2e3f4a5b6c", "--nda", env=env
+    )
+    assert digits.returncode == 2 and "document_entity_id: must be a UUID" in digits.stderr
+    assert _rows(tmp_path / "jobs.db") == 0
+
+
+def test_serve_beyond_loopback_refuses_short_tokens(tmp_path: Path) -> None:
+    short = {**cli_env(f"sqlite:///{tmp_path}/jobs.db"), "ECOSIGN_ORCH_API_TOKENS": "abc"}
+    result = cli("serve", "--host", "0.0.0.0", env=short)
+    assert result.returncode == 2
+    assert "needs 24+ characters" in " ".join(result.stderr.split())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import signal
+import socket
 import statistics
 import time
 from collections.abc import AsyncIterator
@@ -143,6 +144,13 @@ async def test_four_worker_processes_drain_20000_jobs_exactly_once(
     assert set((await completions_per_job(repo)).values()) == {1}
 
 
+async def _holds_leases(repo: PostgresRepository, pid: int) -> bool:
+    """Whether the worker process ``pid`` holds a running job's lease (its id is host-pid-...)."""
+    owner = f"{socket.gethostname()}-{pid}-"
+    running = await repo.list_jobs(statuses=[JobStatus.RUNNING], limit=500)
+    return any((job.lease_owner or "").startswith(owner) for job in running)
+
+
 async def _equals(value: Any, expected: int) -> bool:
     return await value == expected
 
@@ -158,6 +166,10 @@ async def test_a_sigkilled_worker_jobs_are_recovered_by_the_others(
     victim = workers[0]
     try:
         await eventually(lambda: _at_least(completed(repo), 300), timeout=60, what="300 completed")
+        # Kill it while it holds leases: that is the case under test (not an idle worker).
+        await eventually(
+            lambda: _holds_leases(repo, victim.pid), timeout=60, what="the victim runs jobs"
+        )
         victim.send_signal(signal.SIGKILL)
         assert victim.wait(10) == -signal.SIGKILL
         await eventually(

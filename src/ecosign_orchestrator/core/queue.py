@@ -11,11 +11,19 @@ from typing import Any
 
 from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.job import EnqueueResult, NewJob, RetryOverride
+from ecosign_orchestrator.core.jsonvalue import json_value_problem
 from ecosign_orchestrator.core.registry import Registry
 from ecosign_orchestrator.core.repository.protocol import JobRepository
 from ecosign_orchestrator.core.types import JSONDict
 
 MAX_KEY_LENGTH = 256
+#: Bounds of the numeric fields: what every backend stores (PostgreSQL ``integer``, dates up
+#: to year 9999) with room for sense: a job may wait ten years, run a week, retry a million times.
+MAX_PRIORITY = 2**31 - 1
+MAX_ATTEMPTS = 1_000_000
+MAX_DELAY_SECONDS = 10 * 365 * 86_400.0
+MAX_TIMEOUT_SECONDS = 7 * 86_400.0
+MAX_BACKOFF_SECONDS = 365 * 86_400.0
 
 
 def check_json(value: Any, field: str = "payload") -> JSONDict:
@@ -29,6 +37,10 @@ def check_json(value: Any, field: str = "payload") -> JSONDict:
     loaded: JSONDict = json.loads(text)
     if loaded != value:  # e.g. non-string keys silently converted, tuples turned into lists
         raise errors.InvalidJob(field, "must contain only JSON types with string keys")
+    problem = json_value_problem(loaded, field)
+    if problem:
+        where, _, reason = problem.partition(": ")
+        raise errors.InvalidJob(where, reason)
     return loaded
 
 
@@ -38,13 +50,17 @@ def fingerprint(kind: str, payload: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _check_number(field: str, value: float | None, *, positive: bool = False) -> None:
+def _check_number(
+    field: str, value: float | None, *, maximum: float, positive: bool = False
+) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise errors.InvalidJob(field, "must be a finite number")
     if value < 0 or (positive and value == 0):
         raise errors.InvalidJob(field, "must be positive" if positive else "must not be negative")
+    if value > maximum:
+        raise errors.InvalidJob(field, f"must be at most {maximum:g}")
 
 
 class JobQueue:
@@ -79,19 +95,25 @@ class JobQueue:
         data = check_json({} if payload is None else payload)
         if job_kind.validate is not None:
             data = job_kind.validate(data)
-        _check_number("delay", delay)
-        _check_number("timeout", timeout, positive=True)
+        _check_number("delay", delay, maximum=MAX_DELAY_SECONDS)
+        _check_number("timeout", timeout, positive=True, maximum=MAX_TIMEOUT_SECONDS)
         if not queue or len(queue) > MAX_KEY_LENGTH:
             raise errors.InvalidJob("queue", f"must be 1 to {MAX_KEY_LENGTH} characters")
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise errors.InvalidJob("priority", "must be an integer")
+        if not -MAX_PRIORITY <= priority <= MAX_PRIORITY:
+            raise errors.InvalidJob(
+                "priority", f"must be between -{MAX_PRIORITY} and {MAX_PRIORITY}"
+            )
         if dedupe_key is not None and not 0 < len(dedupe_key) <= MAX_KEY_LENGTH:
             raise errors.InvalidJob("dedupe_key", f"must be 1 to {MAX_KEY_LENGTH} characters")
-        if max_attempts is not None and (isinstance(max_attempts, bool) or max_attempts < 1):
-            raise errors.InvalidJob("max_attempts", "must be at least 1")
+        if max_attempts is not None and (
+            isinstance(max_attempts, bool) or not 1 <= max_attempts <= MAX_ATTEMPTS
+        ):
+            raise errors.InvalidJob("max_attempts", f"must be between 1 and {MAX_ATTEMPTS}")
         retry = retry or RetryOverride()
-        _check_number("retry.base_seconds", retry.base_seconds)
-        _check_number("retry.cap_seconds", retry.cap_seconds)
+        _check_number("retry.base_seconds", retry.base_seconds, maximum=MAX_BACKOFF_SECONDS)
+        _check_number("retry.cap_seconds", retry.cap_seconds, maximum=MAX_BACKOFF_SECONDS)
         return NewJob(
             kind=kind,
             payload=data,

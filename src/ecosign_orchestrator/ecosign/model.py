@@ -6,19 +6,22 @@ error naming its field. An explicit ``false`` and an absent flag are the same in
 
 from __future__ import annotations
 
-import math
 import re
 import uuid
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-MAX_METADATA_DEPTH = 32
+from ecosign_orchestrator.core.jsonvalue import json_value_problem
+
 ACTIONS = ("protect", "nda", "sign_owner", "sign_workflow")
 FORENSIC = ("tsa", "polygon", "bitcoin")
 #: Stages of a signature workflow, in order; each stage signs its own witness version.
 ANCHOR_STAGES = ("initial", "intermediate", "final")
 _WITNESS_HASH = re.compile(r"^[0-9a-f]{64}$")
+_CANONICAL_UUID = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z"
+)
 
 
 class Actions(BaseModel):
@@ -48,34 +51,6 @@ class Forensic(BaseModel):
     def enabled(self) -> list[str]:
         """Names of the requested evidence, in contract order."""
         return [name for name in FORENSIC if getattr(self, name)]
-
-
-def _check_json_value(value: Any, path: str, depth: int) -> None:
-    """Refuse what PostgreSQL jsonb cannot store, or that could hide an attack."""
-    if depth > MAX_METADATA_DEPTH:
-        raise ValueError(f"{path}: nesting deeper than {MAX_METADATA_DEPTH} levels")
-    if isinstance(value, str):
-        _check_text(value, path)
-    elif isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{path}: NaN and Infinity are not JSON")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise ValueError(f"{path}: keys must be strings")
-            _check_text(key, f"{path} key")
-            _check_json_value(item, f"{path}.{key}", depth + 1)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _check_json_value(item, f"{path}[{index}]", depth + 1)
-    elif value is not None and not isinstance(value, bool | int | float):
-        raise ValueError(f"{path}: {type(value).__name__} is not a JSON value")
-
-
-def _check_text(text: str, path: str) -> None:
-    if "\x00" in text:
-        raise ValueError(f"{path}: NUL characters are not allowed")
-    if any(0xD800 <= ord(c) <= 0xDFFF for c in text):
-        raise ValueError(f"{path}: lone surrogate characters are not allowed")
 
 
 def _check_stage(metadata: dict[str, Any]) -> None:
@@ -130,16 +105,19 @@ class DocumentJob(BaseModel):
     def _uuid(cls, value: Any) -> str:
         if not isinstance(value, str):
             raise ValueError("must be a UUID string")
-        try:
-            return str(uuid.UUID(value))
-        except ValueError:
-            raise ValueError("must be a UUID") from None
+        # uuid.UUID() also takes non-ASCII digits, braces and URNs: only the canonical
+        # 8-4-4-4-12 hex form is an id (any case; stored lowercase).
+        if not _CANONICAL_UUID.match(value):
+            raise ValueError("must be a UUID (8-4-4-4-12 hexadecimal digits)")
+        return str(uuid.UUID(value))
 
     @field_validator("metadata", mode="after")
     @classmethod
     def _metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is not None:
-            _check_json_value(value, "metadata", 1)
+            problem = json_value_problem(value, "metadata", 1)
+            if problem:
+                raise ValueError(problem)
             _check_stage(value)
         return value
 

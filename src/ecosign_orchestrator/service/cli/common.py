@@ -143,6 +143,26 @@ def format_validation_error(exc: pydantic.ValidationError) -> str:
     return "; ".join(lines)
 
 
+def read_input(source: str, field: str) -> str:
+    """A file's text, or stdin's for ``-``: at most ``max_body_bytes`` (the API's limit too),
+    UTF-8; anything else is ``JSONInputError`` naming ``field`` (exit 2), not a traceback."""
+    limit = state.settings.max_body_bytes
+    try:
+        if source == "-":
+            data = sys.stdin.buffer.read(limit + 1)
+        else:
+            with open(source, "rb") as handle:
+                data = handle.read(limit + 1)
+    except OSError as exc:
+        raise JSONInputError(field, f"cannot read {source}: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise JSONInputError(field, f"larger than {limit} bytes (ECOSIGN_ORCH_MAX_BODY_BYTES)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise JSONInputError(field, f"not valid UTF-8 (byte {exc.start})") from None
+
+
 def emit_json(data: Any, *, line: bool = False) -> None:
     """Machine-readable output on stdout (``line``: one compact JSON document per line)."""
     text = json.dumps(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +17,7 @@ from ecosign_orchestrator.service.cli.common import (
     example,
     fail,
     guard,
+    read_input,
     run,
 )
 from ecosign_orchestrator.service.cli.target import Target, run_on_target
@@ -103,8 +103,7 @@ def submit(
     if source is not None:
         if document is not None:
             raise fail("give either a DocumentJob file or --document flags, not both")
-        text = sys.stdin.read() if source == "-" else _read_file(source)
-        body = guard(lambda: strict_loads(text, field="DocumentJob"))
+        body = guard(lambda: strict_loads(read_input(source, "DocumentJob"), field="DocumentJob"))
     else:
         actions = {
             "protect": protect,
@@ -152,13 +151,6 @@ def submit(
         return 0 if final.status is JobStatus.COMPLETED else 1
 
     raise typer.Exit(run_on_target(action, registry=True))
-
-
-def _read_file(path: str) -> str:
-    try:
-        return Path(path).read_text("utf-8")
-    except OSError as exc:
-        raise fail(f"{path}: {exc.strerror}") from None
 
 
 @sandbox_app.command(

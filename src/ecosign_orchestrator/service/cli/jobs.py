@@ -8,7 +8,6 @@ document, or one document per line when following.
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated, Any
 
 import typer
@@ -24,6 +23,7 @@ from ecosign_orchestrator.service.cli.common import (
     fail,
     guard,
     jobs_app,
+    read_input,
     run,
     state,
     with_repository,
@@ -189,7 +189,7 @@ for group, show_name in ((app, "status"), (jobs_app, "show")):
 def _parse_payload(payload: str | None) -> Any:
     if payload is None:
         return {}
-    text = sys.stdin.read() if payload == "-" else payload
+    text = read_input("-", "--payload") if payload == "-" else payload
     return strict_loads(text, field="--payload")
 
 

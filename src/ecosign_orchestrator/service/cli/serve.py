@@ -24,6 +24,9 @@ from ecosign_orchestrator.service.cli.common import (
 from ecosign_orchestrator.service.listen import bind
 from ecosign_orchestrator.service.settings import Settings
 
+#: The shortest API token accepted when the API listens beyond loopback.
+MIN_PUBLIC_TOKEN_LENGTH = 24
+
 
 def is_loopback(host: str) -> bool:
     """Whether ``host`` only accepts local connections."""
@@ -60,6 +63,20 @@ def serve(
             "(and optionally ECOSIGN_ORCH_API_READ_TOKENS), or bind 127.0.0.1"
         )
     run(lambda: _check_store(settings))  # an unreachable or unmigrated store: one line, exit 2/3
+    if not is_loopback(host):
+        short = [
+            name
+            for name, tokens in (
+                ("ECOSIGN_ORCH_API_TOKENS", settings.api_tokens),
+                ("ECOSIGN_ORCH_API_READ_TOKENS", settings.api_read_tokens),
+            )
+            if any(len(t.get_secret_value()) < MIN_PUBLIC_TOKEN_LENGTH for t in tokens)
+        ]
+        if short:
+            raise fail(
+                f"refusing to bind {host} with short tokens in {', '.join(short)}: on an interface "
+                f"others can reach, every token needs {MIN_PUBLIC_TOKEN_LENGTH}+ characters"
+            )
     application = create_app(settings, apps=tuple(state.apps), embedded_worker=not no_worker)
     sock = guard(lambda: bind(host, port))
     console.print(f"serving on http://{host}:{port} (worker: {'no' if no_worker else 'yes'})")
