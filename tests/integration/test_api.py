@@ -357,3 +357,39 @@ async def test_the_document_filter_is_normalised_like_submissions(api: dict[str,
     await client.post("/v1/document-jobs", json=intent(doc))
     upper = await client.get("/v1/jobs", params={"document_id": doc.upper()})
     assert upper.status_code == 200 and len(upper.json()["jobs"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("step_inputs", "field"),
+    [
+        (
+            {"append_tsa": {"witness_hash": "ab" * 32}},
+            "metadata.step_inputs.append_tsa.witness_hash",
+        ),
+        ({"build_artifact": {"document_entity_id": "x"}}, "metadata.step_inputs.build_artifact"),
+        ({"encrypt_source": {"purpose": "witness"}}, "metadata.step_inputs.encrypt_source.purpose"),
+        ({"no_such_step": {}}, "metadata.step_inputs.no_such_step"),
+    ],
+)
+async def test_callers_cannot_choose_what_a_step_acts_on(
+    api: dict[str, Any], step_inputs: dict[str, Any], field: str
+) -> None:
+    client: httpx.AsyncClient = api["client"]
+    body = {
+        **intent("5e3c2b8a-0f1d-4e7a-9b6c-1d2e3f4a5b6c"),
+        "metadata": {"step_inputs": step_inputs},
+    }
+    answer = await client.post("/v1/document-jobs", json=body)
+    assert answer.status_code == 422
+    assert answer.json()["errors"][0]["field"].startswith(field)
+    assert await count_jobs(client) == 0
+
+
+async def test_a_step_input_the_table_allows_is_accepted(api: dict[str, Any]) -> None:
+    client: httpx.AsyncClient = api["client"]
+    doc = await api["admin"].create_document()
+    inputs = {"encrypt_source": {"encrypted_data": "Y2lwaGVydGV4dA=="}}
+    body = {**intent(doc), "metadata": {"step_inputs": inputs}}
+    created = await client.post("/v1/document-jobs", json=body)
+    assert created.status_code == 201, created.text
+    assert (await wait_terminal(client, created.json()["id"]))["status"] == "completed"

@@ -35,6 +35,7 @@ from ecosign_orchestrator.ecosign.steps import (
     ConfirmationPolicy,
     Step,
 )
+from ecosign_orchestrator.ecosign.submission import check_step_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ def validate_payload(payload: JSONDict) -> JSONDict:
         field = problems[0][0]
         reason = "; ".join(f"{f}: {m}" for f, m in problems)[len(field) + 2 :]
         raise errors.InvalidJob(field, reason) from None
+    check_step_inputs(intent)
     data: JSONDict = intent.model_dump(mode="json", exclude_none=True)
     return data
 
@@ -214,7 +216,10 @@ class DocumentProcessor:
             body["step_index"] = metadata.get("step_index", 0)
         extra = metadata.get("step_inputs", {})
         if isinstance(extra, dict) and isinstance(extra.get(step.value), dict):
-            body.update({k: v for k, v in extra[step.value].items() if k != "document_entity_id"})
+            # Only the inputs the step table allows a caller (a payload stored before the rule
+            # is filtered the same way); the orchestrator's own fields are set last.
+            allowed = {k: v for k, v in extra[step.value].items() if k in spec.caller_inputs}
+            body = {**allowed, **body}
         body.update(self.config.body_fields.get(step, {}))  # the operator's configuration wins
         return body
 

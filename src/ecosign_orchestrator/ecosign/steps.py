@@ -110,6 +110,9 @@ class StepSpec:
     body: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     #: The call signs the current witness: send its hash as ``witness_hash``.
     signs_witness: bool = False
+    #: Body fields a CTA may supply through ``metadata.step_inputs.<step>`` (never what the step
+    #: acts on: that comes from the document's state).
+    caller_inputs: frozenset[str] = frozenset()
     #: Anchor steps: the network, and how its asynchronous confirmation is polled.
     network: str | None = None
     confirmation: ConfirmationPolicy | None = None
@@ -171,6 +174,8 @@ STEPS: tuple[StepSpec, ...] = (
         required_when=_encrypt_required,
         satisfied_by=lambda state, _witness: st.source_encrypted(state),
         body={"purpose": "source"},
+        # The client-side ciphertext and its file facts (the server never sees the key).
+        caller_inputs=frozenset({"encrypted_data", "metadata"}),
     ),
     StepSpec(
         step=Step.CREATE_WITNESS,
@@ -192,6 +197,7 @@ STEPS: tuple[StepSpec, ...] = (
         required_when=_tsa_required,
         satisfied_by=st.tsa_confirmed,
         signs_witness=True,
+        caller_inputs=frozenset({"signer_id", "workflow_id"}),
     ),
     _anchor_spec(
         Step.ANCHOR_POLYGON,
@@ -227,6 +233,7 @@ STEPS: tuple[StepSpec, ...] = (
         policy=StepPolicy(max_attempts=5, base_seconds=5, cap_seconds=300, timeout_seconds=120),
         required_when=_artifact_required,
         satisfied_by=lambda state, _witness: st.artifact_finalized(state),
+        caller_inputs=frozenset({"artifact_version"}),
     ),
     StepSpec(
         step=Step.NOTIFY_ARTIFACT_READY,

@@ -8,18 +8,48 @@ both rules in the insert's own transaction (``JobQueue.submit``).
 
 from __future__ import annotations
 
+from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.job import NewJob
 from ecosign_orchestrator.core.types import JSONDict
 from ecosign_orchestrator.ecosign.model import ACTIONS, FORENSIC, DocumentJob
+from ecosign_orchestrator.ecosign.steps import Step
 
 #: The core job kind of a document flow.
 KIND = "ecosign.document"
 
 
+def check_step_inputs(intent: DocumentJob) -> None:
+    """``metadata.step_inputs`` may only carry, per step, the fields the step table lets a caller
+    give (``InvalidJob`` naming the first other one): what a step acts on, such as the witness
+    hash TSA signs, comes from the document's state and never from the caller."""
+    inputs = (intent.metadata or {}).get("step_inputs")
+    if inputs is None:
+        return
+    if not isinstance(inputs, dict):
+        raise errors.InvalidJob("metadata.step_inputs", "must be an object keyed by step name")
+    for name, fields in inputs.items():
+        field = f"metadata.step_inputs.{name}"
+        try:
+            spec = Step(name).spec
+        except ValueError:
+            raise errors.InvalidJob(field, "no such step") from None
+        if not isinstance(fields, dict):
+            raise errors.InvalidJob(field, "must be an object of body fields")
+        for key in fields:
+            if key not in spec.caller_inputs:
+                allowed = ", ".join(sorted(spec.caller_inputs)) or "none"
+                raise errors.InvalidJob(
+                    f"{field}.{key}",
+                    f"not an input a caller may give this step (allowed: {allowed})",
+                )
+
+
 def flow_request(
     intent: DocumentJob, *, priority: int = 0, idempotency_key: str | None = None
 ) -> NewJob:
-    """The core job for an already validated intent (it is not parsed again)."""
+    """The core job for an already validated intent (it is not parsed again; its step inputs
+    are checked against the step table)."""
+    check_step_inputs(intent)
     return NewJob(
         kind=KIND,
         payload=intent.model_dump(mode="json", exclude_none=True),

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=10, ge=1, le=1000)
     lease_seconds: float = Field(default=30.0, gt=0)
     heartbeat_seconds: float | None = Field(default=None, gt=0)
+    lease_margin_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="a job whose lease could not be renewed is stopped this long before it "
+        "expires (default: a quarter of the lease, at most 10 s)",
+    )
     poll_seconds: float = Field(default=0.5, gt=0)
     max_poll_seconds: float = Field(default=5.0, gt=0)
     recovery_seconds: float = Field(default=5.0, gt=0)

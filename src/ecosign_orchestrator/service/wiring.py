@@ -213,6 +213,7 @@ def worker_settings(
         concurrency=concurrency or settings.worker_concurrency,
         lease_seconds=settings.lease_seconds,
         heartbeat_seconds=settings.heartbeat_seconds,
+        lease_margin_seconds=settings.lease_margin_seconds,
         poll_seconds=settings.poll_seconds,
         max_poll_seconds=max(settings.max_poll_seconds, settings.poll_seconds),
         recovery_seconds=settings.recovery_seconds,
