@@ -30,6 +30,8 @@ async def api(sandbox_url: str, tmp_path: Path) -> AsyncIterator[dict[str, Any]]
         database_url=SecretStr(f"sqlite:///{tmp_path}/jobs.db"),
         api_tokens=[SecretStr(WRITE)],
         api_read_tokens=[SecretStr(READ)],
+        ffmpeg_input_roots=[tmp_path],
+        ffmpeg_output_root=tmp_path,
     )
     admin = SandboxAdmin(sandbox_url)
     await admin.reset()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ecosign_orchestrator.ffmpeg.binaries import Binaries, find_binaries
 from ecosign_orchestrator.ffmpeg.command import CommandBuilder, InvalidCommand
+from ecosign_orchestrator.ffmpeg.confinement import MediaRoots
 from ecosign_orchestrator.ffmpeg.payload import FFmpegJob, validate_payload
 from ecosign_orchestrator.ffmpeg.processor import KIND, FFmpegProcessor
 from ecosign_orchestrator.ffmpeg.progress import ProgressParser, ProgressSnapshot
@@ -18,6 +19,7 @@ __all__ = [
     "FFmpegJob",
     "FFmpegProcessor",
     "InvalidCommand",
+    "MediaRoots",
     "ProgressParser",
     "ProgressSnapshot",
     "find_binaries",

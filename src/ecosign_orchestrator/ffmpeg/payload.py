@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.types import JSONDict
-from ecosign_orchestrator.ffmpeg.command import PRESETS, CommandBuilder, InvalidCommand
+from ecosign_orchestrator.ffmpeg.command import PRESETS, CommandBuilder, InvalidCommand, check_path
+from ecosign_orchestrator.ffmpeg.confinement import MediaRoots, check_generator
 
 _SCALE = re.compile(r"^(-1|\d{1,5})x(-1|\d{1,5})$")
 Preset = Literal[
@@ -26,8 +27,12 @@ class FFmpegJob(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    input: str = Field(description="Input file (or a lavfi graph with input_format='lavfi')")
-    output: str = Field(description="Output file; written under a temporary name, then renamed")
+    input: str = Field(
+        max_length=4096, description="Input file (or a lavfi graph with input_format='lavfi')"
+    )
+    output: str = Field(
+        max_length=4096, description="Output file; written under a temporary name, then renamed"
+    )
     input_format: Literal["lavfi"] | None = Field(
         default=None, description="'lavfi' to read a generated source such as testsrc=duration=5"
     )
@@ -37,7 +42,12 @@ class FFmpegJob(BaseModel):
     crf: int | None = Field(default=None, ge=0, le=51)
     preset: Preset | None = None
     pixel_format: str | None = Field(default=None, examples=["yuv420p"])
-    base_dir: str | None = Field(default=None, description="Confine every path to this folder")
+    base_dir: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="Confine every path to this folder (local use; a server with media roots "
+        "confines paths itself and refuses this)",
+    )
     overwrite: bool = True
     stats_period: float | None = Field(default=None, gt=0, le=10)
 
@@ -89,10 +99,27 @@ def check_files(job: FFmpegJob, builder: CommandBuilder) -> None:
         raise InvalidCommand("output", f"{job.output!r} exists and overwrite is false")
 
 
-def validate_payload(payload: JSONDict) -> JSONDict:
-    """Enqueue-time validation: ``InvalidJob`` naming the field, or the normalised payload."""
+def confine(job: FFmpegJob, roots: MediaRoots) -> FFmpegJob:
+    """The job with its paths resolved inside the server's media roots (``InvalidCommand``
+    naming the field otherwise); the client may not choose ``base_dir``."""
+    if job.base_dir is not None:
+        raise InvalidCommand("base_dir", "the server's media roots confine every path")
+    if job.input_format == "lavfi":
+        check_generator(job.input)
+        source = job.input
+    else:
+        source = roots.resolve_input(check_path(job.input, "input"))
+    output = roots.resolve_output(check_path(job.output, "output"))
+    return job.model_copy(update={"input": source, "output": output})
+
+
+def validate_payload(payload: JSONDict, roots: MediaRoots | None = None) -> JSONDict:
+    """Enqueue-time validation: ``InvalidJob`` naming the field, or the normalised payload (with
+    ``roots``, its paths resolved inside them)."""
     try:
         job = FFmpegJob.model_validate(payload)
+        if roots is not None:
+            job = confine(job, roots)
         check_files(job, job.builder())
     except pydantic.ValidationError as exc:
         first = exc.errors()[0]

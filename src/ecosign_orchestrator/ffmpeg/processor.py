@@ -28,7 +28,8 @@ from ecosign_orchestrator.core.job import JobError, StepStatus
 from ecosign_orchestrator.core.types import JSONValue
 from ecosign_orchestrator.ffmpeg.binaries import Binaries, find_binaries
 from ecosign_orchestrator.ffmpeg.command import InvalidCommand
-from ecosign_orchestrator.ffmpeg.payload import FFmpegJob
+from ecosign_orchestrator.ffmpeg.confinement import MediaRoots
+from ecosign_orchestrator.ffmpeg.payload import FFmpegJob, confine
 from ecosign_orchestrator.ffmpeg.progress import (
     ProgressParser,
     ProgressSnapshot,
@@ -123,10 +124,14 @@ class FFmpegProcessor:
         self,
         binaries: Binaries | None = None,
         *,
+        roots: MediaRoots | None = None,
         grace_seconds: float = 0.5,
         stderr_lines: int = 40,
     ) -> None:
         self._binaries = binaries
+        #: With media roots, every job's paths are confined again when it runs (a symlink
+        #: swapped after the enqueue-time check does not escape).
+        self.roots = roots
         self.grace_seconds = grace_seconds
         self.stderr_lines = stderr_lines
 
@@ -140,6 +145,8 @@ class FFmpegProcessor:
     async def __call__(self, ctx: JobContext) -> JSONValue:
         try:
             job = FFmpegJob.model_validate(ctx.payload)
+            if self.roots is not None:
+                job = confine(job, self.roots)
             builder = job.builder(self.binaries.ffmpeg)
         except (pydantic.ValidationError, InvalidCommand) as exc:
             raise errors.FatalError(f"invalid ffmpeg job: {exc}") from None

@@ -125,6 +125,14 @@ class Settings(BaseSettings):
     )
 
     # -- service -------------------------------------------------------------------------------
+    ffmpeg_input_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="folders FFmpeg jobs may read from (comma-separated); with no roots the API "
+        "refuses FFmpeg jobs",
+    )
+    ffmpeg_output_root: Path | None = Field(
+        default=None, description="the folder FFmpeg jobs write under"
+    )
     api_url: str | None = Field(default=None, description="CLI: talk to this API instead of the DB")
     api_token: SecretStr | None = Field(default=None, description="CLI: bearer token for api_url")
     api_tokens: Annotated[list[SecretStr], NoDecode] = Field(
@@ -149,6 +157,18 @@ class Settings(BaseSettings):
             except (ValueError, ZeroDivisionError):
                 raise ValueError("must be a number or a fraction such as 1/300") from None
         return value
+
+    @field_validator("ffmpeg_input_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [Path(p.strip()) for p in value.split(",") if p.strip()]
+        return value
+
+    @property
+    def ffmpeg_roots_configured(self) -> bool:
+        """Whether FFmpeg jobs have server-side media roots (the API refuses them otherwise)."""
+        return bool(self.ffmpeg_input_roots) and self.ffmpeg_output_root is not None
 
     @field_validator("api_tokens", "api_read_tokens", mode="before")
     @classmethod

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import importlib
 import logging
 import os
@@ -131,13 +132,13 @@ async def runtime(
         else:
             processor = await _document_processor(settings, config, stack, metrics)
         registry.register(ecosign.KIND, processor, retry=retry, validate=ecosign.validate_payload)
-        _register_ffmpeg(registry, unconfigured)
+        _register_ffmpeg(registry, unconfigured, settings)
         for spec in apps:
             registry.include(load_app(spec))
         yield Runtime(registry=registry, unconfigured=unconfigured, metrics=metrics)
 
 
-def _register_ffmpeg(registry: Registry, unconfigured: dict[str, str]) -> None:
+def _register_ffmpeg(registry: Registry, unconfigured: dict[str, str], settings: Settings) -> None:
     from ecosign_orchestrator import ffmpeg
 
     try:
@@ -145,11 +146,15 @@ def _register_ffmpeg(registry: Registry, unconfigured: dict[str, str]) -> None:
     except errors.ConfigurationError as exc:
         unconfigured[ffmpeg.KIND] = str(exc)
         binaries = None
+    roots = None
+    if settings.ffmpeg_roots_configured:
+        assert settings.ffmpeg_output_root is not None
+        roots = ffmpeg.MediaRoots.of(settings.ffmpeg_input_roots, settings.ffmpeg_output_root)
     registry.register(
         ffmpeg.KIND,
-        ffmpeg.FFmpegProcessor(binaries),
+        ffmpeg.FFmpegProcessor(binaries, roots=roots),
         retry=RetryPolicy(max_attempts=3, base_seconds=5, cap_seconds=60),
-        validate=ffmpeg.validate_payload,
+        validate=functools.partial(ffmpeg.validate_payload, roots=roots),
     )
 
 

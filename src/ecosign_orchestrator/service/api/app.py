@@ -73,6 +73,7 @@ def create_app(
         [t.get_secret_value() for t in settings.api_read_tokens],
     )
     app.state.metrics = metrics
+    app.state.ffmpeg_enabled = settings.ffmpeg_roots_configured
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     api_errors.install(app)
     app.include_router(router)

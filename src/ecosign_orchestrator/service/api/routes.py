@@ -111,16 +111,29 @@ async def submit_document_job(
         201: {"model": JobOut, "description": "A new job"},
         **AUTH_RESPONSES,
         **BODY_RESPONSES,
+        403: {
+            "model": Problem,
+            "description": "The token is read-only, or this server has no media roots",
+        },
     },
     summary="Submit an FFmpeg transcode",
 )
 async def submit_ffmpeg_job(
     job: ffmpeg.FFmpegJob,
+    request: Request,
     response: Response,
     q: Queue,
     idempotency_key: IDEMPOTENCY_KEY = None,
 ) -> JobOut:
-    """Validated at once (input exists, output writable); runs on any worker."""
+    """Validated at once (input inside the server's media roots and present, output folder
+    inside them and writable); runs on any worker. Refused (403) on a server with no media roots:
+    the client never chooses where the service reads or writes."""
+    if not request.app.state.ffmpeg_enabled:
+        raise ApiError(
+            403,
+            "FFmpeg jobs are disabled on this server: its operator enables them by setting "
+            "ECOSIGN_ORCH_FFMPEG_INPUT_ROOTS and ECOSIGN_ORCH_FFMPEG_OUTPUT_ROOT",
+        )
     payload = job.model_dump(mode="json", exclude_none=True)
     result = await q.submit(q.build(ffmpeg.KIND, payload, idempotency_key=idempotency_key))
     response.status_code = 201 if result.created else 200
