@@ -45,7 +45,13 @@ def test_run_refuses_a_hostile_name_with_exit_2(tmp_path: Path) -> None:
     assert result.returncode == 2 and "protocol 'concat'" in result.stderr
 
 
-async def test_ctrl_c_cancels_the_job_and_kills_ffmpeg(tmp_path: Path, long_clip: Path) -> None:
+@pytest.mark.parametrize(
+    ("sig", "code"),
+    [(signal.SIGINT, 130), (signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGHUP, 129)],
+)
+async def test_ctrl_c_or_a_stop_signal_cancels_the_job_and_kills_ffmpeg(
+    tmp_path: Path, long_clip: Path, sig: int, code: int
+) -> None:
     source = long_clip
     env = cli_env(f"sqlite:///{tmp_path}/jobs.db")
     target = tmp_path / "never.mp4"
@@ -65,8 +71,8 @@ async def test_ctrl_c_cancels_the_job_and_kills_ffmpeg(tmp_path: Path, long_clip
             assert step is not None
             pid = step.data["pid"]
             asked = time.monotonic()
-            proc.send_signal(signal.SIGINT)
-            assert proc.wait(15) == 130
+            proc.send_signal(sig)
+            assert proc.wait(15) == code
             final = await repo.get(job.id)
         finally:
             if proc.poll() is None:

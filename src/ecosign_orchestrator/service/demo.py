@@ -104,7 +104,7 @@ async def run_document_demo(
 ) -> int:
     """The EcoSign demo; returns 0 when every flow ended as expected."""
     console = console or Console()
-    timing = sandbox.AnchorTiming(polygon=1.0, bitcoin=2.5)
+    timing = sandbox.AnchorTiming(polygon=0.4, bitcoin=1.0)  # seen at the first polls
     server = sandbox.SandboxServer(sandbox.create_app(SANDBOX_KEY, timing=timing))
     await asyncio.to_thread(server.start)
     try:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -94,6 +95,11 @@ def ffmpeg_run(
                 embedded.settings = dataclasses.replace(
                     embedded.settings, heartbeat_seconds=0.25, poll_seconds=0.05
                 )
+            # SIGTERM and SIGHUP (a closed terminal, a process manager) stop it as Ctrl-C does:
+            # the job is cancelled, ffmpeg killed, the partial file removed.
+            main, loop = asyncio.current_task(), asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                loop.add_signal_handler(sig, _stop, sig, main, received)
             final = await follow_with_bar(repository, job.id, embedded)
             if as_json:
                 emit_json(final.to_json())
@@ -101,11 +107,20 @@ def ffmpeg_run(
                 _print_outcome(final)
             return {"completed": 0, "cancelled": 130}.get(final.status.value, 1)
 
+    received: list[int] = []
     try:
         code = run(go)
     except KeyboardInterrupt:
         code = 130
+    except asyncio.CancelledError:  # stopped by SIGTERM or SIGHUP, cleaned up as on Ctrl-C
+        code = 128 + (received[0] if received else signal.SIGTERM)
     raise typer.Exit(code)
+
+
+def _stop(sig: int, task: asyncio.Task[Any] | None, received: list[int]) -> None:
+    received.append(sig)
+    if task is not None:
+        task.cancel()
 
 
 def _print_outcome(job: Job) -> None:
