@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 from collections.abc import Sequence
 from datetime import datetime
+
+import pytest
 
 from ecosign_orchestrator.core import (
     JobContext,
@@ -15,7 +19,7 @@ from ecosign_orchestrator.core import (
     WorkerSettings,
     errors,
 )
-from ecosign_orchestrator.core.job import utcnow
+from ecosign_orchestrator.core.job import Job, utcnow
 from ecosign_orchestrator.core.repository import MemoryRepository
 from ecosign_orchestrator.core.types import JobId, LeaseToken
 
@@ -99,3 +103,53 @@ async def test_a_lease_that_cannot_be_renewed_is_given_up_before_it_expires() ->
     assert job.lease_expires_at is not None
     assert stopped_at[0] < job.lease_expires_at  # it let go before anyone could take over
     assert job.status is JobStatus.RUNNING  # and recorded nothing: the lease may be lost
+
+
+class SlowToRecord(MemoryRepository):
+    """``complete`` waits for ``gate``, then finds the lease gone; renewals find nothing held."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.recording = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    async def renew_leases(
+        self, leases: Sequence[tuple[JobId, LeaseToken]], lease_seconds: float
+    ) -> dict[JobId, bool]:
+        return {}  # as if another worker had taken every lease over
+
+    async def complete(self, job_id: JobId, token: LeaseToken, result: object) -> Job:
+        self.recording.set()
+        await self.gate.wait()
+        raise errors.LeaseLost(job_id)
+
+
+async def test_a_lease_lost_while_recording_is_a_warning_not_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    registry = Registry()
+
+    @registry.processor("quick")
+    async def quick(ctx: JobContext) -> int:
+        return 1
+
+    caplog.set_level(logging.WARNING)
+    async with SlowToRecord() as store:
+        await JobQueue(store, registry).enqueue("quick")
+        settings = WorkerSettings(concurrency=1, lease_seconds=1.0, heartbeat_seconds=0.05)
+        worker = Worker(store, registry, settings=settings)
+        task = asyncio.create_task(worker.run())
+        await asyncio.wait_for(store.recording.wait(), 5)
+        # The renewal that finds the lease gone comes while the outcome is being recorded.
+        await asyncio.wait_for(_logged(caplog, "lease_given_up"), 5)
+        store.gate.set()
+        await asyncio.wait_for(_logged(caplog, "lease_lost"), 5)
+        worker.stop()
+        await asyncio.wait_for(task, 10)
+    gc.collect()  # an exception nobody retrieved would be reported now, as an ERROR
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+async def _logged(caplog: pytest.LogCaptureFixture, action: str) -> None:
+    while not any(getattr(r, "action", None) == action for r in caplog.records):
+        await asyncio.sleep(0.01)

@@ -46,6 +46,9 @@ class _Running:
     task: asyncio.Task[None] | None = None
     #: Why the worker cancelled the task itself (None: it did not).
     interruption: outcome.Interruption | None = None
+    #: The processor has finished and its outcome is being recorded: nothing interrupts that
+    #: (the record is fenced by the lease token; a lost lease surfaces as ``LeaseLost``).
+    recording: bool = False
 
     @property
     def token(self) -> LeaseToken:
@@ -249,6 +252,7 @@ class Worker:
         try:
             kind = self.registry.get(job.kind)
             ended = await self._execute(running, kind)
+            running.recording = True
             await asyncio.shield(self._persist(running, kind, ended))
             self.instruments.job_finished(job.kind, ended.label)
         except errors.LeaseLost:
@@ -422,6 +426,8 @@ class Worker:
         self._interrupt(running, outcome.CancelledByUser())
 
     def _interrupt(self, running: _Running, why: outcome.Interruption) -> None:
+        if running.recording and not isinstance(why, outcome.Released):
+            return  # too late to stop it: the outcome's own fenced write decides
         if running.interruption is None and running.task is not None:
             running.interruption = why
             running.task.cancel()
