@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -395,3 +398,31 @@ async def test_a_step_input_the_table_allows_is_accepted(api: dict[str, Any]) ->
     created = await client.post("/v1/document-jobs", json=body)
     assert created.status_code == 201, created.text
     assert (await wait_terminal(client, created.json()["id"]))["status"] == "completed"
+
+
+def _post_with_urllib(url: str, body: bytes, content_type: str) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(
+        f"{url}/v1/document-jobs",
+        data=body,
+        method="POST",
+        headers={"Authorization": f"Bearer {WRITE}", "Content-Type": content_type},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+async def test_refused_bodies_are_named_and_an_ordinary_client_reads_the_413(
+    api: dict[str, Any],
+) -> None:
+    big = b'{"pad": "' + b"x" * (12 * 1024 * 1024) + b'"}'
+    status, body = await asyncio.to_thread(_post_with_urllib, api["url"], big, "application/json")
+    assert status == 413  # read by urllib, not a connection reset mid-upload
+    [error] = body["errors"]
+    assert error["field"] == "body" and f"{len(big)} bytes" in error["reason"]
+    assert "ECOSIGN_ORCH_MAX_BODY_BYTES" in error["reason"]
+    status, body = await asyncio.to_thread(_post_with_urllib, api["url"], VALID + b"}", "text/csv")
+    assert status == 415 and body["errors"][0]["field"] == "Content-Type"
+    assert "text/csv" in body["errors"][0]["reason"]

@@ -21,6 +21,11 @@ from ecosign_orchestrator.service.jsonio import JSONInputError, strict_loads
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
+#: How much of a refused body is read and thrown away before answering 413: a client still
+#: sending (Python's urllib, requests) then reads the answer instead of a connection reset.
+DRAIN_FACTOR = 16
+
+
 class BodyLimit:
     """ASGI middleware: read the whole body (at most ``max_bytes``) before the app sees it."""
 
@@ -35,7 +40,7 @@ class BodyLimit:
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._too_large(scope, receive, send)
+            await self._too_large(scope, receive, send, size=int(declared), read=0)
             return
         chunks: list[bytes] = []
         size = 0
@@ -46,11 +51,11 @@ class BodyLimit:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
+            more = message.get("more_body", False)
             if size > self.max_bytes:
-                await self._too_large(scope, receive, send)
+                await self._too_large(scope, receive, send, size=None, read=size, more=more)
                 return
             chunks.append(chunk)
-            more = message.get("more_body", False)
         body = b"".join(chunks)
         sent = False
 
@@ -63,8 +68,33 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem(413, f"request body exceeds {self.max_bytes} bytes")
+    async def _too_large(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        *,
+        size: int | None,
+        read: int,
+        more: bool = True,
+    ) -> None:
+        """413 naming the body, its size and the limit, after draining what a client may still
+        be sending (up to a bound: past it the connection is closed, as before)."""
+        bound = self.max_bytes * DRAIN_FACTOR
+        if size is None or size <= bound:
+            while more and read <= bound:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                read += len(message.get("body", b""))
+                more = message.get("more_body", False)
+        what = f"{size} bytes" if size is not None else f"more than {self.max_bytes} bytes"
+        reason = f"{what}: over the {self.max_bytes}-byte limit (ECOSIGN_ORCH_MAX_BODY_BYTES)"
+        response = problem(
+            413,
+            f"request body exceeds {self.max_bytes} bytes",
+            [{"field": "body", "reason": reason}],
+        )
         await response(scope, receive, send)
 
 
@@ -102,9 +132,11 @@ class StrictJSONRoute(APIRoute):
                 body = await strict.body()
                 content_type = request.headers.get("content-type", "")
                 if body and not _is_json(content_type):
+                    given = content_type or "missing"
                     return problem(
                         415,
-                        f"content type must be application/json, not {content_type or 'missing'!r}",
+                        f"content type must be application/json, not {given!r}",
+                        [{"field": "Content-Type", "reason": f"{given!r} is not JSON"}],
                     )
             return await original(strict)
 
