@@ -14,7 +14,6 @@ import contextlib
 import dataclasses
 import secrets
 import shlex
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from ecosign_orchestrator import sandbox
 from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.service import wiring
 from ecosign_orchestrator.service.demo import sandbox_settings
-from ecosign_orchestrator.service.listen import bind, bound_port
+from ecosign_orchestrator.service.listen import bind, bound_port, stop_gracefully_on_signals
 from ecosign_orchestrator.service.settings import Settings
 
 DEV_KEY = "dev-sandbox-service-key"
@@ -168,10 +167,7 @@ def _token(settings: Settings) -> str:
 async def _serve(
     api: Any, sock: Any, session: DevSession, env_file: Path, console: Console
 ) -> None:
-    api.capture_signals = contextlib.nullcontext  # a graceful stop is a success: exit 0
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, setattr, api, "should_exit", True)
+    stop_gracefully_on_signals(api)
     serving = asyncio.create_task(api.serve(sockets=[sock]), name="dev-api")
     while not api.started:  # uvicorn offers no event: wait for its startup flag
         if serving.done():

@@ -1,8 +1,13 @@
-"""Binding a server's socket before anything is announced, so "port in use" is a clear error."""
+"""Serving on a socket: bound before anything is announced (so "port in use" is a clear error),
+stopped gracefully by SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
 import socket
+from typing import Any
 
 from ecosign_orchestrator.core import errors
 
@@ -27,3 +32,15 @@ def bound_port(sock: socket.socket) -> int:
     """The port a socket is bound to (the real one when it was bound to port 0)."""
     port: int = sock.getsockname()[1]
     return port
+
+
+def stop_gracefully_on_signals(server: Any) -> None:
+    """SIGINT/SIGTERM make a uvicorn ``server`` shut down gracefully and the process exit 0.
+
+    uvicorn re-raises the signal it caught once it has stopped (so the exit status would say
+    "killed"); a graceful stop is a success, so the signals are handled here instead.
+    """
+    server.capture_signals = contextlib.nullcontext
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, setattr, server, "should_exit", True)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import ipaddress
-import signal
 import socket
 from typing import Annotated, Any
 
@@ -21,7 +18,7 @@ from ecosign_orchestrator.service.cli.common import (
     run,
     state,
 )
-from ecosign_orchestrator.service.listen import bind
+from ecosign_orchestrator.service.listen import bind, stop_gracefully_on_signals
 from ecosign_orchestrator.service.settings import Settings
 
 #: The shortest API token accepted when the API listens beyond loopback.
@@ -92,13 +89,6 @@ async def _check_store(settings: Settings) -> None:
 
 
 async def _serve(server: Any, sock: socket.socket) -> None:
-    """Serve until SIGINT/SIGTERM, then shut down gracefully and exit 0.
-
-    uvicorn re-raises the signal it caught once it has stopped (so the exit status would say
-    "killed"); a graceful stop is a success here, so we handle the signals ourselves.
-    """
-    server.capture_signals = contextlib.nullcontext
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, setattr, server, "should_exit", True)
+    """Serve until SIGINT/SIGTERM, then shut down gracefully and exit 0."""
+    stop_gracefully_on_signals(server)
     await server.serve(sockets=[sock])
