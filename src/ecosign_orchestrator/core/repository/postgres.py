@@ -231,13 +231,20 @@ class PostgresRepository(TransactionalRepository):
             await pool.open(wait=True, timeout=self._connect_timeout)
         self._pool = pool
 
+    async def _connect(self) -> psycopg.AsyncConnection[Row]:
+        """A connection of its own, outside the pool (the probe, LISTEN, lease renewals)."""
+        return await psycopg.AsyncConnection.connect(
+            self.url,
+            autocommit=True,
+            row_factory=dict_row,
+            connect_timeout=max(int(self._connect_timeout), 1),  # libpq: 0 would mean forever
+        )
+
     async def _probe(self) -> None:
         """Connect once before opening the pool, so an unreachable server or a refused login is
         reported at once with its cause (the pool would retry quietly until its timeout)."""
         try:
-            conn = await psycopg.AsyncConnection.connect(
-                self.url, connect_timeout=max(int(self._connect_timeout), 1)
-            )
+            conn = await self._connect()
         except (psycopg.Error, OSError) as exc:
             lines = str(exc).strip().splitlines()
             cause = lines[0].removeprefix("connection failed: ") if lines else type(exc).__name__
@@ -302,9 +309,7 @@ class PostgresRepository(TransactionalRepository):
         delay = 0.5
         while True:
             try:
-                conn = await psycopg.AsyncConnection.connect(
-                    self.url, autocommit=True, connect_timeout=int(self._connect_timeout)
-                )
+                conn = await self._connect()
                 async with conn:
                     await conn.execute(f'LISTEN "{self.channel}"')
                     delay = 0.5
@@ -400,12 +405,7 @@ class PostgresRepository(TransactionalRepository):
         async with self._lease_lock:
             try:
                 if self._lease_conn is None or self._lease_conn.closed:
-                    self._lease_conn = await psycopg.AsyncConnection.connect(
-                        self.url,
-                        autocommit=True,
-                        row_factory=dict_row,
-                        connect_timeout=max(int(self._connect_timeout), 1),
-                    )
+                    self._lease_conn = await self._connect()
                 cursor = await self._lease_conn.execute(self.query("renew_leases"), params)
                 rows = await cursor.fetchall()
             except (psycopg.Error, OSError) as exc:
