@@ -261,20 +261,7 @@ class Functions:
             if anchor is None or anchor["status"] != "pending":
                 return False
             anchor["status"] = "timed_out"
-            return self.store.append_event(
-                anchor["document_entity_id"],
-                {
-                    "kind": "anchor.timeout",
-                    "anchor": {
-                        "network": network,
-                        "witness_hash": witness_hash,
-                        "anchor_stage": anchor["anchor_stage"],
-                        "step_index": anchor["step_index"],
-                        "reason": reason,
-                    },
-                },
-                f"process-{network}-anchors",
-            )
+            return self._verdict(anchor, witness_hash, network, "anchor.timeout", reason=reason)
 
     def confirm(self, witness_hash: str, network: str) -> bool:
         """Confirm one anchor now (the cron confirmer's job upstream)."""
@@ -283,23 +270,35 @@ class Functions:
             if anchor is None or anchor["status"] == "confirmed":
                 return False
             anchor["status"] = "confirmed"
-            return self.store.append_event(
-                anchor["document_entity_id"],
-                {
-                    "kind": "anchor.confirmed",
-                    "anchor": {
-                        "network": network,
-                        "witness_hash": witness_hash,
-                        "anchor_stage": anchor["anchor_stage"],
-                        "step_index": anchor["step_index"],
-                        "txid": anchor["ids"].get("txHash")
-                        or hashlib.sha256(witness_hash.encode()).hexdigest(),
-                        "confirmed_at": now_iso(),
-                        "block_height": 1000,
-                    },
-                },
-                f"process-{network}-anchors",
+            txid = anchor["ids"].get("txHash") or hashlib.sha256(witness_hash.encode()).hexdigest()
+            return self._verdict(
+                anchor,
+                witness_hash,
+                network,
+                "anchor.confirmed",
+                txid=txid,
+                confirmed_at=now_iso(),
+                block_height=1000,
             )
+
+    def _verdict(
+        self, anchor: dict[str, Any], witness_hash: str, network: str, kind: str, **fields: Any
+    ) -> bool:
+        """The cron confirmer's event about one anchor (its key fields, plus ``fields``)."""
+        return self.store.append_event(
+            anchor["document_entity_id"],
+            {
+                "kind": kind,
+                "anchor": {
+                    "network": network,
+                    "witness_hash": witness_hash,
+                    "anchor_stage": anchor["anchor_stage"],
+                    "step_index": anchor["step_index"],
+                    **fields,
+                },
+            },
+            f"process-{network}-anchors",
+        )
 
 
 #: Function name -> handler, as deployed.
