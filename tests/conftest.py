@@ -71,6 +71,19 @@ async def repository(
 
 
 @pytest.fixture
+async def pg_repository(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[PostgresRepository]:
+    """A fresh, migrated PostgreSQL repository (its own schema) for PostgreSQL-only tests."""
+    repo = await _open("postgres", tmp_path, request)
+    assert isinstance(repo, PostgresRepository)
+    try:
+        yield repo
+    finally:
+        await repo.close()
+
+
+@pytest.fixture
 async def memory_repository() -> AsyncIterator[MemoryRepository]:
     """A fresh in-memory repository."""
     repo = MemoryRepository()

@@ -479,7 +479,8 @@ class PostgresRepository(TransactionalRepository):
     ) -> list[Event]:
         """Events after ``after_id``, oldest first."""
         params: Row = {"after_id": after_id, "job_id": job_id, "limit": check_limit(limit)}
-        return [row_to_event(r) for r in await self._fetch("events", params)]
+        query = "events" if job_id is None else "job_events"
+        return [row_to_event(r) for r in await self._fetch(query, params)]
 
     async def ids_matching(self, short_id: str) -> list[JobId]:
         """Up to two ids starting or ending with ``short_id``."""

@@ -98,11 +98,30 @@ WHERE (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
 ORDER BY id DESC
 LIMIT %(limit)s
 
--- events --
--- Events after a cursor, optionally for one job, oldest first.
+-- job_events --
+-- One job's events after a cursor, oldest first. They commit in id order: every transaction
+-- that writes them holds the job's row lock.
 SELECT * FROM {schema}.events
-WHERE id > %(after_id)s AND (%(job_id)s::text IS NULL OR job_id = %(job_id)s::text)
+WHERE job_id = %(job_id)s AND id > %(after_id)s
 ORDER BY id
+LIMIT %(limit)s
+
+-- events --
+-- Every job's events after a cursor, in commit order (see migration 0004): ordered by (writing
+-- transaction, id) and only from transactions older than any still in progress, so an event
+-- committed after a later-numbered one is never skipped. The cursor is an event id; its
+-- transaction is looked up (an id no longer in the log, e.g. pruned, falls back to id order).
+WITH cursor AS (
+    SELECT coalesce(
+        (SELECT tx FROM {schema}.events WHERE id = %(after_id)s), '0'::xid8
+    ) AS tx,
+    EXISTS (SELECT 1 FROM {schema}.events WHERE id = %(after_id)s) AS found
+)
+SELECT e.* FROM {schema}.events AS e, cursor AS c
+WHERE (e.tx, e.id) > (c.tx, %(after_id)s)
+  AND (c.found OR e.id > %(after_id)s)
+  AND e.tx < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY e.tx, e.id
 LIMIT %(limit)s
 
 -- counts --
@@ -155,5 +174,11 @@ RETURNING id
 SELECT id FROM {schema}.jobs WHERE id LIKE %(prefix)s OR id LIKE %(suffix)s ORDER BY id LIMIT 2
 
 -- last_event_id --
--- The newest event id (0 when the log is empty): where a "from now on" tail starts.
-SELECT coalesce(max(id), 0) AS id FROM {schema}.events
+-- Where a "from now on" tail starts: the last event in commit order that every reader can
+-- already see (0 when there is none).
+SELECT coalesce((
+    SELECT id FROM {schema}.events
+    WHERE tx < pg_snapshot_xmin(pg_current_snapshot())
+    ORDER BY tx DESC, id DESC
+    LIMIT 1
+), 0) AS id

@@ -121,10 +121,15 @@ class EventLog(Protocol):
     async def events(
         self, *, after_id: int = 0, job_id: JobId | None = None, limit: int = 1000
     ) -> list[Event]:
-        """Events with id greater than ``after_id``, oldest first."""
+        """Events after the event ``after_id`` (0: from the start), in commit order.
+
+        A reader that passes back the id of the last event it got sees every event exactly
+        once. One job's events are in id order; the whole log may come out of id order where
+        transactions commit out of it (PostgreSQL), never with a gap.
+        """
 
     async def last_event_id(self) -> int:
-        """The newest event id (0 when the log is empty)."""
+        """Where a "from now on" reader starts: the last event in commit order (0: none)."""
 
 
 class SchemaManager(Protocol):
