@@ -55,6 +55,8 @@ def _rows(database: Path) -> int:
         (["jobs", "enqueue", "test.effect", "--delay", "1e12"], "delay: must be at most"),
         (["jobs", "enqueue", "test.effect", "--payload", '{"a":"x\\u0000y"}'], "NUL characters"),
         (["jobs", "enqueue", "test.effect", "--payload", '{"a":"\\ud800"}'], "lone surrogate"),
+        (["jobs", "prune", "--older-than", "3x"], "--older-than: must be a duration like 30d"),
+        (["jobs", "prune", "--status", "running"], "only finished jobs are pruned, not running"),
     ],
 )
 def test_bad_input_exits_2_with_the_reason_and_writes_nothing(
@@ -99,6 +101,31 @@ def test_enqueue_show_events_cancel_retry_round_trip(env: dict[str, str]) -> Non
     assert events[-1]["data"]["reason"] == "manual_retry"
     table = cli("jobs", "list", env=env)
     assert table.returncode == 0 and "test.effect" in table.stdout
+
+
+def test_prune_deletes_finished_jobs_past_retention_and_dry_run_only_counts(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    def enqueue() -> str:
+        result = cli("jobs", "enqueue", "test.effect", "--delay", "3600", "--json", env=env)
+        return str(json.loads(result.stdout)["job"]["id"])
+
+    kept, gone = enqueue(), enqueue()
+    assert cli("jobs", "cancel", gone, env=env).returncode == 0
+    configured = cli("jobs", "prune", "--dry-run", "--json", env=env)
+    assert {r["status"]: r["jobs"] for r in json.loads(configured.stdout)["pruned"]} == {
+        "completed": 0,
+        "failed": 0,
+        "cancelled": 0,
+    }, "30 days have not passed"
+    dry = cli("jobs", "prune", "--older-than", "0s", "--dry-run", env=env)
+    assert "would delete 1 cancelled jobs" in dry.stdout
+    rows = _rows(tmp_path / "jobs.db")
+    assert rows == 5, "dry run deleted nothing"  # 2 jobs, 3 events
+    pruned = cli("jobs", "prune", "--older-than", "0s", "--status", "cancelled", env=env)
+    assert pruned.returncode == 0 and "deleted 1 cancelled jobs" in pruned.stdout
+    assert [j["id"] for j in _jobs(env)] == [kept]
+    assert _rows(tmp_path / "jobs.db") == 2, "the cancelled job's events went with it"
 
 
 def test_config_show_masks_secrets(tmp_path: Path) -> None:

@@ -469,3 +469,43 @@ async def test_renew_leases_renews_every_held_lease_in_one_call(repository: JobR
     assert held == {leases[0][0]: leases[0][0] == ids[0], leases[2][0]: leases[2][0] == ids[0]}
     assert await repository.recover_expired() == [leases[1][0]]  # only the one not renewed
     assert await repository.renew_leases([], 30) == {}
+
+
+async def _finish(repo: JobRepository, count: int, *, cancel: bool = False) -> list[JobId]:
+    ids = []
+    for _ in range(count):
+        job_id = await enqueue(repo)
+        if cancel:
+            await repo.cancel(job_id)
+        else:
+            job = await claim_one(repo)
+            assert job.lease_token is not None
+            await repo.complete(job.id, job.lease_token, None)
+        ids.append(job_id)
+    return ids
+
+
+async def test_prune_deletes_old_finished_jobs_of_one_status_with_their_events_oldest_first(
+    repository: JobRepository,
+) -> None:
+    from ecosign_orchestrator.core.job import utcnow
+
+    old = await _finish(repository, 3)
+    cutoff = utcnow()
+    cancelled = await _finish(repository, 1, cancel=True)
+    young = await _finish(repository, 1)
+    active = await enqueue(repository)
+    prunable = await repository.count_prunable(status=JobStatus.COMPLETED, finished_before=cutoff)
+    assert prunable == 3
+    assert await repository.prune(status=JobStatus.COMPLETED, finished_before=cutoff, limit=2) == 2
+    remaining = {j.id for j in await repository.list_jobs(limit=100)}
+    assert remaining == {old[2], *cancelled, *young, active}, "the two oldest went first"
+    assert await repository.prune(status=JobStatus.COMPLETED, finished_before=cutoff, limit=2) == 1
+    assert await repository.events(job_id=old[0]) == []
+    assert {e.job_id for e in await repository.events(limit=1000)} == {*cancelled, *young, active}
+    assert (
+        await repository.count_prunable(status=JobStatus.CANCELLED, finished_before=utcnow()) == 1
+    )
+    with pytest.raises(errors.InvalidJob, match="status"):
+        await repository.prune(status=JobStatus.QUEUED, finished_before=utcnow(), limit=10)
+    await repository.probe_write()

@@ -20,7 +20,7 @@ from ecosign_orchestrator.core import (
     Worker,
     WorkerSettings,
 )
-from ecosign_orchestrator.core.job import StepStatus
+from ecosign_orchestrator.core.job import NewJob, StepStatus
 from ecosign_orchestrator.core.repository import MemoryRepository
 from ecosign_orchestrator.core.types import JSONValue
 from tests.support.waiting import wait_job, wait_status
@@ -253,3 +253,35 @@ async def test_progress_writes_are_throttled(
     await wait_job(memory_repository, job_id, lambda j: j.status is JobStatus.COMPLETED)
     assert 1 <= len(writes) <= 5  # first write, then the final flush
     assert writes[-1] == 0.999
+
+
+async def test_workers_prune_finished_jobs_past_their_retention_and_keep_the_rest(
+    memory_repository: MemoryRepository, registry: Registry, start: Callable[..., Worker]
+) -> None:
+    from datetime import timedelta
+
+    from ecosign_orchestrator.core import RetentionPolicy, errors
+
+    async def noop(ctx: JobContext) -> JSONValue:
+        return None
+
+    async def boom(ctx: JobContext) -> JSONValue:
+        raise FatalError("no")
+
+    registry.register("noop", noop)
+    registry.register("boom", boom)
+    policy = RetentionPolicy(
+        keep={JobStatus.COMPLETED: timedelta(0), JobStatus.FAILED: None}, every_seconds=0.01
+    )
+    start(retention=policy)
+    queue = JobQueue(memory_repository, registry)
+    done = (await queue.submit(NewJob(kind="noop"))).job.id
+    failed = (await queue.submit(NewJob(kind="boom"))).job.id
+    await wait_status(memory_repository, failed, JobStatus.FAILED)
+    async with asyncio.timeout(5):
+        while done in memory_repository.jobs:
+            await asyncio.sleep(0.01)  # a condition wait: deletion emits no event
+    with pytest.raises(errors.JobNotFound):
+        await memory_repository.get(done)
+    assert await memory_repository.events(job_id=done) == []
+    assert (await memory_repository.get(failed)).status is JobStatus.FAILED, "kept forever"

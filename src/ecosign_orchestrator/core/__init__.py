@@ -26,6 +26,7 @@ from ecosign_orchestrator.core.processor import Processor
 from ecosign_orchestrator.core.queue import JobQueue
 from ecosign_orchestrator.core.registry import Registry
 from ecosign_orchestrator.core.repository import JobRepository, repository_from_url
+from ecosign_orchestrator.core.retention import RetentionPolicy
 from ecosign_orchestrator.core.retry import RetryPolicy
 from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.core.worker import Worker, WorkerSettings
@@ -47,6 +48,7 @@ __all__ = [
     "OrchestratorError",
     "Processor",
     "Registry",
+    "RetentionPolicy",
     "RetryPolicy",
     "Snooze",
     "StepRecord",

@@ -26,6 +26,7 @@ from ecosign_orchestrator.core.leases import LeaseKeeper
 from ecosign_orchestrator.core.observe import Instruments, NullInstruments
 from ecosign_orchestrator.core.registry import JobKind, Registry
 from ecosign_orchestrator.core.repository.protocol import JobRepository
+from ecosign_orchestrator.core.retention import RetentionPolicy, prune_by_policy
 from ecosign_orchestrator.core.types import JobId, JSONValue, LeaseToken
 from ecosign_orchestrator.core.worker_settings import WorkerSettings
 
@@ -149,6 +150,9 @@ class Worker:
             asyncio.create_task(self._leases.run(), name=f"{self.worker_id}:leases"),
             asyncio.create_task(self._recovery_loop(), name=f"{self.worker_id}:recovery"),
         ]
+        if self.settings.retention is not None:
+            pruning = self._retention_loop(self.settings.retention)
+            side.append(asyncio.create_task(pruning, name=f"{self.worker_id}:retention"))
         for task in side:
             task.add_done_callback(self._side_task_done)
         try:
@@ -443,6 +447,26 @@ class Worker:
                     "lease recovery failed: %s", exc, extra={"action": "recovery_failed"}
                 )
             await asyncio.sleep(self.settings.recovery_seconds)
+
+    async def _retention_loop(self, policy: RetentionPolicy) -> None:
+        await asyncio.sleep(self._rng.uniform(0, policy.every_seconds))
+        while True:
+            try:
+                pruned = await prune_by_policy(self.repository, policy)
+            except errors.RepositoryError as exc:
+                logger.warning("pruning failed: %s", exc, extra={"action": "prune_failed"})
+            else:
+                if any(pruned.values()):
+                    logger.info(
+                        "pruned %d finished jobs",
+                        sum(pruned.values()),
+                        extra={
+                            "action": "pruned",
+                            "worker_id": self.worker_id,
+                            "pruned": {s.value: n for s, n in pruned.items()},
+                        },
+                    )
+            await asyncio.sleep(policy.every_seconds)
 
     async def _shutdown(self) -> None:
         tasks = [r.task for r in self._running.values() if r.task is not None]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from ecosign_orchestrator.core import errors
+from ecosign_orchestrator.core.retention import RetentionPolicy
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -37,6 +38,9 @@ class WorkerSettings:
     queues: tuple[str, ...] | None = None
     #: Stop by itself once no job is ready and none is running (scripts, batch runs, tests).
     burst: bool = False
+    #: Delete finished jobs once old enough, a bounded pass every ``retention.every_seconds``
+    #: (the first at a random moment of that period, so a fleet's workers spread out).
+    retention: RetentionPolicy | None = None
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:

@@ -22,6 +22,8 @@ from pydantic_settings import (
 )
 
 from ecosign_orchestrator.core import errors
+from ecosign_orchestrator.core.retention import RetentionPolicy, parse_keep
+from ecosign_orchestrator.core.status import JobStatus
 
 DEFAULT_DATABASE_URL = "sqlite:///./.ecosign-orchestrator/jobs.db"
 
@@ -124,6 +126,22 @@ class Settings(BaseSettings):
         default=False, description="PATCH document_entities.lifecycle_status when a flow ends"
     )
 
+    # -- retention -----------------------------------------------------------------------------
+    retention_completed: str = Field(
+        default="30d",
+        description="how long completed jobs and their events are kept (90s, 45m, 12h, 30d, 2w; "
+        "never = forever); workers delete older ones",
+    )
+    retention_failed: str = Field(
+        default="90d", description="how long failed jobs and their events are kept"
+    )
+    retention_cancelled: str = Field(
+        default="30d", description="how long cancelled jobs and their events are kept"
+    )
+    retention_interval_seconds: float = Field(
+        default=600.0, gt=0, description="how often each worker runs a bounded pruning pass"
+    )
+
     # -- service -------------------------------------------------------------------------------
     ffmpeg_input_roots: Annotated[list[Path], NoDecode] = Field(
         default_factory=list,
@@ -157,6 +175,27 @@ class Settings(BaseSettings):
             except (ValueError, ZeroDivisionError):
                 raise ValueError("must be a number or a fraction such as 1/300") from None
         return value
+
+    @field_validator("retention_completed", "retention_failed", "retention_cancelled")
+    @classmethod
+    def _keep(cls, value: str, info: ValidationInfo) -> str:
+        try:
+            parse_keep(value, field=str(info.field_name))
+        except errors.InvalidJob as exc:
+            raise ValueError(exc.reason) from None
+        return value
+
+    def retention(self) -> RetentionPolicy:
+        """How long finished jobs are kept, as the core's policy."""
+        keep = {
+            JobStatus.COMPLETED: self.retention_completed,
+            JobStatus.FAILED: self.retention_failed,
+            JobStatus.CANCELLED: self.retention_cancelled,
+        }
+        return RetentionPolicy(
+            keep={s: parse_keep(v, field=f"retention_{s.value}") for s, v in keep.items()},
+            every_seconds=self.retention_interval_seconds,
+        )
 
     @field_validator("ffmpeg_input_roots", mode="before")
     @classmethod

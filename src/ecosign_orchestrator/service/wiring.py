@@ -223,6 +223,7 @@ def worker_settings(
         max_poll_seconds=max(settings.max_poll_seconds, settings.poll_seconds),
         recovery_seconds=settings.recovery_seconds,
         shutdown_grace_seconds=settings.shutdown_grace_seconds,
+        retention=settings.retention(),
     )
 
 

@@ -461,3 +461,10 @@ def check_limit(limit: int) -> int:
     if not 1 <= limit <= 10_000:
         raise errors.InvalidJob("limit", "must be between 1 and 10000")
     return limit
+
+
+def check_terminal(status: JobStatus) -> JobStatus:
+    """Only finished jobs may be pruned."""
+    if not status.is_terminal:
+        raise errors.InvalidJob("status", f"only finished jobs are pruned, not {status.value}")
+    return status

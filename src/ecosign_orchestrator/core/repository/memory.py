@@ -14,6 +14,7 @@ from ecosign_orchestrator.core.repository.base import (
     TransactionalRepository,
     check_limit,
     check_short_id,
+    check_terminal,
     claim_jobs,
 )
 from ecosign_orchestrator.core.status import ACTIVE, JobStatus
@@ -201,6 +202,30 @@ class MemoryRepository(TransactionalRepository):
     async def last_event_id(self) -> int:
         """The newest event id (0 when none)."""
         return self.last_event_id_sync
+
+    def _prunable(self, status: JobStatus, finished_before: datetime) -> list[Job]:
+        check_terminal(status)
+        rows = [
+            j
+            for j in self.jobs.values()
+            if j.status is status and j.finished_at is not None and j.finished_at < finished_before
+        ]
+        return sorted(rows, key=lambda j: (j.finished_at or finished_before, j.id))
+
+    async def prune(self, *, status: JobStatus, finished_before: datetime, limit: int) -> int:
+        """Delete the oldest finished jobs in ``status`` and their events."""
+        doomed = {j.id for j in self._prunable(status, finished_before)[: check_limit(limit)]}
+        for job_id in doomed:
+            del self.jobs[job_id]
+        self.event_log[:] = [e for e in self.event_log if e.job_id not in doomed]
+        return len(doomed)
+
+    async def count_prunable(self, *, status: JobStatus, finished_before: datetime) -> int:
+        """How many jobs :meth:`prune` would delete."""
+        return len(self._prunable(status, finished_before))
+
+    async def probe_write(self) -> None:
+        """Memory always accepts writes."""
 
     async def counts(self) -> dict[tuple[str, JobStatus], int]:
         """Jobs per (kind, status)."""

@@ -28,6 +28,7 @@ from ecosign_orchestrator.core.repository import postgres_schema, sql
 from ecosign_orchestrator.core.repository.base import (
     TransactionalRepository,
     check_limit,
+    check_terminal,
     id_patterns,
     like_prefix,
 )
@@ -294,7 +295,7 @@ class PostgresRepository(TransactionalRepository):
         async with self._connection() as conn:
             with translate_errors():
                 cursor = await conn.execute(self.query(name), params)
-                return await cursor.fetchall()
+                return await cursor.fetchall() if cursor.description else []
 
     # -- wake-ups ------------------------------------------------------------------------------
 
@@ -490,6 +491,26 @@ class PostgresRepository(TransactionalRepository):
     async def last_event_id(self) -> int:
         """The newest event id (0 when none)."""
         return int((await self._fetch("last_event_id", {}))[0]["id"])
+
+    # -- maintenance ---------------------------------------------------------------------------
+
+    async def prune(self, *, status: JobStatus, finished_before: datetime, limit: int) -> int:
+        """Delete one retention batch (rows another pruner holds are skipped)."""
+        params: Row = {
+            "status": check_terminal(status).value,
+            "before": finished_before,
+            "limit": check_limit(limit),
+        }
+        return len(await self._fetch("prune", params))
+
+    async def count_prunable(self, *, status: JobStatus, finished_before: datetime) -> int:
+        """How many jobs :meth:`prune` would delete."""
+        params: Row = {"status": check_terminal(status).value, "before": finished_before}
+        return int((await self._fetch("count_prunable", params))[0]["n"])
+
+    async def probe_write(self) -> None:
+        """Commit one row rewrite (fails on a read-only, full or unreachable server)."""
+        await self._fetch("probe_write", {})
 
     async def counts(self) -> dict[tuple[str, JobStatus], int]:
         """Jobs per (kind, status)."""

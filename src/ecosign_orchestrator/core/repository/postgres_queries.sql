@@ -182,3 +182,27 @@ SELECT coalesce((
     ORDER BY tx DESC, id DESC
     LIMIT 1
 ), 0) AS id
+
+-- prune --
+-- Delete one retention batch: finished jobs in one status finished before a cutoff, oldest
+-- first, with their events. Rows another pruner holds are skipped, not waited for.
+WITH doomed AS (
+    SELECT id FROM {schema}.jobs
+    WHERE status = %(status)s AND finished_at < %(before)s
+    ORDER BY finished_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), events_gone AS (
+    DELETE FROM {schema}.events WHERE job_id IN (SELECT id FROM doomed)
+)
+DELETE FROM {schema}.jobs WHERE id IN (SELECT id FROM doomed)
+RETURNING id
+
+-- count_prunable --
+-- How many jobs a retention pass would delete.
+SELECT count(*) AS n FROM {schema}.jobs WHERE status = %(status)s AND finished_at < %(before)s
+
+-- probe_write --
+-- Readiness: rewrite the one probe row (fails on a read-only or full server).
+INSERT INTO {schema}.readiness (id, probed_at) VALUES (1, now())
+ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at

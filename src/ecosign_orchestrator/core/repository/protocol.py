@@ -8,6 +8,7 @@ transaction.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
@@ -169,8 +170,23 @@ class Lifecycle(Protocol):
         """Close."""
 
 
+class Maintenance(Protocol):
+    """Retention and health checks."""
+
+    async def prune(self, *, status: JobStatus, finished_before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` jobs in ``status`` (terminal) finished before the cutoff, with
+        their events, oldest first, in one transaction; returns how many."""
+
+    async def count_prunable(self, *, status: JobStatus, finished_before: datetime) -> int:
+        """How many jobs :meth:`prune` would delete, all batches together."""
+
+    async def probe_write(self) -> None:
+        """Commit a tiny write, or raise ``RepositoryError``: proves the store accepts writes
+        (not only reads) for readiness checks."""
+
+
 @runtime_checkable
-class JobRepository(JobStore, EventLog, SchemaManager, Lifecycle, Protocol):
+class JobRepository(JobStore, EventLog, SchemaManager, Lifecycle, Maintenance, Protocol):
     """Everything the engine needs from a backend."""
 
     #: Human-readable backend name (``memory``, ``sqlite``, ``postgresql``).

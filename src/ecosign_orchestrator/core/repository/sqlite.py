@@ -33,6 +33,7 @@ from ecosign_orchestrator.core.repository.base import (
     Change,
     TransactionalRepository,
     check_limit,
+    check_terminal,
     claim_jobs,
     id_patterns,
     like_prefix,
@@ -379,10 +380,36 @@ class SqliteRepository(TransactionalRepository):
         """The newest event id (0 when none)."""
         return int((await self._read("last_event_id", {}))[0]["id"])
 
+    # -- maintenance ---------------------------------------------------------------------------
+
+    async def prune(self, *, status: JobStatus, finished_before: datetime, limit: int) -> int:
+        """Delete one retention batch in one transaction."""
+        params = {
+            "status": check_terminal(status).value,
+            "before": to_epoch(finished_before),
+            "limit": check_limit(limit),
+        }
+        return await self._write(lambda c: _prune_sync(c, params))
+
+    async def count_prunable(self, *, status: JobStatus, finished_before: datetime) -> int:
+        """How many jobs :meth:`prune` would delete."""
+        params = {"status": check_terminal(status).value, "before": to_epoch(finished_before)}
+        return int((await self._read("count_prunable", params))[0]["n"])
+
+    async def probe_write(self) -> None:
+        """Commit one row rewrite (fails on a read-only or full disk, or a locked file)."""
+        await self._write(lambda c: c.execute(Q["probe_write"], {"now": time.time()}))
+
     async def counts(self) -> dict[tuple[str, JobStatus], int]:
         """Jobs per (kind, status)."""
         rows = await self._read("counts", {})
         return {(r["kind"], JobStatus(r["status"])): r["n"] for r in rows}
+
+
+def _prune_sync(conn: sqlite3.Connection, params: dict[str, Any]) -> int:
+    ids = dumps([row["id"] for row in conn.execute(Q["prunable"], params)])
+    conn.execute(Q["prune_events"], {"ids": ids})
+    return conn.execute(Q["prune_jobs"], {"ids": ids}).rowcount
 
 
 def _commit_group(

@@ -95,3 +95,29 @@ SELECT id FROM jobs WHERE id LIKE :prefix OR id LIKE :suffix ORDER BY id LIMIT 2
 -- last_event_id --
 -- The newest event id (0 when the log is empty): where a "from now on" tail starts.
 SELECT coalesce(max(id), 0) AS id FROM events
+
+-- prunable --
+-- Finished jobs in one status finished before a cutoff, oldest first (a retention batch).
+SELECT id FROM jobs
+WHERE status = :status AND finished_at < :before
+ORDER BY finished_at, id
+LIMIT :limit
+
+-- count_prunable --
+-- How many jobs a retention pass would delete.
+SELECT count(*) AS n FROM jobs WHERE status = :status AND finished_at < :before
+
+-- prune_events --
+-- The events of the jobs being pruned (:ids is a JSON array).
+DELETE FROM events WHERE job_id IN (SELECT value FROM json_each(:ids))
+
+-- prune_jobs --
+-- The jobs being pruned (the status check is belt and braces: the batch is one transaction).
+DELETE FROM jobs
+WHERE id IN (SELECT value FROM json_each(:ids))
+  AND status IN ('completed', 'failed', 'cancelled')
+
+-- probe_write --
+-- Readiness: rewrite the one probe row.
+INSERT INTO readiness (id, probed_at) VALUES (1, :now)
+ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at

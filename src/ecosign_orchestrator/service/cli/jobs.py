@@ -1,5 +1,5 @@
 """Inspecting and acting on jobs, locally or through ``--api-url``: ``status``, ``events``,
-``retry``, ``cancel`` and ``jobs list|show|events|retry|cancel|enqueue``.
+``retry``, ``cancel`` and ``jobs list|show|events|retry|cancel|enqueue|prune``.
 
 Every ``JOB_ID`` may be a full id or a unique prefix or suffix of 8 or more characters (the
 short ids the demo and ``jobs list`` show). Every ``--json`` output is pure JSON on stdout: one
@@ -8,11 +8,14 @@ document, or one document per line when following.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
 
+from ecosign_orchestrator.core import retention
 from ecosign_orchestrator.core.events import EventType
+from ecosign_orchestrator.core.job import utcnow
 from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.service import render, wiring
 from ecosign_orchestrator.service.cli.common import (
@@ -246,3 +249,72 @@ def jobs_enqueue(
             console.print(f"{verb}: [bold]{result.job.id}[/] ({result.job.status.value})")
 
     run(with_repository(action))
+
+
+@jobs_app.command(
+    "prune",
+    epilog=example(
+        "ecosign-orchestrator jobs prune --dry-run",
+        "ecosign-orchestrator jobs prune --older-than 7d --status completed --status cancelled",
+    ),
+)
+def jobs_prune(
+    older_than: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DURATION",
+            help="Finished longer ago than this (30d, 12h, 45m, 90s). Default: each status's "
+            "configured retention (retention_completed, retention_failed, ...).",
+        ),
+    ] = None,
+    status: Annotated[
+        list[str] | None,
+        typer.Option(metavar="STATUS", help="completed, failed or cancelled (repeatable)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete finished jobs and their events older than their retention (workers also do this
+    on their own, every retention_interval_seconds, in small batches)."""
+    if state.remote:
+        raise fail("jobs prune works on the local database (run it where the database is)")
+    cutoffs = guard(lambda: _prune_cutoffs(older_than, _statuses(status)))
+
+    async def action(repository: Any, rt: wiring.Runtime) -> None:
+        counts = await retention.prune(repository, cutoffs, dry_run=dry_run)
+        rows = [
+            {"status": s.value, "finished_before": cutoffs[s].isoformat(), "jobs": n}
+            for s, n in counts.items()
+        ]
+        if as_json:
+            emit_json({"dry_run": dry_run, "pruned": rows})
+            return
+        verb = "would delete" if dry_run else "deleted"
+        for row in rows:
+            console.print(
+                f"{verb} {row['jobs']} {row['status']} jobs finished before "
+                f"{row['finished_before']}",
+                highlight=False,
+            )
+        if not rows:
+            console.print("nothing to prune: retention is 'never' for these statuses")
+
+    run(with_repository(action))
+
+
+def _prune_cutoffs(
+    older_than: str | None, statuses: list[JobStatus] | None
+) -> dict[JobStatus, datetime]:
+    """Per status, the finish time before which jobs go."""
+    chosen = statuses or [JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED]
+    active = [s.value for s in chosen if not s.is_terminal]
+    if active:
+        raise fail(f"--status: only finished jobs are pruned, not {', '.join(active)}")
+    now = utcnow()
+    if older_than is not None:
+        keep = retention.parse_duration(older_than, field="--older-than")
+        return {s: now - keep for s in chosen}
+    configured = state.settings.retention().cutoffs(now)
+    return {s: configured[s] for s in chosen if s in configured}
