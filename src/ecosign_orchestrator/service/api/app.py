@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from importlib import metadata
 from typing import Any
@@ -21,6 +22,8 @@ from ecosign_orchestrator.service.api.routes import AUTH_RESPONSES, router
 from ecosign_orchestrator.service.api.schemas import Health
 from ecosign_orchestrator.service.metrics import CONTENT_TYPE, Metrics
 from ecosign_orchestrator.service.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 DESCRIPTION = """
 The single authority that drives EcoSign's document flows. A CTA submits a **DocumentJob**
@@ -86,24 +89,26 @@ def create_app(
     @app.get(
         "/readyz",
         tags=["health"],
-        summary="The database is reachable and migrated",
+        summary="The job store is reachable, migrated and accepts writes",
         responses={503: {"model": Health, "description": "Not ready"}},
     )
     async def readyz(request: Request) -> Any:
-        """Readiness: a query against the job store, and the schema version."""
+        """Readiness: the schema is up to date and a one-row write commits (a store that
+        answers reads but refuses writes, e.g. a full disk or a read-only server, is not ready).
+        The reason goes to the log, not to this unauthenticated answer."""
         repository: JobRepository = request.app.state.repository
         try:
-            ready = await repository.schema_ready()
-        except Exception as exc:  # any failure means "not ready", with the reason
-            return JSONResponse(
-                Health(status="unavailable", detail=type(exc).__name__).model_dump(),
-                status_code=503,
-            )
-        if not ready:
-            return JSONResponse(
-                Health(status="unavailable", detail="migrations pending").model_dump(),
-                status_code=503,
-            )
+            async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+                migrated = await repository.schema_ready()
+        except Exception as exc:  # any failure means "not ready"
+            return _not_ready(f"the job store is unreachable ({type(exc).__name__})", exc)
+        if not migrated:
+            return _not_ready("migrations pending")
+        try:
+            async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+                await repository.probe_write()
+        except Exception as exc:
+            return _not_ready(f"the job store does not accept writes ({type(exc).__name__})", exc)
         return Health(status="ok")
 
     @app.get(
@@ -124,3 +129,15 @@ def create_app(
         return Response(await metrics.render(repository), media_type=CONTENT_TYPE)
 
     return app
+
+
+#: How long each readiness check may take before the answer is "not ready".
+READY_TIMEOUT_SECONDS = 3.0
+
+
+def _not_ready(detail: str, exc: BaseException | None = None) -> JSONResponse:
+    """503 with a short reason; the full error goes to the log only."""
+    if exc is not None:
+        logger.warning("not ready: %s: %s", detail, exc, extra={"action": "not_ready"})
+    body = Health(status="unavailable", detail=detail).model_dump()
+    return JSONResponse(body, status_code=503)
