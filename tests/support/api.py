@@ -11,6 +11,9 @@ from collections.abc import Iterator
 import uvicorn
 from fastapi import FastAPI
 
+from ecosign_orchestrator.service.listen import uvicorn_config
+from ecosign_orchestrator.service.slow_clients import HttpLimits
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -19,10 +22,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_in_thread(app: FastAPI) -> Iterator[str]:
-    """Serve ``app`` on a loopback port in a daemon thread; yields the base URL."""
+def serve_in_thread(app: FastAPI, limits: HttpLimits | None = None) -> Iterator[str]:
+    """Serve ``app`` on a loopback port in a daemon thread, configured as ``serve`` does;
+    yields the base URL."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    config = uvicorn_config(app, limits or HttpLimits(), host="127.0.0.1", port=port)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -25,7 +25,12 @@ from ecosign_orchestrator import sandbox
 from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.service import wiring
 from ecosign_orchestrator.service.demo import sandbox_settings
-from ecosign_orchestrator.service.listen import bind, bound_port, stop_gracefully_on_signals
+from ecosign_orchestrator.service.listen import (
+    bind,
+    bound_port,
+    stop_gracefully_on_signals,
+    uvicorn_config,
+)
 from ecosign_orchestrator.service.settings import Settings
 
 DEV_KEY = "dev-sandbox-service-key"
@@ -143,12 +148,7 @@ async def run_dev(
             settings=dev,
         )
         api = uvicorn.Server(
-            uvicorn.Config(
-                create_app(dev, apps=apps, embedded_worker=True),
-                log_config=None,
-                access_log=False,
-                lifespan="on",
-            )
+            uvicorn_config(create_app(dev, apps=apps, embedded_worker=True), dev.http_limits())
         )
         await _serve(api, api_socket, session, env_file, console)
     finally:

@@ -9,7 +9,10 @@ import signal
 import socket
 from typing import Any
 
+import uvicorn
+
 from ecosign_orchestrator.core import errors
+from ecosign_orchestrator.service.slow_clients import HttpLimits, guarded_protocol
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -44,3 +47,16 @@ def stop_gracefully_on_signals(server: Any) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, setattr, server, "should_exit", True)
+
+
+def uvicorn_config(app: Any, limits: HttpLimits, **options: Any) -> uvicorn.Config:
+    """How every server of ours runs uvicorn: our logging, no access log, lifespan on, and the
+    slow-client limits (read deadlines, connection cap)."""
+    return uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        http=guarded_protocol(limits),
+        **options,
+    )

@@ -24,6 +24,7 @@ from pydantic_settings import (
 from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.retention import RetentionPolicy, parse_keep
 from ecosign_orchestrator.core.status import JobStatus
+from ecosign_orchestrator.service.slow_clients import HttpLimits
 
 DEFAULT_DATABASE_URL = "sqlite:///./.ecosign-orchestrator/jobs.db"
 
@@ -160,6 +161,25 @@ class Settings(BaseSettings):
         default_factory=list, description="read-only API tokens (comma-separated in env)"
     )
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    http_header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="a request's headers must arrive within this long, else 408 and close",
+    )
+    http_body_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="a request's body must arrive within this long after its headers",
+    )
+    http_max_connections: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="open connections at most (kept below half the file-descriptor limit); "
+        "one more is answered 503 and closed",
+    )
 
     # -- logging -------------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -184,6 +204,14 @@ class Settings(BaseSettings):
         except errors.InvalidJob as exc:
             raise ValueError(exc.reason) from None
         return value
+
+    def http_limits(self) -> HttpLimits:
+        """Read deadlines and the connection cap of the HTTP server."""
+        return HttpLimits(
+            header_timeout=self.http_header_timeout_seconds,
+            body_timeout=self.http_body_timeout_seconds,
+            max_connections=self.http_max_connections,
+        )
 
     def retention(self) -> RetentionPolicy:
         """How long finished jobs are kept, as the core's policy."""

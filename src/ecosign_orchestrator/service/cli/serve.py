@@ -18,7 +18,7 @@ from ecosign_orchestrator.service.cli.common import (
     run,
     state,
 )
-from ecosign_orchestrator.service.listen import bind, stop_gracefully_on_signals
+from ecosign_orchestrator.service.listen import bind, stop_gracefully_on_signals, uvicorn_config
 from ecosign_orchestrator.service.settings import Settings
 
 #: The shortest API token accepted when the API listens beyond loopback.
@@ -77,9 +77,7 @@ def serve(
     application = create_app(settings, apps=tuple(state.apps), embedded_worker=not no_worker)
     sock = guard(lambda: bind(host, port))
     console.print(f"serving on http://{host}:{port} (worker: {'no' if no_worker else 'yes'})")
-    config = uvicorn.Config(
-        application, host=host, port=port, log_config=None, access_log=False, lifespan="on"
-    )
+    config = uvicorn_config(application, settings.http_limits(), host=host, port=port)
     run(lambda: _serve(uvicorn.Server(config), sock))
 
 
