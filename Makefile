@@ -13,14 +13,15 @@ BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: help env demo lint format test test-fast postgres soak bench clean
+.PHONY: help env demo lint format test test-fast postgres soak chaos bench clean
 
 help:
 	@echo "make demo    run an end-to-end demo (SQLite + local sandbox)"
 	@echo "make test    lint + full test suite (what CI runs)"
 	@echo "make lint    ruff, mypy --strict, import-linter"
 	@echo "make bench   benchmarks (prints ratios)"
-	@echo "make soak    long soak/chaos runs (not part of make test)"
+	@echo "make chaos   crashes, restarts, partitions, faults, hostile input (~6 min)"
+	@echo "make soak    20 minutes of steady flows with faults: memory and database stay flat"
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -68,8 +69,14 @@ bench: env postgres
 	$(BIN)/python bench/pg_throughput.py
 	$(BIN)/python bench/ffmpeg_overhead.py
 
+# Worker SIGKILLs, PostgreSQL restarts, partitions, Edge faults, hostile input and a flood, on
+# real processes; prints one table and fails if a guarantee broke (docs/reliability.md).
+chaos: env postgres
+	$(BIN)/python -m tests.chaos.run
+
 soak: env postgres
 	$(BIN)/pytest -m slow -s tests/acceptance/test_soak.py
+	$(BIN)/python -m tests.chaos.soak
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache .ecosign-orchestrator

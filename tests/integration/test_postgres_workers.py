@@ -334,3 +334,67 @@ async def test_leases_hold_with_many_jobs_in_flight_on_a_small_busy_pool(
     starts = collections.Counter(e.job_id for e in events if e.type.value == "job_started")
     assert set(starts) == set(ids)
     assert max(starts.values()) == 1, starts.most_common(3)  # no lease expired under a live run
+
+
+async def test_a_worker_cut_off_from_the_database_fences_itself_and_another_finishes_once(
+    pg_cluster: PostgresCluster, pg_schema: str
+) -> None:
+    """A partition longer than a lease: the cut-off worker stops its own run before its lease
+    expires, another worker takes the job over, the effect happens once."""
+    from tests.support.proxy import Proxy
+
+    registry = Registry()
+    effects_by: list[str] = []
+    release = asyncio.Event()
+
+    @registry.processor("guarded")
+    async def guarded(ctx: JobContext) -> str:
+        await release.wait()  # the effect happens only after the partition
+        effects_by.append(ctx.worker_id)
+        return ctx.worker_id
+
+    proxy = await Proxy(pg_cluster.port).start()
+    cut_url = pg_cluster.url().replace(f":{pg_cluster.port}/", f":{proxy.port}/")
+    settings = WorkerSettings(
+        lease_seconds=2.0, recovery_seconds=0.2, poll_seconds=0.05, shutdown_grace_seconds=0
+    )
+    direct = PostgresRepository(pg_cluster.url(), schema=pg_schema)
+    cut = PostgresRepository(cut_url, schema=pg_schema, connect_timeout=1)
+    async with direct, cut:
+        await direct.migrate()
+        job_id = (await JobQueue(direct, registry).enqueue("guarded")).job.id
+        a = Worker(cut, registry, settings=settings, worker_id="cut-off")
+        a_task = asyncio.create_task(a.run())
+        await wait_job_started(direct, job_id, "cut-off")
+        proxy.partition()
+        b = Worker(direct, registry, settings=settings, worker_id="connected")
+        b_task = asyncio.create_task(b.run())
+        try:
+            await wait_job_started(direct, job_id, "connected", timeout=20)
+            release.set()
+            done = await wait_status(direct, job_id, JobStatus.COMPLETED, timeout=20)
+            proxy.heal()
+        finally:
+            b.stop()
+            a.stop()
+            await asyncio.wait_for(b_task, 30)
+            proxy.heal()
+            await asyncio.wait_for(a_task, 60)
+            await proxy.close()
+        events = await direct.events(job_id=job_id)
+    assert effects_by == ["connected"], "the cut-off worker stopped its run in time"
+    assert done.result == "connected"
+    starts = [e.data["worker"] for e in events if e.type.value == "job_started"]
+    assert starts == ["cut-off", "connected"]
+    requeued = [e.data for e in events if e.data.get("reason") == "lease_expired"]
+    assert [r["worker"] for r in requeued] == ["cut-off"]
+
+
+async def wait_job_started(
+    repo: PostgresRepository, job_id: str, worker: str, timeout: float = 10
+) -> None:
+    async def started() -> bool:
+        events = await repo.events(job_id=job_id)  # type: ignore[arg-type]
+        return any(e.type.value == "job_started" and e.data.get("worker") == worker for e in events)
+
+    await eventually(started, timeout=timeout, what=f"{worker} starting {job_id}")

@@ -23,6 +23,9 @@ class Fault:
     latency: float = 0.0
     #: Seconds a failing call hangs before answering (simulates a client-side timeout).
     hang: float = 0.0
+    #: Probability in [0, 1], drawn apart from ``rate``, that a call hangs ``hang`` seconds and
+    #: then answers 504 (a timeout, mixed with plain failures).
+    hang_rate: float = 0.0
     #: ``Retry-After`` seconds sent with failures (None: no header).
     retry_after: float | None = None
     #: Fail the next N calls regardless of ``rate`` (deterministic scripting).
@@ -40,8 +43,8 @@ class Fault:
         if unknown:
             raise ValueError(f"unknown fault fields: {', '.join(sorted(unknown))}")
         fault = cls(**data)
-        if not 0 <= fault.rate <= 1:
-            raise ValueError("rate must be within [0, 1]")
+        if not 0 <= fault.rate <= 1 or not 0 <= fault.hang_rate <= 1:
+            raise ValueError("rate and hang_rate must be within [0, 1]")
         if not fault.statuses or any(not 100 <= s <= 599 for s in fault.statuses):
             raise ValueError("statuses must be HTTP status codes")
         return fault
@@ -80,6 +83,10 @@ class FaultPlan:
             if fault.fail_next > 0:
                 fault.fail_next -= 1
                 return fault, self._rng.choice(fault.statuses)
+            if fault.hang_rate and self._rng.random() < fault.hang_rate:
+                return dataclasses.replace(fault, hang=fault.hang or 1.0), 504
             if fault.rate and self._rng.random() < fault.rate:
-                return fault, self._rng.choice(fault.statuses)
+                return dataclasses.replace(fault, hang=0.0 if fault.hang_rate else fault.hang), (
+                    self._rng.choice(fault.statuses)
+                )
             return fault, None
