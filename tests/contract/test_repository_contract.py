@@ -509,3 +509,36 @@ async def test_prune_deletes_old_finished_jobs_of_one_status_with_their_events_o
     with pytest.raises(errors.InvalidJob, match="status"):
         await repository.prune(status=JobStatus.QUEUED, finished_before=utcnow(), limit=10)
     await repository.probe_write()
+
+
+async def test_step_events_are_stored_with_the_steps_in_one_fenced_write(
+    repository: JobRepository,
+) -> None:
+    from ecosign_orchestrator.core.job import utcnow
+    from ecosign_orchestrator.core.transitions import EventDraft
+
+    await enqueue(repository)
+    job = await claim_one(repository)
+    assert job.lease_token is not None
+    step = StepRecord(name="s", status=StepStatus.SUCCEEDED, attempts=1)
+    drafts = [
+        EventDraft(
+            job_id=job.id, type=kind, at=utcnow(), attempt=1, data={"step": "s", "attempt": 1}
+        )
+        for kind in (EventType.STEP_STARTED, EventType.STEP_SUCCEEDED)
+    ]
+    async with repository.bus.subscribe() as bus:
+        stored = await repository.save_steps(job.id, job.lease_token, [step], drafts)
+        published = [await bus.next(timeout=5) for _ in stored]
+    assert [e.type for e in stored] == [EventType.STEP_STARTED, EventType.STEP_SUCCEEDED]
+    assert stored == (await repository.events(job_id=job.id))[-2:] == published
+    assert stored[0].id < stored[1].id
+    assert (await repository.get(job.id)).steps == (step,)
+    with pytest.raises(errors.LeaseLost):
+        await repository.save_steps(job.id, LeaseToken("not-the-token"), [], drafts)
+    assert await event_types(repository, job.id) == [
+        "job_queued",
+        "job_started",
+        "step_started",
+        "step_succeeded",
+    ], "a refused write stores no event"

@@ -62,6 +62,35 @@ async def wait_terminal(client: httpx.AsyncClient, job_id: str, after: int = 0) 
     return (await client.get(f"/v1/jobs/{job_id}")).json()  # type: ignore[no-any-return]
 
 
+async def stream_events(client: httpx.AsyncClient, job_id: str) -> list[dict[str, Any]]:
+    """Every event of a job from its SSE stream, until the stream ends after the terminal one."""
+    events = []
+    async with client.stream("GET", "/v1/events/stream", params={"job_id": job_id}) as stream:
+        async for line in stream.aiter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line.removeprefix("data: ")))
+    return events
+
+
+def _assert_step_events_follow_the_plan(
+    events: list[dict[str, Any]], final: dict[str, Any]
+) -> None:
+    """Step events sit between the first start and the end; each step done is started first,
+    in the plan's order; a step not asked for is skipped."""
+    types = [e["type"] for e in events]
+    steps = [(e["type"], e["data"]["step"]) for e in events if e["type"].startswith("step_")]
+    first_start, end = types.index("job_started"), types.index("job_completed")
+    assert all(first_start < i < end for i, t in enumerate(types) if t.startswith("step_"))
+    done = [s["name"] for s in final["steps"] if s["status"] == "succeeded"]
+    started = list(dict.fromkeys(name for kind, name in steps if kind == "step_started"))
+    assert started == done
+    for name in done:
+        kinds = [kind for kind, step in steps if step == name]
+        assert kinds[0] == "step_started" and kinds[-1] == "step_succeeded", (name, kinds)
+    assert ("step_waiting", "anchor_polygon") in steps
+    assert ("step_skipped", "anchor_bitcoin") in steps
+
+
 async def count_jobs(client: httpx.AsyncClient) -> int:
     return len((await client.get("/v1/jobs", params={"limit": 500})).json()["jobs"])
 
@@ -73,8 +102,10 @@ async def test_submit_follow_and_inspect_a_flow(api: dict[str, Any]) -> None:
     assert created.status_code == 201, created.text
     job = created.json()
     assert created.headers["location"] == f"/v1/jobs/{job['id']}"
-    final = await wait_terminal(client, job["id"])
+    streamed = await stream_events(client, job["id"])
+    final = (await client.get(f"/v1/jobs/{job['id']}")).json()
     assert final["status"] == "completed"
+    _assert_step_events_follow_the_plan(streamed, final)
     assert [s["name"] for s in final["steps"]] == [
         "encrypt_source",
         "create_witness",
@@ -91,6 +122,7 @@ async def test_submit_follow_and_inspect_a_flow(api: dict[str, Any]) -> None:
     }
     events = (await client.get(f"/v1/jobs/{job['id']}/events")).json()
     assert events[0]["type"] == "job_queued" and events[-1]["type"] == "job_completed"
+    assert [(e["id"], e["type"]) for e in events] == [(e["id"], e["type"]) for e in streamed]
     after = (
         await client.get(f"/v1/jobs/{job['id']}/events", params={"after": events[-2]["id"]})
     ).json()

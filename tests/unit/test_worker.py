@@ -202,6 +202,16 @@ async def test_steps_and_progress_are_recorded_through_the_context(
     assert steps["two"].status is StepStatus.SKIPPED and steps["two"].attempts == 0
     assert steps["three"].status is StepStatus.PENDING
     assert job.progress.fraction == 1.0 and job.progress.message == "almost"
+    events = await memory_repository.events(job_id=job_id)
+    assert [(e.type.value, e.data.get("step")) for e in events] == [
+        ("job_queued", None),
+        ("job_started", None),
+        ("step_started", "one"),
+        ("step_succeeded", "one"),
+        ("step_skipped", "two"),
+        ("job_completed", None),
+    ], "planning emits nothing; each step change one event, between start and end"
+    assert events[4].data == {"step": "two", "attempt": 0, "message": "already satisfied"}
 
 
 async def test_graceful_stop_releases_jobs_that_outlive_the_grace_period(

@@ -8,11 +8,14 @@ import dataclasses
 import logging
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, NoReturn
 
 from ecosign_orchestrator.core import errors
+from ecosign_orchestrator.core.events import EventType
 from ecosign_orchestrator.core.job import Job, JobError, Progress, StepRecord, StepStatus, utcnow
 from ecosign_orchestrator.core.observe import Instruments, NullInstruments
+from ecosign_orchestrator.core.transitions import EventDraft
 from ecosign_orchestrator.core.types import JSONDict, LeaseToken
 
 if TYPE_CHECKING:
@@ -21,6 +24,17 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _FINISHED = frozenset({StepStatus.SUCCEEDED, StepStatus.SKIPPED, StepStatus.FAILED})
+_ERRORED = frozenset({StepStatus.RETRYING, StepStatus.FAILED})
+
+#: The event each step status emits (a planned, pending step emits none).
+STEP_EVENTS: dict[StepStatus, EventType] = {
+    StepStatus.RUNNING: EventType.STEP_STARTED,
+    StepStatus.SUCCEEDED: EventType.STEP_SUCCEEDED,
+    StepStatus.SKIPPED: EventType.STEP_SKIPPED,
+    StepStatus.RETRYING: EventType.STEP_RETRYING,
+    StepStatus.FAILED: EventType.STEP_FAILED,
+    StepStatus.WAITING: EventType.STEP_WAITING,
+}
 
 
 class JobContext:
@@ -49,6 +63,8 @@ class JobContext:
         self._pending_progress: Progress | None = None
         self._steps: dict[str, StepRecord] = {s.name: s for s in job.steps}
         self._steps_dirty = False
+        #: Step events not stored yet (kept across a store outage, written with the next save).
+        self._step_events: list[EventDraft] = []
         self._instruments: Instruments = instruments or NullInstruments()
         self._step_clock: dict[str, float] = {}
         #: Set when a user asked to cancel this job; the worker also cancels the processor task.
@@ -102,8 +118,11 @@ class JobContext:
     async def flush(self) -> None:
         """Write unsaved steps and progress; raises if the store is still unreachable."""
         if self._steps_dirty:
-            await self._repository.save_steps(self.job.id, self._token, list(self._steps.values()))
+            await self._repository.save_steps(
+                self.job.id, self._token, list(self._steps.values()), self._step_events
+            )
             self._steps_dirty = False
+            self._step_events = []
         pending = self._pending_progress
         if pending is not None:
             await self._repository.save_progress(self.job.id, self._token, pending)
@@ -146,8 +165,26 @@ class JobContext:
         )
         self._steps[name] = record
         self._observe_step(name, status)
+        if status in STEP_EVENTS:
+            self._step_events.append(self._step_event(record, now))
         await self._save_steps()
         return record
+
+    def _step_event(self, record: StepRecord, at: datetime) -> EventDraft:
+        data: JSONDict = {"step": record.name, "attempt": record.attempts}
+        if record.message:
+            data["message"] = record.message
+        if record.error is not None and record.status in _ERRORED:
+            data["error"] = record.error.to_json()
+        if record.status is StepStatus.WAITING and record.data:
+            data["data"] = record.data
+        return EventDraft(
+            job_id=self.job.id,
+            type=STEP_EVENTS[record.status],
+            at=at,
+            attempt=self.job.attempts,
+            data=data,
+        )
 
     def _observe_step(self, name: str, status: StepStatus) -> None:
         """Time each attempt of a step, from RUNNING to the status that ends it."""
@@ -188,12 +225,16 @@ class JobContext:
         # The full list is written each time, so a save missed during a store outage is caught
         # up by the next one (or by the worker's final flush); the job itself goes on.
         self._steps_dirty = True
+        events = self._step_events
         try:
-            await self._repository.save_steps(self.job.id, self._token, list(self._steps.values()))
+            await self._repository.save_steps(
+                self.job.id, self._token, list(self._steps.values()), events
+            )
         except errors.RepositoryError as exc:
             self.log.warning("steps not saved yet (%s)", exc, extra={"action": "steps_deferred"})
             return
         self._steps_dirty = False
+        self._step_events = self._step_events[len(events) :]
 
     # -- control -------------------------------------------------------------------------------
 

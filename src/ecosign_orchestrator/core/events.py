@@ -29,6 +29,21 @@ class EventType(enum.StrEnum):
     JOB_RETRYING = "job_retrying"
     #: Cancelled.
     JOB_CANCELLED = "job_cancelled"
+    # A job's named steps (reported through JobContext), written with the step record in the
+    # same transaction; ``data.step`` names the step, ``data.attempt`` counts its attempts.
+    #: A step's attempt begins.
+    STEP_STARTED = "step_started"
+    #: A step is done.
+    STEP_SUCCEEDED = "step_succeeded"
+    #: A step is not needed (``data.message`` says why, e.g. already done per the state).
+    STEP_SKIPPED = "step_skipped"
+    #: A step failed transiently and will be tried again (``data.error``).
+    STEP_RETRYING = "step_retrying"
+    #: A step failed for good (``data.error``).
+    STEP_FAILED = "step_failed"
+    #: A step waits for an asynchronous confirmation (``data.data``: the step's own data, e.g.
+    #: when it is checked next).
+    STEP_WAITING = "step_waiting"
 
 
 #: The events that end a job's run (a manual retry may start it again later).
@@ -49,7 +64,7 @@ EVENT_FOR_STATUS: dict[JobStatus, EventType] = {
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Event:
-    """One row of the event log. ``id`` is monotonic: resume a stream from the last id seen."""
+    """One row of the event log. Resume a stream from the last id seen (see ``events()``)."""
 
     id: int
     job_id: JobId

@@ -150,6 +150,10 @@ def event_summary(event: Event) -> str:
     """A short description of an event's data (reason, error, delay)."""
     data = event.data
     parts = []
+    if "step" in data:
+        parts.append(f"{data['step']} (step attempt {data.get('attempt', '?')})")
+        if "message" in data and not isinstance(data.get("error"), dict):
+            parts.append(str(data["message"]))
     if "reason" in data:
         parts.append(str(data["reason"]))
     error = data.get("error")
@@ -165,6 +169,6 @@ def event_summary(event: Event) -> str:
 def event_line(event: Event) -> str:
     """One plain line per event (``events --follow``, ``submit --wait``)."""
     return (
-        f"{event.id:>6} {event.at:%H:%M:%S} {event.type.value:<14} "
+        f"{event.id:>6} {event.at:%H:%M:%S} {event.type.value:<15} "
         f"attempt {event.attempt} {event_summary(event)}"
     ).rstrip()

@@ -292,16 +292,20 @@ class TransactionalRepository(abc.ABC):
         )
 
     async def save_steps(
-        self, job_id: JobId, token: LeaseToken, steps: Sequence[StepRecord]
-    ) -> None:
-        """Record the job's steps."""
-        await self._apply(
-            job_id,
-            lambda job, now: (
-                transitions.with_steps(job, token=token, now=now, steps=tuple(steps)),
-                None,
-            ),
-        )
+        self,
+        job_id: JobId,
+        token: LeaseToken,
+        steps: Sequence[StepRecord],
+        events: Sequence[EventDraft] = (),
+    ) -> list[Event]:
+        """Record the job's steps and their events."""
+        async with self._writing() as (tx, published):
+            job = await tx.load(job_id)
+            now = utcnow()
+            await tx.update(transitions.with_steps(job, token=token, now=now, steps=tuple(steps)))
+            for draft in events:
+                published.append(await tx.add_event(draft))
+        return published
 
     async def complete(self, job_id: JobId, token: LeaseToken, result: JSONValue) -> Job:
         """running -> completed."""

@@ -428,12 +428,40 @@ class PostgresRepository(TransactionalRepository):
             raise await self._lease_lost(job_id)
 
     async def save_steps(
-        self, job_id: JobId, token: LeaseToken, steps: Sequence[StepRecord]
-    ) -> None:
-        """Record the steps in one fenced statement (that column only)."""
-        params = {"id": job_id, "token": token, "steps": CODEC.steps_in(list(steps))}
-        if not await self._fetch("save_steps", params):
+        self,
+        job_id: JobId,
+        token: LeaseToken,
+        steps: Sequence[StepRecord],
+        events: Sequence[EventDraft] = (),
+    ) -> list[Event]:
+        """Record the steps (that column only) and their events in one fenced statement."""
+        params = {
+            "id": job_id,
+            "token": token,
+            "steps": CODEC.steps_in(list(steps)),
+            "types": [d.type.value for d in events],
+            "ats": [d.at for d in events],
+            "attempts": [d.attempt for d in events],
+            "datas": [Jsonb(d.data) for d in events],
+        }
+        rows = await self._fetch("save_steps", params)
+        if not rows:
             raise await self._lease_lost(job_id)
+        stored = [
+            Event(
+                id=r["event_id"],
+                job_id=job_id,
+                type=EventType(r["type"]),
+                at=r["at"],
+                attempt=r["attempt"],
+                data=r["data"],
+            )
+            for r in rows
+            if r["event_id"] is not None
+        ]
+        if stored:
+            self.bus.publish(stored)
+        return stored
 
     # -- schema --------------------------------------------------------------------------------
 

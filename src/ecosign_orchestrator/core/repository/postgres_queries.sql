@@ -157,10 +157,23 @@ WITH done AS (
 SELECT done.*, completed.event_id FROM done, completed
 
 -- save_steps --
--- Record a running job's steps (that column only), fenced by its lease token.
-UPDATE {schema}.jobs SET steps = %(steps)s, updated_at = now()
-WHERE id = %(id)s AND lease_token = %(token)s AND status = 'running'
-RETURNING id
+-- Record a running job's steps (that column only), fenced by its lease token, with the step
+-- events in the same statement (arrays of equal length, in order). One row per stored event,
+-- or one row with a null event_id when there were none; no row: the lease is lost.
+WITH saved AS (
+    UPDATE {schema}.jobs SET steps = %(steps)s, updated_at = now()
+    WHERE id = %(id)s AND lease_token = %(token)s AND status = 'running'
+    RETURNING id
+), added AS (
+    INSERT INTO {schema}.events (job_id, type, at, attempt, data)
+    SELECT saved.id, e.type, e.at, e.attempt, e.data
+    FROM saved,
+         unnest(%(types)s::text[], %(ats)s::timestamptz[], %(attempts)s::int[], %(datas)s::jsonb[])
+             WITH ORDINALITY AS e(type, at, attempt, data, n)
+    ORDER BY e.n
+    RETURNING id AS event_id, type, at, attempt, data
+)
+SELECT saved.id, added.* FROM saved LEFT JOIN added ON true ORDER BY added.event_id
 
 -- save_progress --
 -- Record a running job's progress (those columns only), fenced by its lease token.

@@ -15,6 +15,7 @@ from typing import Protocol, Self, runtime_checkable
 from ecosign_orchestrator.core.events import Event, EventBus
 from ecosign_orchestrator.core.job import EnqueueResult, Job, JobError, NewJob, Progress, StepRecord
 from ecosign_orchestrator.core.status import JobStatus
+from ecosign_orchestrator.core.transitions import EventDraft
 from ecosign_orchestrator.core.types import JobId, JSONValue, LeaseToken
 
 
@@ -78,9 +79,14 @@ class JobStore(Protocol):
         """Record progress (only the progress columns are written)."""
 
     async def save_steps(
-        self, job_id: JobId, token: LeaseToken, steps: Sequence[StepRecord]
-    ) -> None:
-        """Record the job's steps (only the steps column is written)."""
+        self,
+        job_id: JobId,
+        token: LeaseToken,
+        steps: Sequence[StepRecord],
+        events: Sequence[EventDraft] = (),
+    ) -> list[Event]:
+        """Record the job's steps and their ``events`` in one transaction (fenced); the events
+        as stored, in order."""
 
     async def complete(self, job_id: JobId, token: LeaseToken, result: JSONValue) -> Job:
         """running -> completed."""

@@ -296,11 +296,31 @@ class SqliteRepository(TransactionalRepository):
         await self._fenced("save_progress", job_id, params)
 
     async def save_steps(
-        self, job_id: JobId, token: LeaseToken, steps: Sequence[StepRecord]
-    ) -> None:
-        """Record the steps in one statement (that column only)."""
-        params = {"token": token, "steps": CODEC.steps_in(list(steps))}
-        await self._fenced("save_steps", job_id, params)
+        self,
+        job_id: JobId,
+        token: LeaseToken,
+        steps: Sequence[StepRecord],
+        events: Sequence[EventDraft] = (),
+    ) -> list[Event]:
+        """Record the steps (that column only) and their events in one transaction."""
+        params = {
+            "id": job_id,
+            "token": token,
+            "steps": CODEC.steps_in(list(steps)),
+            "now": time.time(),
+        }
+
+        def work(conn: sqlite3.Connection) -> list[Event] | None:
+            if conn.execute(Q["save_steps"], params).fetchone() is None:
+                return None  # fenced: nothing written
+            return [_insert_event(conn, draft) for draft in events]
+
+        stored = await self._write(work)
+        if stored is None:
+            raise await self._lease_lost(job_id)
+        if stored:
+            self.bus.publish(stored)
+        return stored
 
     async def _claim(
         self,
