@@ -542,3 +542,61 @@ async def test_step_events_are_stored_with_the_steps_in_one_fenced_write(
         "step_started",
         "step_succeeded",
     ], "a refused write stores no event"
+
+
+async def test_calls_are_logged_with_the_step_save_and_pruned_with_the_job(
+    repository: JobRepository,
+) -> None:
+    from datetime import timedelta
+
+    from ecosign_orchestrator.core.calls import CallRecord
+    from ecosign_orchestrator.core.job import utcnow
+
+    job_id = await enqueue(repository)
+    job = await claim_one(repository)
+    assert job.lease_token is not None
+    started = utcnow()
+    calls = [
+        CallRecord(
+            target="run-tsa",
+            step="append_tsa",
+            attempt=n,
+            idempotency_key=f"{job_id}:append_tsa",
+            started_at=started + timedelta(seconds=n),
+            duration_ms=12.5,
+            status=status,
+            error=error,
+            response_headers={"retry-after": "2"} if status == 503 else {},
+            response_body=body,
+            truncated=False,
+            request={"fields": {"document_entity_id": 38}},
+        )
+        for n, status, error, body in [
+            (1, 503, "service unavailable", '{"error":"busy\x00"}'),
+            (2, 200, "", '{"ok":true}'),
+        ]
+    ]
+    step = StepRecord(name="append_tsa", status=StepStatus.SUCCEEDED, attempts=2)
+    with pytest.raises(errors.LeaseLost):
+        await repository.save_steps(job_id, LeaseToken("not-the-token"), [step], (), calls)
+    assert await repository.calls(job_id) == [], "a refused write logs no call"
+    await repository.save_steps(job_id, job.lease_token, [step], (), calls)
+    logged = await repository.calls(job_id)
+    assert [(c.attempt, c.status, c.error) for c in logged] == [
+        (1, 503, "service unavailable"),
+        (2, 200, ""),
+    ]
+    assert logged[0].response_body == '{"error":"busy\ufffd"}', "NUL stored as U+FFFD"
+    assert logged[0].response_headers == {"retry-after": "2"}
+    assert logged[0].started_at == calls[0].started_at and logged[0].duration_ms == 12.5
+    assert logged[0].request == {"fields": {"document_entity_id": 38}}
+    assert {c.job_id for c in logged} == {job_id} and {c.job_attempt for c in logged} == {1}
+    assert logged[0].id < logged[1].id
+    await repository.complete(job_id, job.lease_token, None)
+    assert (
+        await repository.prune(
+            status=JobStatus.COMPLETED, finished_before=utcnow() + timedelta(seconds=1), limit=10
+        )
+        == 1
+    )
+    assert await repository.calls(job_id) == []

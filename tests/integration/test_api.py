@@ -458,3 +458,50 @@ async def test_refused_bodies_are_named_and_an_ordinary_client_reads_the_413(
     status, body = await asyncio.to_thread(_post_with_urllib, api["url"], VALID + b"}", "text/csv")
     assert status == 415 and body["errors"][0]["field"] == "Content-Type"
     assert "text/csv" in body["errors"][0]["reason"]
+
+
+async def test_the_call_log_shows_each_attempt_and_what_the_function_answered(
+    api: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from tests.support.flows import SANDBOX_KEY
+
+    caplog.set_level(logging.DEBUG)
+    client: httpx.AsyncClient = api["client"]
+    await api["admin"].set_faults(
+        {"run-tsa": {"fail_next": 1, "statuses": [503], "retry_after": 0.1}}
+    )
+    doc = await api["admin"].create_document()
+    flow = (await client.post("/v1/document-jobs", json=intent(doc, tsa=True))).json()
+    assert (await wait_terminal(client, flow["id"]))["status"] == "completed"
+    calls = (await client.get(f"/v1/jobs/{flow['id']}/calls")).json()
+    tsa = [c for c in calls if c["target"] == "run-tsa"]
+    assert [(c["step"], c["attempt"], c["status"]) for c in tsa] == [
+        ("append_tsa", 1, 503),
+        ("append_tsa", 2, 200),
+    ]
+    assert all(c["duration_ms"] > 0 and c["idempotency_key"].endswith(":append_tsa") for c in tsa)
+    assert tsa[0]["response_headers"]["retry-after"] == "0.1"
+    assert "injected_fault" in tsa[0]["response_body"] and tsa[0]["error"]
+    assert {"document_entity_id", "witness_hash"} <= set(tsa[1]["request"]["fields"])
+    assert next(c["target"] for c in calls if c["status"] == 200) == "store-encrypted-custody"
+    shown = cli(
+        "calls",
+        flow["id"][-12:],
+        "--full",
+        env=cli_env(
+            "sqlite:///unused.db",
+            {"ECOSIGN_ORCH_API_URL": api["url"], "ECOSIGN_ORCH_API_TOKEN": READ},
+        ),
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert (
+        "run-tsa" in shown.stdout and "HTTP 503" in shown.stdout and "retry-after" in shown.stdout
+    )
+    logged = "\n".join(r.getMessage() + str(r.__dict__) for r in caplog.records)
+    for secret in (SANDBOX_KEY, WRITE, READ):
+        for where, text in (("call log", json.dumps(calls)), ("CLI", shown.stdout + shown.stderr)):
+            assert secret not in text, f"{where} shows a secret"
+        assert secret not in logged, "a log record shows a secret"
+    assert (await api["anon"].get(f"/v1/jobs/{flow['id']}/calls")).status_code == 401

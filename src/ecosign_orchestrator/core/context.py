@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, NoReturn
 
 from ecosign_orchestrator.core import errors
+from ecosign_orchestrator.core.calls import CallRecord
 from ecosign_orchestrator.core.events import EventType
 from ecosign_orchestrator.core.job import Job, JobError, Progress, StepRecord, StepStatus, utcnow
 from ecosign_orchestrator.core.observe import Instruments, NullInstruments
@@ -63,8 +64,10 @@ class JobContext:
         self._pending_progress: Progress | None = None
         self._steps: dict[str, StepRecord] = {s.name: s for s in job.steps}
         self._steps_dirty = False
-        #: Step events not stored yet (kept across a store outage, written with the next save).
+        #: Step events and outside calls not stored yet (kept across a store outage, written
+        #: with the next save).
         self._step_events: list[EventDraft] = []
+        self._calls: list[CallRecord] = []
         self._instruments: Instruments = instruments or NullInstruments()
         self._step_clock: dict[str, float] = {}
         #: Set when a user asked to cancel this job; the worker also cancels the processor task.
@@ -117,12 +120,13 @@ class JobContext:
 
     async def flush(self) -> None:
         """Write unsaved steps and progress; raises if the store is still unreachable."""
-        if self._steps_dirty:
+        if self._steps_dirty or self._calls:
             await self._repository.save_steps(
-                self.job.id, self._token, list(self._steps.values()), self._step_events
+                self.job.id, self._token, list(self._steps.values()), self._step_events, self._calls
             )
             self._steps_dirty = False
             self._step_events = []
+            self._calls = []
         pending = self._pending_progress
         if pending is not None:
             await self._repository.save_progress(self.job.id, self._token, pending)
@@ -225,16 +229,24 @@ class JobContext:
         # The full list is written each time, so a save missed during a store outage is caught
         # up by the next one (or by the worker's final flush); the job itself goes on.
         self._steps_dirty = True
-        events = self._step_events
+        events, calls = self._step_events, self._calls
         try:
             await self._repository.save_steps(
-                self.job.id, self._token, list(self._steps.values()), events
+                self.job.id, self._token, list(self._steps.values()), events, calls
             )
         except errors.RepositoryError as exc:
             self.log.warning("steps not saved yet (%s)", exc, extra={"action": "steps_deferred"})
             return
         self._steps_dirty = False
         self._step_events = self._step_events[len(events) :]
+        self._calls = self._calls[len(calls) :]
+
+    # -- outside calls -------------------------------------------------------------------------
+
+    def record_call(self, call: CallRecord) -> None:
+        """Add one outside call to the job's call log; it is written with the next step record
+        (every call is followed by one: the step succeeded, waits, or failed)."""
+        self._calls.append(call)
 
     # -- control -------------------------------------------------------------------------------
 

@@ -2,6 +2,11 @@
 
 Every call carries ``Idempotency-Key: <job id>:<step>``. The service key is sent in headers only
 and never logged or put in an error message.
+
+Each exchange can be handed to a call log (:class:`CallRecord`): the status or the network
+error, the latency, the headers worth keeping, the response body up to ``log_body_bytes``, and
+of the request only its field names and sizes (the whole body with ``log_request_bodies``).
+The service key and any extra header value are replaced by ``[redacted]`` wherever they appear.
 """
 
 from __future__ import annotations
@@ -10,16 +15,35 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
+from ecosign_orchestrator.core.calls import CallRecord
+from ecosign_orchestrator.core.types import JSONDict
 from ecosign_orchestrator.ecosign.http import CallError, classify
 
 logger = logging.getLogger(__name__)
 
 #: ``(function, HTTP status or None for a network error, seconds)`` after every call.
 CallObserver = Callable[[str, int | None, float], None]
+#: Receives the record of each exchange (``JobContext.record_call``).
+CallLog = Callable[[CallRecord], None]
+#: Response headers a call log keeps (lowercase): why to wait, and how to find the call in the
+#: function's own logs.
+KEPT_HEADERS = frozenset(
+    {
+        "retry-after",
+        "content-type",
+        "sb-error-code",
+        "sb-request-id",
+        "x-request-id",
+        "x-sb-edge-region",
+        "x-deno-execution-id",
+    }
+)
+REDACTED = "[redacted]"
 
 
 def decode_json(response: httpx.Response) -> Any:
@@ -48,6 +72,8 @@ class EdgeClient:
         *,
         client: httpx.AsyncClient,
         on_call: CallObserver | None = None,
+        log_body_bytes: int = 8192,
+        log_request_bodies: bool = False,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError("EDGE_BASE_URL must be an http(s) URL")
@@ -61,6 +87,9 @@ class EdgeClient:
         }
         self._client = client
         self._on_call = on_call
+        self._service_key = service_key
+        self.log_body_bytes = log_body_bytes
+        self.log_request_bodies = log_request_bodies
 
     def _observe(self, function: str, status: int | None, seconds: float) -> None:
         if self._on_call is not None:
@@ -74,10 +103,17 @@ class EdgeClient:
         idempotency_key: str,
         timeout: float,
         headers: Mapping[str, str] | None = None,
+        log: CallLog | None = None,
+        step: str = "",
+        attempt: int = 1,
     ) -> dict[str, Any]:
         """POST ``body`` to ``function`` with the service key, the idempotency key and any extra
-        ``headers`` (never logged); the decoded JSON on success, else :class:`CallError`."""
+        ``headers`` (never logged); the decoded JSON on success, else :class:`CallError`.
+
+        ``log`` receives the exchange's record (``step`` and ``attempt`` label it)."""
         url = f"{self.base_url}/functions/v1/{function}"
+        secrets = [self._service_key, *(headers or {}).values()]
+        exchange = _Exchange(self, function, body, idempotency_key, step, attempt, secrets)
         headers = {**(headers or {}), **self._headers, "Idempotency-Key": idempotency_key}
         started = time.perf_counter()
         try:
@@ -85,6 +121,8 @@ class EdgeClient:
         except httpx.HTTPError as exc:
             self._observe(function, None, time.perf_counter() - started)
             error = translate_transport_error(function, exc)
+            if log is not None:
+                log(exchange.record(None, error.reason))
             logger.info(
                 "edge %s failed: %s",
                 function,
@@ -115,6 +153,8 @@ class EdgeClient:
                 "duration_ms": round(elapsed * 1000, 1),
             },
         )
+        if log is not None:
+            log(exchange.record(response, "" if verdict.ok else verdict.message))
         if verdict.ok:
             result: dict[str, Any] = payload
             return result
@@ -125,4 +165,67 @@ class EdgeClient:
             transient=verdict.transient,
             precondition=verdict.precondition,
             retry_after=verdict.retry_after,
+        )
+
+
+class _Exchange:
+    """One call being made, turned into a :class:`CallRecord` once it ends."""
+
+    def __init__(
+        self,
+        client: EdgeClient,
+        function: str,
+        body: dict[str, Any],
+        idempotency_key: str,
+        step: str,
+        attempt: int,
+        secrets: list[str],
+    ) -> None:
+        self.client = client
+        self.function = function
+        self.body = body
+        self.idempotency_key = idempotency_key
+        self.step = step
+        self.attempt = attempt
+        self.secrets = [s for s in secrets if s]
+        self.started_at = datetime.now(UTC)
+        self.clock = time.perf_counter()
+
+    def _redact(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
+    def _request(self) -> JSONDict:
+        if self.client.log_request_bodies:
+            return {"body": json.loads(self._redact(json.dumps(self.body)))}
+        sizes: JSONDict = {k: len(json.dumps(v, ensure_ascii=False)) for k, v in self.body.items()}
+        return {"fields": sizes}
+
+    def record(self, response: httpx.Response | None, error: str) -> CallRecord:
+        duration_ms = (time.perf_counter() - self.clock) * 1000
+        body, headers, truncated = "", {}, False
+        if response is not None:
+            limit = self.client.log_body_bytes
+            raw = response.content
+            truncated = len(raw) > limit
+            body = self._redact(raw[:limit].decode("utf-8", errors="replace"))
+            headers = {
+                name: self._redact(value)
+                for name, value in response.headers.items()
+                if name.lower() in KEPT_HEADERS
+            }
+        return CallRecord(
+            target=self.function,
+            step=self.step,
+            attempt=self.attempt,
+            idempotency_key=self.idempotency_key,
+            started_at=self.started_at,
+            duration_ms=duration_ms,
+            status=None if response is None else response.status_code,
+            error=self._redact(error),
+            response_headers=headers,
+            response_body=body,
+            truncated=truncated,
+            request=self._request(),
         )

@@ -235,13 +235,16 @@ class DocumentProcessor:
             await ctx.record_step(
                 step.value, StepStatus.PENDING, data={"attempt_base": record.attempts}
             )
-        await ctx.step_started(step.value, f"calling {function}")
+        started = await ctx.step_started(step.value, f"calling {function}")
         response = await self.edge.call(
             function,
             self._body(intent, plan, step),
             idempotency_key=f"{ctx.job.id}:{step.value}",
             timeout=policy.timeout_seconds,
             headers=self.config.headers.get(step),
+            log=ctx.record_call,
+            step=step.value,
+            attempt=started.attempts,
         )
         summary: JSONDict = {
             k: v for k, v in response.items() if isinstance(v, str | int | float | bool)

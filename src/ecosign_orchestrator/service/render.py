@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from rich.console import Group, RenderableType
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from ecosign_orchestrator.core.calls import CallRecord
 from ecosign_orchestrator.core.events import Event
 from ecosign_orchestrator.core.job import Job, StepStatus
 from ecosign_orchestrator.core.status import JobStatus
@@ -144,6 +147,45 @@ def events_table(events: list[Event]) -> Table:
             str(event.data)[:120],
         )
     return table
+
+
+def calls_table(calls: list[CallRecord]) -> Table:
+    """One row per call attempt: what was called, how it went, what it answered."""
+    table = Table(title="Edge Function calls", expand=False)
+    for column in ("#", "started", "step", "try", "function", "status", "ms", "answer"):
+        table.add_column(column, overflow="fold")
+    for number, call in enumerate(calls, 1):
+        status = "—" if call.status is None else str(call.status)
+        answer = call.error or call.response_body
+        table.add_row(
+            str(number),
+            call.started_at.strftime("%H:%M:%S.%f")[:-3],
+            call.step,
+            str(call.attempt),
+            call.target,
+            status,
+            f"{call.duration_ms:.0f}",
+            escape(" ".join(answer.split())[:100]),
+        )
+    return table
+
+
+def call_detail(number: int, call: CallRecord) -> Group:
+    """Everything the log keeps of one call (``calls --full``)."""
+    status = "no answer" if call.status is None else f"HTTP {call.status}"
+    lines = [
+        f"[bold]#{number} {escape(call.target)}[/] · step {escape(call.step)} try "
+        f"{call.attempt} · {status} in {call.duration_ms:.0f} ms · {call.started_at.isoformat()}",
+        f"idempotency key: {escape(call.idempotency_key or '—')}",
+    ]
+    if call.error:
+        lines.append(f"error: {escape(call.error)}")
+    for name, value in call.response_headers.items():
+        lines.append(f"{escape(name)}: {escape(value)}")
+    lines.append(f"request: {escape(json.dumps(call.request, ensure_ascii=False))}")
+    cut = " (truncated)" if call.truncated else ""
+    lines.append(f"answer{cut}: {escape(call.response_body) or '—'}")
+    return Group(*lines, "")
 
 
 def event_summary(event: Event) -> str:

@@ -123,6 +123,17 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="per-step overrides: {append_tsa = {max_attempts = 10, base_seconds = 5}}",
     )
+    call_log_body_bytes: int = Field(
+        default=8192,
+        ge=0,
+        le=1024 * 1024,
+        description="how much of each Edge Function answer the call log keeps",
+    )
+    call_log_request_bodies: bool = Field(
+        default=False,
+        description="debug: keep whole request bodies in the call log (secrets redacted); "
+        "by default only their field names and sizes",
+    )
     lifecycle_write_back: bool = Field(
         default=False, description="PATCH document_entities.lifecycle_status when a flow ends"
     )

@@ -178,6 +178,8 @@ async def _document_processor(
             key,
             client=client,
             on_call=None if metrics is None else metrics.edge_call,
+            log_body_bytes=settings.call_log_body_bytes,
+            log_request_bodies=settings.call_log_request_bodies,
         )
         source = ecosign.RestStateSource(settings.supabase_url, key, client=client)
     except ValueError as exc:

@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from ecosign_orchestrator.core import errors, ids, transitions
+from ecosign_orchestrator.core.calls import CallRecord
 from ecosign_orchestrator.core.events import Event, EventBus
 from ecosign_orchestrator.core.job import (
     EnqueueResult,
@@ -297,8 +298,12 @@ class TransactionalRepository(abc.ABC):
         token: LeaseToken,
         steps: Sequence[StepRecord],
         events: Sequence[EventDraft] = (),
+        calls: Sequence[CallRecord] = (),
     ) -> list[Event]:
-        """Record the job's steps and their events."""
+        """Record the job's steps and their events (a backend with a call log overrides this to
+        keep ``calls`` too)."""
+        if calls:
+            raise NotImplementedError(f"{type(self).__name__} keeps no call log")
         async with self._writing() as (tx, published):
             job = await tx.load(job_id)
             now = utcnow()

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
+from ecosign_orchestrator.core.calls import CallRecord
 from ecosign_orchestrator.core.events import Event, EventType
 from ecosign_orchestrator.core.job import Job, JobError, Progress, RetryOverride, StepRecord
 from ecosign_orchestrator.core.status import JobStatus
@@ -52,6 +53,23 @@ MUTABLE_COLUMNS = (
     "finished_at",
 )
 JOB_COLUMNS = FIXED_COLUMNS + MUTABLE_COLUMNS
+#: Columns of the call log (``id`` is assigned by the store).
+CALL_COLUMNS = (
+    "job_id",
+    "job_attempt",
+    "step",
+    "attempt",
+    "target",
+    "idempotency_key",
+    "started_at",
+    "duration_ms",
+    "status",
+    "error",
+    "response_headers",
+    "response_body",
+    "truncated",
+    "request",
+)
 
 
 class Row(Protocol):
@@ -82,6 +100,12 @@ class RowCodec:
         columns = ", ".join(JOB_COLUMNS)
         values = ", ".join(self.placeholder(c) for c in JOB_COLUMNS)
         return f"INSERT INTO {table} ({columns}) VALUES ({values}) {suffix}".strip()
+
+    def insert_call_sql(self, table: str) -> str:
+        """``INSERT`` of one call-log row."""
+        columns = ", ".join(CALL_COLUMNS)
+        values = ", ".join(self.placeholder(c) for c in CALL_COLUMNS)
+        return f"INSERT INTO {table} ({columns}) VALUES ({values})"
 
     def update_job_sql(self, table: str) -> str:
         """Write-back of every mutable column of one job."""
@@ -122,6 +146,48 @@ class RowCodec:
             "idempotency_key": job.idempotency_key,
             "fingerprint": job.fingerprint,
         }
+
+    def call_to_row(self, job_id: JobId, job_attempt: int, call: CallRecord) -> dict[str, Any]:
+        """Bind parameters for the call-log insert."""
+        call = call.storable()
+        return {
+            "job_id": job_id,
+            "job_attempt": job_attempt,
+            "step": call.step,
+            "attempt": call.attempt,
+            "target": call.target,
+            "idempotency_key": call.idempotency_key,
+            "started_at": self.time_in(call.started_at),
+            "duration_ms": call.duration_ms,
+            "status": call.status,
+            "error": call.error,
+            "response_headers": self.json_in(call.response_headers),
+            "response_body": call.response_body,
+            "truncated": call.truncated,
+            "request": self.json_in(call.request),
+        }
+
+    def row_to_call(self, row: Row) -> CallRecord:
+        """A ``calls`` row as a :class:`CallRecord`."""
+        started_at = self.time_out(row["started_at"])
+        assert started_at is not None  # NOT NULL column
+        return CallRecord(
+            id=row["id"],
+            job_id=JobId(row["job_id"]),
+            job_attempt=row["job_attempt"],
+            step=row["step"],
+            attempt=row["attempt"],
+            target=row["target"],
+            idempotency_key=row["idempotency_key"],
+            started_at=started_at,
+            duration_ms=row["duration_ms"],
+            status=row["status"],
+            error=row["error"],
+            response_headers=self.json_out(row["response_headers"]),
+            response_body=row["response_body"],
+            truncated=bool(row["truncated"]),
+            request=self.json_out(row["request"]),
+        )
 
     def steps_in(self, steps: tuple[StepRecord, ...] | list[StepRecord]) -> Any:
         """The ``steps`` column's bind parameter."""

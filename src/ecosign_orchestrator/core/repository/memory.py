@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 
 from ecosign_orchestrator.core import errors, transitions
+from ecosign_orchestrator.core.calls import CallRecord
 from ecosign_orchestrator.core.events import Event
-from ecosign_orchestrator.core.job import Job, utcnow
+from ecosign_orchestrator.core.job import Job, StepRecord, utcnow
 from ecosign_orchestrator.core.repository.base import (
     TransactionalRepository,
     check_limit,
@@ -19,7 +21,7 @@ from ecosign_orchestrator.core.repository.base import (
 )
 from ecosign_orchestrator.core.status import ACTIVE, JobStatus
 from ecosign_orchestrator.core.transitions import EventDraft
-from ecosign_orchestrator.core.types import JobId
+from ecosign_orchestrator.core.types import JobId, LeaseToken
 
 
 class _MemoryTx:
@@ -101,6 +103,8 @@ class MemoryRepository(TransactionalRepository):
         super().__init__()
         self.jobs: dict[JobId, Job] = {}
         self.event_log: list[Event] = []
+        self.call_log: list[CallRecord] = []
+        self._call_seq = 0
         self._lock = asyncio.Lock()
 
     @property
@@ -203,6 +207,29 @@ class MemoryRepository(TransactionalRepository):
         """The newest event id (0 when none)."""
         return self.last_event_id_sync
 
+    async def save_steps(
+        self,
+        job_id: JobId,
+        token: LeaseToken,
+        steps: Sequence[StepRecord],
+        events: Sequence[EventDraft] = (),
+        calls: Sequence[CallRecord] = (),
+    ) -> list[Event]:
+        """Record steps and events, then keep the calls (only once the write was accepted)."""
+        stored = await super().save_steps(job_id, token, steps, events)
+        attempt = self.jobs[job_id].attempts
+        for call in calls:
+            self._call_seq += 1
+            kept = dataclasses.replace(
+                call.storable(), id=self._call_seq, job_id=job_id, job_attempt=attempt
+            )
+            self.call_log.append(kept)
+        return stored
+
+    async def calls(self, job_id: JobId, *, limit: int = 1000) -> list[CallRecord]:
+        """A job's call log, oldest first."""
+        return [c for c in self.call_log if c.job_id == job_id][: check_limit(limit)]
+
     def _prunable(self, status: JobStatus, finished_before: datetime) -> list[Job]:
         check_terminal(status)
         rows = [
@@ -218,6 +245,7 @@ class MemoryRepository(TransactionalRepository):
         for job_id in doomed:
             del self.jobs[job_id]
         self.event_log[:] = [e for e in self.event_log if e.job_id not in doomed]
+        self.call_log[:] = [c for c in self.call_log if c.job_id not in doomed]
         return len(doomed)
 
     async def count_prunable(self, *, status: JobStatus, finished_before: datetime) -> int:

@@ -22,6 +22,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ecosign_orchestrator.core import errors
+from ecosign_orchestrator.core.calls import CallRecord
 from ecosign_orchestrator.core.events import Event, EventType
 from ecosign_orchestrator.core.job import Job, Progress, StepRecord
 from ecosign_orchestrator.core.repository import postgres_schema, sql
@@ -433,8 +434,10 @@ class PostgresRepository(TransactionalRepository):
         token: LeaseToken,
         steps: Sequence[StepRecord],
         events: Sequence[EventDraft] = (),
+        calls: Sequence[CallRecord] = (),
     ) -> list[Event]:
-        """Record the steps (that column only) and their events in one fenced statement."""
+        """Record the steps (that column only), their events and calls in one fenced
+        statement."""
         params = {
             "id": job_id,
             "token": token,
@@ -443,6 +446,7 @@ class PostgresRepository(TransactionalRepository):
             "ats": [d.at for d in events],
             "attempts": [d.attempt for d in events],
             "datas": [Jsonb(d.data) for d in events],
+            "calls": Jsonb([_call_json(c) for c in calls]),
         }
         rows = await self._fetch("save_steps", params)
         if not rows:
@@ -516,6 +520,11 @@ class PostgresRepository(TransactionalRepository):
         rows = await self._fetch("ids_matching", dict(id_patterns(short_id)))
         return [JobId(r["id"]) for r in rows]
 
+    async def calls(self, job_id: JobId, *, limit: int = 1000) -> list[CallRecord]:
+        """A job's call log, oldest first."""
+        params: Row = {"job_id": job_id, "limit": check_limit(limit)}
+        return [CODEC.row_to_call(r) for r in await self._fetch("job_calls", params)]
+
     async def last_event_id(self) -> int:
         """The newest event id (0 when none)."""
         return int((await self._fetch("last_event_id", {}))[0]["id"])
@@ -544,6 +553,11 @@ class PostgresRepository(TransactionalRepository):
         """Jobs per (kind, status)."""
         rows = await self._fetch("counts", {})
         return {(r["kind"], JobStatus(r["status"])): r["n"] for r in rows}
+
+
+def _call_json(call: CallRecord) -> dict[str, Any]:
+    """A call as one element of the JSON array ``save_steps`` expands."""
+    return {**call.storable().to_json(), "duration_ms": call.duration_ms}
 
 
 __all__ = ["PostgresRepository", "check_schema_name"]

@@ -163,7 +163,25 @@ SELECT done.*, completed.event_id FROM done, completed
 WITH saved AS (
     UPDATE {schema}.jobs SET steps = %(steps)s, updated_at = now()
     WHERE id = %(id)s AND lease_token = %(token)s AND status = 'running'
-    RETURNING id
+    RETURNING id, attempts
+), logged AS (
+    -- the outside calls made since the last save (a JSON array of call-log rows)
+    INSERT INTO {schema}.calls (
+        job_id, job_attempt, step, attempt, target, idempotency_key, started_at, duration_ms,
+        status, error, response_headers, response_body, truncated, request
+    )
+    SELECT saved.id, saved.attempts, c.step, c.attempt, c.target, c.idempotency_key,
+           c.started_at, c.duration_ms, c.status, c.error, c.response_headers, c.response_body,
+           c.truncated, c.request
+    FROM saved, ROWS FROM (jsonb_to_recordset(%(calls)s::jsonb) AS (
+        step text, attempt int, target text, idempotency_key text, started_at timestamptz,
+        duration_ms double precision, status int, error text, response_headers jsonb,
+        response_body text, truncated boolean, request jsonb
+    )) WITH ORDINALITY AS c(
+        step, attempt, target, idempotency_key, started_at, duration_ms, status, error,
+        response_headers, response_body, truncated, request, n
+    )
+    ORDER BY c.n
 ), added AS (
     INSERT INTO {schema}.events (job_id, type, at, attempt, data)
     SELECT saved.id, e.type, e.at, e.attempt, e.data
@@ -207,6 +225,8 @@ WITH doomed AS (
     FOR UPDATE SKIP LOCKED
 ), events_gone AS (
     DELETE FROM {schema}.events WHERE job_id IN (SELECT id FROM doomed)
+), calls_gone AS (
+    DELETE FROM {schema}.calls WHERE job_id IN (SELECT id FROM doomed)
 )
 DELETE FROM {schema}.jobs WHERE id IN (SELECT id FROM doomed)
 RETURNING id
@@ -219,3 +239,7 @@ SELECT count(*) AS n FROM {schema}.jobs WHERE status = %(status)s AND finished_a
 -- Readiness: rewrite the one probe row (fails on a read-only or full server).
 INSERT INTO {schema}.readiness (id, probed_at) VALUES (1, now())
 ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at
+
+-- job_calls --
+-- A job's call log, oldest first.
+SELECT * FROM {schema}.calls WHERE job_id = %(job_id)s ORDER BY id LIMIT %(limit)s

@@ -12,6 +12,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
+from ecosign_orchestrator.core.calls import CallRecord
 from ecosign_orchestrator.core.events import Event, EventBus
 from ecosign_orchestrator.core.job import EnqueueResult, Job, JobError, NewJob, Progress, StepRecord
 from ecosign_orchestrator.core.status import JobStatus
@@ -84,9 +85,10 @@ class JobStore(Protocol):
         token: LeaseToken,
         steps: Sequence[StepRecord],
         events: Sequence[EventDraft] = (),
+        calls: Sequence[CallRecord] = (),
     ) -> list[Event]:
-        """Record the job's steps and their ``events`` in one transaction (fenced); the events
-        as stored, in order."""
+        """Record the job's steps, their ``events`` and the outside ``calls`` made since the
+        last save, in one transaction (fenced); the events as stored, in order."""
 
     async def complete(self, job_id: JobId, token: LeaseToken, result: JSONValue) -> Job:
         """running -> completed."""
@@ -137,6 +139,9 @@ class EventLog(Protocol):
 
     async def last_event_id(self) -> int:
         """Where a "from now on" reader starts: the last event in commit order (0: none)."""
+
+    async def calls(self, job_id: JobId, *, limit: int = 1000) -> list[CallRecord]:
+        """A job's call log, oldest first."""
 
 
 class SchemaManager(Protocol):

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ecosign_orchestrator.core import errors
+from ecosign_orchestrator.core.calls import CallRecord
 from ecosign_orchestrator.core.events import Event
 from ecosign_orchestrator.core.job import Job, Progress, StepRecord, from_epoch, to_epoch, utcnow
 from ecosign_orchestrator.core.repository import sql
@@ -68,6 +69,7 @@ CODEC = RowCodec(
 )
 INSERT_JOB = CODEC.insert_job_sql("jobs")
 UPDATE_JOB = CODEC.update_job_sql("jobs")
+INSERT_CALL = CODEC.insert_call_sql("calls")
 row_to_job = CODEC.row_to_job
 row_to_event = CODEC.row_to_event
 
@@ -301,8 +303,9 @@ class SqliteRepository(TransactionalRepository):
         token: LeaseToken,
         steps: Sequence[StepRecord],
         events: Sequence[EventDraft] = (),
+        calls: Sequence[CallRecord] = (),
     ) -> list[Event]:
-        """Record the steps (that column only) and their events in one transaction."""
+        """Record the steps (that column only), their events and calls in one transaction."""
         params = {
             "id": job_id,
             "token": token,
@@ -311,8 +314,11 @@ class SqliteRepository(TransactionalRepository):
         }
 
         def work(conn: sqlite3.Connection) -> list[Event] | None:
-            if conn.execute(Q["save_steps"], params).fetchone() is None:
+            row = conn.execute(Q["save_steps"], params).fetchone()
+            if row is None:
                 return None  # fenced: nothing written
+            rows = [CODEC.call_to_row(job_id, row["attempts"], call) for call in calls]
+            conn.executemany(INSERT_CALL, rows)
             return [_insert_event(conn, draft) for draft in events]
 
         stored = await self._write(work)
@@ -396,6 +402,11 @@ class SqliteRepository(TransactionalRepository):
         rows = await self._read("ids_matching", id_patterns(short_id))
         return [JobId(r["id"]) for r in rows]
 
+    async def calls(self, job_id: JobId, *, limit: int = 1000) -> list[CallRecord]:
+        """A job's call log, oldest first."""
+        params = {"job_id": job_id, "limit": check_limit(limit)}
+        return [CODEC.row_to_call(r) for r in await self._read("job_calls", params)]
+
     async def last_event_id(self) -> int:
         """The newest event id (0 when none)."""
         return int((await self._read("last_event_id", {}))[0]["id"])
@@ -429,6 +440,7 @@ class SqliteRepository(TransactionalRepository):
 def _prune_sync(conn: sqlite3.Connection, params: dict[str, Any]) -> int:
     ids = dumps([row["id"] for row in conn.execute(Q["prunable"], params)])
     conn.execute(Q["prune_events"], {"ids": ids})
+    conn.execute(Q["prune_calls"], {"ids": ids})
     return conn.execute(Q["prune_jobs"], {"ids": ids}).rowcount
 
 

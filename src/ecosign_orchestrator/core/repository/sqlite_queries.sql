@@ -80,7 +80,7 @@ RETURNING id, cancel_requested
 -- Record a running job's steps (that column only), fenced by its lease token.
 UPDATE jobs SET steps = :steps, updated_at = :now
 WHERE id = :id AND lease_token = :token AND status = 'running'
-RETURNING id
+RETURNING id, attempts
 
 -- save_progress --
 -- Record a running job's progress (those columns only), fenced by its lease token.
@@ -121,3 +121,11 @@ WHERE id IN (SELECT value FROM json_each(:ids))
 -- Readiness: rewrite the one probe row.
 INSERT INTO readiness (id, probed_at) VALUES (1, :now)
 ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at
+
+-- prune_calls --
+-- The call log of the jobs being pruned (:ids is a JSON array).
+DELETE FROM calls WHERE job_id IN (SELECT value FROM json_each(:ids))
+
+-- job_calls --
+-- A job's call log, oldest first.
+SELECT * FROM calls WHERE job_id = :job_id ORDER BY id LIMIT :limit

@@ -21,7 +21,7 @@ from ecosign_orchestrator.core.types import JobId
 from ecosign_orchestrator.service.api.auth import Scope, requires
 from ecosign_orchestrator.service.api.errors import ApiError
 from ecosign_orchestrator.service.api.limits import StrictJSONRoute
-from ecosign_orchestrator.service.api.schemas import EventOut, JobOut, JobPage, Problem
+from ecosign_orchestrator.service.api.schemas import CallOut, EventOut, JobOut, JobPage, Problem
 
 router = APIRouter(prefix="/v1", route_class=StrictJSONRoute)
 
@@ -206,6 +206,25 @@ async def job_events(
     await repo.get(full_id)
     events = await repo.events(after_id=after, job_id=full_id, limit=limit)
     return [EventOut.of(e) for e in events]
+
+
+@router.get(
+    "/jobs/{job_id}/calls",
+    dependencies=READ,
+    responses={404: {"model": Problem, "description": "No such job"}, **AUTH_RESPONSES},
+    summary="A flow's Edge Function calls, one per attempt, oldest first",
+)
+async def job_calls(
+    job_id: JOB_ID,
+    repo: Repo,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> list[CallOut]:
+    """The call log of one job: each attempt's function, status or network error, latency, the
+    headers that matter and the answer's body (up to a configured size); of the request only
+    field names and sizes. Never a key or a token."""
+    full_id = await resolve_job_id(repo, job_id)
+    await repo.get(full_id)
+    return [CallOut.of(c) for c in await repo.calls(full_id, limit=limit)]
 
 
 @router.post(

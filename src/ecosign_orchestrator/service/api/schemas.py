@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ecosign_orchestrator import ecosign
+from ecosign_orchestrator.core.calls import CallRecord
 from ecosign_orchestrator.core.events import Event
 from ecosign_orchestrator.core.job import Job, JobError, StepRecord
 
@@ -178,6 +179,31 @@ class EventOut(BaseModel):
             attempt=event.attempt,
             data=event.data,
         )
+
+
+class CallOut(BaseModel):
+    """One attempt of one Edge Function call, as the call log keeps it."""
+
+    id: int
+    job_id: str
+    job_attempt: int = Field(description="The flow's run that made the call")
+    step: str
+    attempt: int = Field(description="The step's attempt")
+    target: str = Field(description="The Edge Function")
+    idempotency_key: str | None
+    started_at: datetime
+    duration_ms: float
+    status: int | None = Field(description="HTTP status; null when no answer came")
+    error: str = Field(description="Why it failed (timeout, network error, the answer's reason)")
+    response_headers: dict[str, str]
+    response_body: str = Field(description="Up to call_log_body_bytes of the answer")
+    truncated: bool
+    request: dict[str, Any] = Field(description="The request's field names and sizes")
+
+    @classmethod
+    def of(cls, call: CallRecord) -> CallOut:
+        """From the core value."""
+        return cls.model_validate(call.to_json())
 
 
 class Health(BaseModel):

@@ -1,5 +1,5 @@
 """Inspecting and acting on jobs, locally or through ``--api-url``: ``status``, ``events``,
-``retry``, ``cancel`` and ``jobs list|show|events|retry|cancel|enqueue|prune``.
+``calls``, ``retry``, ``cancel`` and ``jobs list|show|events|calls|retry|cancel|enqueue|prune``.
 
 Every ``JOB_ID`` may be a full id or a unique prefix or suffix of 8 or more characters (the
 short ids the demo and ``jobs list`` show). Every ``--json`` output is pure JSON on stdout: one
@@ -170,6 +170,31 @@ def cancel(job_id: JobIdArg, as_json: JsonOpt = False) -> None:
     _act(job_id, "cancel", as_json)
 
 
+def calls(
+    job_id: JobIdArg,
+    full: Annotated[
+        bool, typer.Option("--full", help="Every call's headers, request fields and answer.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """A flow's Edge Function calls, one per attempt: status or network error, latency and
+    what the function answered (never a key or a token)."""
+
+    async def action(target: Target) -> None:
+        found = await target.calls(job_id)
+        if as_json:
+            emit_json([c.to_json() for c in found])
+        elif full:
+            for number, call in enumerate(found, 1):
+                console.print(render.call_detail(number, call), highlight=False)
+        elif found:
+            console.print(render.calls_table(found))
+        else:
+            console.print("no calls recorded for this job")
+
+    run_on_target(action)
+
+
 # Each is both a top-level command (for flows: `status`, `events`, `retry`, `cancel`) and a
 # `jobs` subcommand (for any kind): one function, registered twice.
 for group, show_name in ((app, "status"), (jobs_app, "show")):
@@ -183,6 +208,13 @@ for group, show_name in ((app, "status"), (jobs_app, "show")):
             f"ecosign-orchestrator {_prefix(group)}events 5f3c9e2a41b7 --after 120 --json",
         ),
     )(events)
+    group.command(
+        "calls",
+        epilog=example(
+            f"ecosign-orchestrator {_prefix(group)}calls 5f3c9e2a41b7",
+            f"ecosign-orchestrator {_prefix(group)}calls 5f3c9e2a41b7 --full",
+        ),
+    )(calls)
     for verb, command in (("retry", retry), ("cancel", cancel)):
         group.command(
             verb, epilog=example(f"ecosign-orchestrator {_prefix(group)}{verb} 5f3c9e2a41b7")

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ecosign_orchestrator.core import errors
+from ecosign_orchestrator.core.calls import CallRecord
 from ecosign_orchestrator.core.events import TERMINAL_EVENTS, Event, EventType
 from ecosign_orchestrator.core.job import Job
 from ecosign_orchestrator.core.lookup import resolve_job_id
@@ -68,6 +69,9 @@ class Target(Protocol):
 
     async def events(self, job_id: str, after: int) -> list[Event]:
         """A job's events after an id."""
+
+    async def calls(self, job_id: str) -> list[CallRecord]:
+        """The job's call log."""
 
     def follow(self, job_id: str, after: int) -> AsyncIterator[Event]:
         """A job's events as they happen, until its terminal event."""
@@ -123,6 +127,9 @@ class LocalTarget:
         job = await self.get(job_id)
         return await self.repository.events(after_id=after, job_id=job.id, limit=10_000)
 
+    async def calls(self, job_id: str) -> list[CallRecord]:
+        return await self.repository.calls(await self.resolve(job_id), limit=10_000)
+
     async def follow(self, job_id: str, after: int) -> AsyncIterator[Event]:
         job = await self.get(job_id)
         async for event in tail(self.repository, job_id=job.id, after=after, until_end=True):
@@ -134,6 +141,27 @@ class LocalTarget:
 
     async def cancel(self, job_id: str) -> Job:
         return await self.repository.cancel(await self.resolve(job_id))
+
+
+def call_from_json(data: dict[str, Any]) -> CallRecord:
+    """An API call-log entry as a core value."""
+    return CallRecord(
+        id=int(data["id"]),
+        job_id=JobId(str(data["job_id"])),
+        job_attempt=int(data["job_attempt"]),
+        step=str(data["step"]),
+        attempt=int(data["attempt"]),
+        target=str(data["target"]),
+        idempotency_key=data.get("idempotency_key"),
+        started_at=datetime.fromisoformat(str(data["started_at"])),
+        duration_ms=float(data["duration_ms"]),
+        status=data.get("status"),
+        error=str(data.get("error", "")),
+        response_headers=dict(data.get("response_headers") or {}),
+        response_body=str(data.get("response_body", "")),
+        truncated=bool(data.get("truncated")),
+        request=dict(data.get("request") or {}),
+    )
 
 
 def event_from_json(data: dict[str, Any]) -> Event:
@@ -215,6 +243,10 @@ class RemoteTarget:
     async def events(self, job_id: str, after: int) -> list[Event]:
         response = await self._request("GET", f"/v1/jobs/{job_id}/events", params={"after": after})
         return [event_from_json(e) for e in response.json()]
+
+    async def calls(self, job_id: str) -> list[CallRecord]:
+        response = await self._request("GET", f"/v1/jobs/{job_id}/calls")
+        return [call_from_json(c) for c in response.json()]
 
     async def follow(self, job_id: str, after: int) -> AsyncIterator[Event]:
         import httpx
