@@ -106,26 +106,35 @@ def test_enqueue_show_events_cancel_retry_round_trip(env: dict[str, str]) -> Non
 def test_prune_deletes_finished_jobs_past_retention_and_dry_run_only_counts(
     env: dict[str, str], tmp_path: Path
 ) -> None:
-    def enqueue() -> str:
-        result = cli("jobs", "enqueue", "test.effect", "--delay", "3600", "--json", env=env)
-        return str(json.loads(result.stdout)["job"]["id"])
+    import asyncio
 
-    kept, gone = enqueue(), enqueue()
-    assert cli("jobs", "cancel", gone, env=env).returncode == 0
-    configured = cli("jobs", "prune", "--dry-run", "--json", env=env)
-    assert {r["status"]: r["jobs"] for r in json.loads(configured.stdout)["pruned"]} == {
+    from ecosign_orchestrator.core.job import NewJob
+    from ecosign_orchestrator.core.repository import SqliteRepository
+
+    async def seed() -> tuple[str, str]:  # one queued job, one cancelled (the CLI is under test)
+        async with SqliteRepository(tmp_path / "jobs.db") as repo:
+            await repo.migrate()
+            kept = (await repo.enqueue(NewJob(kind="test.effect"), max_attempts=1)).job.id
+            gone = (await repo.enqueue(NewJob(kind="test.effect"), max_attempts=1)).job.id
+            await repo.cancel(gone)
+            return kept, gone
+
+    kept, gone = asyncio.run(seed())
+    rows = _rows(tmp_path / "jobs.db")
+    dry = cli("jobs", "prune", "--older-than", "0s", "--dry-run", "--json", env=env)
+    assert {r["status"]: r["jobs"] for r in json.loads(dry.stdout)["pruned"]} == {
         "completed": 0,
         "failed": 0,
-        "cancelled": 0,
-    }, "30 days have not passed"
-    dry = cli("jobs", "prune", "--older-than", "0s", "--dry-run", env=env)
-    assert "would delete 1 cancelled jobs" in dry.stdout
-    rows = _rows(tmp_path / "jobs.db")
-    assert rows == 5, "dry run deleted nothing"  # 2 jobs, 3 events
+        "cancelled": 1,
+    }
+    assert _rows(tmp_path / "jobs.db") == rows, "a dry run deletes nothing"
     pruned = cli("jobs", "prune", "--older-than", "0s", "--status", "cancelled", env=env)
     assert pruned.returncode == 0 and "deleted 1 cancelled jobs" in pruned.stdout
-    assert [j["id"] for j in _jobs(env)] == [kept]
-    assert _rows(tmp_path / "jobs.db") == 2, "the cancelled job's events went with it"
+    with contextlib.closing(sqlite3.connect(tmp_path / "jobs.db")) as conn:
+        left = {row[0] for row in conn.execute("SELECT id FROM jobs")}
+        events = {row[0] for row in conn.execute("SELECT job_id FROM events")}
+    assert left == events == {kept}, "the cancelled job went, with its events"
+    assert gone not in left
 
 
 def test_config_show_masks_secrets(tmp_path: Path) -> None:

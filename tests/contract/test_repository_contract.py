@@ -309,6 +309,15 @@ async def test_enqueue_many_is_one_batch_and_honours_dedupe_keys(repository: Job
     assert results[-1].job.id == existing
     assert len(await repository.list_jobs(limit=100)) == 51
     assert len(await repository.events(limit=1000)) == 51
+    # keyless jobs go in bulk, keyed ones one by one: the answers keep the batch's order and
+    # every created job has its job_queued event with the right id
+    mixed = [(new(payload={"n": 0}), 3), (new(dedupe_key="fresh"), 3), (new(payload={"n": 2}), 3)]
+    answers = await repository.enqueue_many(mixed)
+    assert [r.job.payload for r in answers] == [{"n": 0}, {}, {"n": 2}]
+    assert [r.job.dedupe_key for r in answers] == [None, "fresh", None]
+    for answer in answers:
+        assert await event_types(repository, answer.job.id) == ["job_queued"]
+        assert await repository.get(answer.job.id) == answer.job
 
 
 async def test_idempotency_key_returns_the_same_job_whatever_its_status(

@@ -40,3 +40,19 @@ def test_config_show_prints_no_credential_of_any_url() -> None:
     for secret in ("db-secret-1", "api-secret-2", "edge-secret-3", "rest-secret-4"):
         assert secret not in shown
         assert secret in settings.secret_values()
+
+
+def test_retention_defaults_keep_finished_jobs_for_weeks_and_never_means_forever() -> None:
+    from datetime import timedelta
+
+    from ecosign_orchestrator.core.status import JobStatus
+    from ecosign_orchestrator.service.settings import Settings
+
+    policy = Settings().retention()
+    assert policy.keep == {
+        JobStatus.COMPLETED: timedelta(days=30),
+        JobStatus.FAILED: timedelta(days=90),
+        JobStatus.CANCELLED: timedelta(days=30),
+    }
+    kept = Settings(retention_failed="never", retention_completed="2w").retention().keep
+    assert kept[JobStatus.FAILED] is None and kept[JobStatus.COMPLETED] == timedelta(weeks=2)

@@ -60,6 +60,12 @@ class Tx(Protocol):
     async def add_event(self, draft: EventDraft) -> Event:
         """Append an event row."""
 
+    async def insert_many(self, jobs: Sequence[Job]) -> None:
+        """Insert new job rows (none holding a key: they cannot conflict)."""
+
+    async def add_events(self, drafts: Sequence[EventDraft]) -> list[Event]:
+        """Append event rows, in order."""
+
     async def expired(self, *, limit: int, now: datetime) -> list[Job]:
         """Running jobs whose lease expired, locked (skipping locked rows)."""
 
@@ -182,17 +188,25 @@ class TransactionalRepository(abc.ABC):
             results: list[EnqueueResult] = []
             async with self._writing() as (tx, published):
                 now = utcnow()
+                # Jobs holding no key cannot collide: written in bulk (one round trip on
+                # PostgreSQL); keyed ones are looked up and written one by one.
+                fresh: list[tuple[Job, EventDraft]] = []
                 for new, max_attempts in batch:
-                    existing = await _existing(tx, new)
+                    existing = None if _keyless(new) else await _existing(tx, new)
                     if existing is not None:
                         results.append(EnqueueResult(job=existing, created=False))
                         continue
                     job, draft = transitions.new_job(
                         new, job_id=ids.new_job_id(), now=now, max_attempts=max_attempts
                     )
-                    await tx.insert(job)
-                    published.append(await tx.add_event(draft))
+                    if _keyless(new):
+                        fresh.append((job, draft))
+                    else:
+                        await tx.insert(job)
+                        published.append(await tx.add_event(draft))
                     results.append(EnqueueResult(job=job, created=True))
+                await tx.insert_many([job for job, _ in fresh])
+                published.extend(await tx.add_events([draft for _, draft in fresh]))
                 await tx.ready()
         except errors.DuplicateJob:
             # A concurrent enqueue took one of the keys: fall back to one at a time.
@@ -400,6 +414,10 @@ class TransactionalRepository(abc.ABC):
         if recovered:
             self._notify_ready()
         return recovered
+
+
+def _keyless(new: NewJob) -> bool:
+    return new.idempotency_key is None and new.dedupe_key is None
 
 
 async def _existing(tx: Tx, new: NewJob) -> Job | None:

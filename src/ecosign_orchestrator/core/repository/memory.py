@@ -61,6 +61,13 @@ class _MemoryTx:
     async def update(self, job: Job) -> None:
         self.jobs[job.id] = job
 
+    async def insert_many(self, jobs: Sequence[Job]) -> None:
+        for job in jobs:
+            await self.insert(job)
+
+    async def add_events(self, drafts: Sequence[EventDraft]) -> list[Event]:
+        return [await self.add_event(draft) for draft in drafts]
+
     async def add_event(self, draft: EventDraft) -> Event:
         event = Event(
             id=self._repo.last_event_id_sync + len(self.events) + 1,

@@ -133,6 +133,48 @@ class _PgTx:
             data=draft.data,
         )
 
+    async def insert_many(self, jobs: Sequence[Job]) -> None:
+        if not jobs:
+            return
+        async with self._conn.cursor() as cursor:  # pipelined: one round trip for the batch
+            await cursor.executemany(
+                self._repo.query("insert_job_plain"), [CODEC.job_to_row(j) for j in jobs]
+            )
+
+    async def add_events(self, drafts: Sequence[EventDraft]) -> list[Event]:
+        if not drafts:
+            return []
+        params = [
+            {
+                "job_id": d.job_id,
+                "type": d.type.value,
+                "at": d.at,
+                "attempt": d.attempt,
+                "data": Jsonb(d.data),
+            }
+            for d in drafts
+        ]
+        ids: list[int] = []
+        async with self._conn.cursor() as cursor:
+            await cursor.executemany(self._repo.query("insert_event"), params, returning=True)
+            while True:
+                row = await cursor.fetchone()
+                assert row is not None
+                ids.append(row["id"])
+                if not cursor.nextset():
+                    break
+        return [
+            Event(
+                id=event_id,
+                job_id=d.job_id,
+                type=d.type,
+                at=d.at,
+                attempt=d.attempt,
+                data=d.data,
+            )
+            for event_id, d in zip(ids, drafts, strict=True)
+        ]
+
     async def expired(self, *, limit: int, now: datetime) -> list[Job]:
         return [row_to_job(r) for r in await self._fetch("expired", {"limit": limit})]
 
@@ -197,6 +239,7 @@ class PostgresRepository(TransactionalRepository):
                 "insert_job": CODEC.insert_job_sql(
                     "{schema}.jobs", suffix="ON CONFLICT DO NOTHING RETURNING id"
                 ),
+                "insert_job_plain": CODEC.insert_job_sql("{schema}.jobs"),
                 "update_job": CODEC.update_job_sql("{schema}.jobs"),
             }
             self._queries = {

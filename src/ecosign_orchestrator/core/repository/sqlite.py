@@ -133,6 +133,13 @@ class _SqliteTx:
     async def add_event(self, draft: EventDraft) -> Event:
         return await self._repo._call(lambda c: _insert_event(c, draft))
 
+    async def insert_many(self, jobs: Sequence[Job]) -> None:
+        rows = [CODEC.job_to_row(job) for job in jobs]
+        await self._repo._call(lambda c: c.executemany(INSERT_JOB, rows))
+
+    async def add_events(self, drafts: Sequence[EventDraft]) -> list[Event]:
+        return await self._repo._call(lambda c: [_insert_event(c, d) for d in drafts])
+
     async def expired(self, *, limit: int, now: datetime) -> list[Job]:
         rows = await self._all("expired", {"now": to_epoch(now), "limit": limit})
         return [row_to_job(r) for r in rows]
