@@ -15,7 +15,7 @@ from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.calls import CallRecord
 from ecosign_orchestrator.core.events import EventType
 from ecosign_orchestrator.core.job import Job, JobError, Progress, StepRecord, StepStatus, utcnow
-from ecosign_orchestrator.core.observe import Instruments, NullInstruments
+from ecosign_orchestrator.core.observe import Instruments, NullInstruments, NullTracer, Span, Tracer
 from ecosign_orchestrator.core.transitions import EventDraft
 from ecosign_orchestrator.core.types import JSONDict, LeaseToken
 
@@ -52,6 +52,7 @@ class JobContext:
         worker_id: str = "",
         progress_interval: float = 0.5,
         instruments: Instruments | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         if job.lease_token is None:
             raise errors.LeaseLost(job.id)
@@ -69,7 +70,9 @@ class JobContext:
         self._step_events: list[EventDraft] = []
         self._calls: list[CallRecord] = []
         self._instruments: Instruments = instruments or NullInstruments()
+        self._tracer: Tracer = tracer or NullTracer()
         self._step_clock: dict[str, float] = {}
+        self._step_spans: dict[str, Span] = {}
         #: Set when a user asked to cancel this job; the worker also cancels the processor task.
         self.cancelled = asyncio.Event()
         self.log = logging.LoggerAdapter(
@@ -168,7 +171,7 @@ class JobContext:
             data={**previous.data, **(data or {})},
         )
         self._steps[name] = record
-        self._observe_step(name, status)
+        self._observe_step(record)
         if status in STEP_EVENTS:
             self._step_events.append(self._step_event(record, now))
         await self._save_steps()
@@ -190,13 +193,27 @@ class JobContext:
             data=data,
         )
 
-    def _observe_step(self, name: str, status: StepStatus) -> None:
-        """Time each attempt of a step, from RUNNING to the status that ends it."""
+    def _observe_step(self, record: StepRecord) -> None:
+        """Time and trace each attempt of a step, from RUNNING to the status that ends it."""
+        name, status = record.name, record.status
         if status is StepStatus.RUNNING:
             self._step_clock[name] = time.monotonic()
+            self._step_spans[name] = self._tracer.step(
+                self.job.id, self.job.kind, name, record.attempts
+            )
         elif status is not StepStatus.PENDING and name in self._step_clock:
             seconds = time.monotonic() - self._step_clock.pop(name)
             self._instruments.step_finished(self.job.kind, name, status.value, seconds)
+            span = self._step_spans.pop(name, None)
+            if span is not None:
+                span.end(status.value, record.error.message if record.error else "")
+
+    def trace_headers(self) -> dict[str, str]:
+        """Trace-context headers (W3C ``traceparent``) for an outside call made now: they name
+        the step attempt in progress, so the called service's logs join this job's trace
+        (empty when tracing is off)."""
+        spans = list(self._step_spans.values())
+        return spans[-1].headers() if spans else {}
 
     async def step_started(self, name: str, message: str = "") -> StepRecord:
         """Step ``name`` is being executed (one more attempt)."""

@@ -1,6 +1,7 @@
-"""Hooks for metrics and log context, so the core stays free of any metrics library.
+"""Hooks for metrics, tracing and log context, so the core stays free of any such library.
 
 ``Instruments`` receives counts and durations (the service implements it with Prometheus);
+``Tracer`` receives runs and step attempts (the service implements it with OpenTelemetry);
 ``bind`` adds fields (job id, document id, step, attempt) to every log record emitted in the
 current task, so each line of a job carries them.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
 from types import MappingProxyType
 from typing import Any, Protocol
 
@@ -46,6 +48,59 @@ class NullInstruments:
         """Ignore."""
 
 
+class Span(Protocol):
+    """One traced piece of work (a step attempt), ended explicitly."""
+
+    def end(self, status: str, error: str = "") -> None:
+        """End it: ``status`` is how the step attempt ended; ``error`` why it failed."""
+
+    def headers(self) -> dict[str, str]:
+        """Trace-context headers (W3C ``traceparent``) naming this span, for outgoing calls."""
+
+
+class RunTrace(Protocol):
+    """The trace of one run of a job, told how the run ended."""
+
+    def outcome(self, label: str, error: str = "") -> None:
+        """How the run ended (completed, failed, retrying, snoozed, ...) and why it failed."""
+
+
+class Tracer(Protocol):
+    """Receives the shape of the work for distributed tracing (the service implements it with
+    OpenTelemetry when configured). Every run of one job belongs to one trace."""
+
+    def run(self, job_id: str, kind: str, attempt: int) -> AbstractContextManager[RunTrace]:
+        """Around one run of a job: the step spans started inside are its children."""
+
+    def step(self, job_id: str, kind: str, name: str, attempt: int) -> Span:
+        """A step attempt begins (a child of the current run)."""
+
+
+class _NullSpan:
+    def end(self, status: str, error: str = "") -> None:
+        """Ignore."""
+
+    def outcome(self, label: str, error: str = "") -> None:
+        """Ignore."""
+
+    def headers(self) -> dict[str, str]:
+        """No trace context."""
+        return {}
+
+
+class NullTracer:
+    """A tracer that records nothing (the default): free when tracing is not configured."""
+
+    def run(self, job_id: str, kind: str, attempt: int) -> AbstractContextManager[RunTrace]:
+        """Nothing around the run."""
+        return contextlib.nullcontext(_NULL_SPAN)
+
+    def step(self, job_id: str, kind: str, name: str, attempt: int) -> Span:
+        """A span that does nothing."""
+        return _NULL_SPAN
+
+
+_NULL_SPAN = _NullSpan()
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _log_context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
     "ecosign_orchestrator_log_context", default=_EMPTY

@@ -23,7 +23,7 @@ from ecosign_orchestrator.core import errors, observe, outcome
 from ecosign_orchestrator.core.context import JobContext
 from ecosign_orchestrator.core.job import Job, JobError
 from ecosign_orchestrator.core.leases import LeaseKeeper
-from ecosign_orchestrator.core.observe import Instruments, NullInstruments
+from ecosign_orchestrator.core.observe import Instruments, NullInstruments, NullTracer, Tracer
 from ecosign_orchestrator.core.registry import JobKind, Registry
 from ecosign_orchestrator.core.repository.protocol import JobRepository
 from ecosign_orchestrator.core.retention import RetentionPolicy, prune_by_policy
@@ -75,8 +75,10 @@ class Worker:
         kinds: Sequence[str] | None = None,
         rng: random.Random | None = None,
         instruments: Instruments | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.instruments: Instruments = instruments or NullInstruments()
+        self.tracer: Tracer = tracer or NullTracer()
         self.repository = repository
         self.registry = registry
         self.settings = settings or WorkerSettings()
@@ -240,6 +242,7 @@ class Worker:
             worker_id=self.worker_id,
             progress_interval=self.settings.progress_seconds,
             instruments=self.instruments,
+            tracer=self.tracer,
         )
         running = _Running(job=job, ctx=ctx)
         self._running[job.id] = running
@@ -255,7 +258,10 @@ class Worker:
         job = running.job
         try:
             kind = self.registry.get(job.kind)
-            ended = await self._execute(running, kind)
+            with self.tracer.run(job.id, job.kind, job.attempts) as trace:
+                ended = await self._execute(running, kind)
+                error = getattr(ended, "error", None)
+                trace.outcome(ended.label, error.message if isinstance(error, JobError) else "")
             running.recording = True
             await asyncio.shield(self._persist(running, kind, ended))
             self.instruments.job_finished(job.kind, ended.label)

@@ -241,7 +241,7 @@ class DocumentProcessor:
             self._body(intent, plan, step),
             idempotency_key=f"{ctx.job.id}:{step.value}",
             timeout=policy.timeout_seconds,
-            headers=self.config.headers.get(step),
+            headers={**self.config.headers.get(step, {}), **ctx.trace_headers()},
             log=ctx.record_call,
             step=step.value,
             attempt=started.attempts,

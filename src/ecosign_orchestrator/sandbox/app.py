@@ -117,16 +117,17 @@ async def function_endpoint(request: Request) -> Response:
     doc_id = (
         body.get("document_entity_id") if isinstance(body.get("document_entity_id"), str) else None
     )
+    trace = request.headers.get("traceparent")
     fault, status = sandbox.faults.draw(name, doc_id)
     if fault is not None and fault.latency:
         await asyncio.sleep(fault.latency)
     if fault is not None and status is not None:
         if fault.hang:
             await asyncio.sleep(fault.hang)
-        sandbox.store.record_call(name, key, doc_id, status, effect=False)
+        sandbox.store.record_call(name, key, doc_id, status, effect=False, traceparent=trace)
         return _fault_response(fault, status)
     code, payload, effect = await asyncio.to_thread(handler, sandbox.functions, body)
-    sandbox.store.record_call(name, key, doc_id, code, effect=effect)
+    sandbox.store.record_call(name, key, doc_id, code, effect=effect, traceparent=trace)
     return JSONResponse(payload, status_code=code)
 
 

@@ -190,9 +190,16 @@ class Store:
     # -- ledger --------------------------------------------------------------------------------
 
     def record_call(
-        self, function: str, key: str | None, doc_id: str | None, status: int, effect: bool
+        self,
+        function: str,
+        key: str | None,
+        doc_id: str | None,
+        status: int,
+        effect: bool,
+        traceparent: str | None = None,
     ) -> None:
-        """Append one row to the call ledger."""
+        """Append one row to the call ledger (with the caller's W3C ``traceparent``, as a
+        function's own logs would keep it)."""
         with self.lock:
             self.ledger.append(
                 {
@@ -202,6 +209,7 @@ class Store:
                     "document_entity_id": doc_id,
                     "status": status,
                     "effect": effect,
+                    "traceparent": traceparent,
                     "at": now_iso(),
                 }
             )

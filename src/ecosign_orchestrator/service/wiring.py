@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING
 
 from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.context import JobContext
+from ecosign_orchestrator.core.observe import NullTracer, Tracer
 from ecosign_orchestrator.core.queue import JobQueue
 from ecosign_orchestrator.core.registry import Registry
 from ecosign_orchestrator.core.repository import JobRepository, repository_from_url
 from ecosign_orchestrator.core.retry import RetryPolicy
 from ecosign_orchestrator.core.types import JSONValue
 from ecosign_orchestrator.core.worker import Worker, WorkerSettings
+from ecosign_orchestrator.service import tracing
 from ecosign_orchestrator.service.logs import register_secrets
 from ecosign_orchestrator.service.settings import Settings
 
@@ -95,6 +97,8 @@ class Runtime:
     unconfigured: dict[str, str]
     #: Where workers and processors of this process report (None: nowhere).
     metrics: Metrics | None = None
+    #: Where runs and step attempts are traced (OpenTelemetry when configured).
+    tracer: Tracer = dataclasses.field(default_factory=NullTracer)
 
     def runnable_kinds(self, requested: Sequence[str] | None) -> list[str]:
         """Kinds a worker should claim; requesting an unconfigured kind is an error."""
@@ -135,7 +139,9 @@ async def runtime(
         _register_ffmpeg(registry, unconfigured, settings)
         for spec in apps:
             registry.include(load_app(spec))
-        yield Runtime(registry=registry, unconfigured=unconfigured, metrics=metrics)
+        tracer = tracing.tracer_from_environment()
+        stack.callback(tracing.shutdown, tracer)
+        yield Runtime(registry=registry, unconfigured=unconfigured, metrics=metrics, tracer=tracer)
 
 
 def _register_ffmpeg(registry: Registry, unconfigured: dict[str, str], settings: Settings) -> None:
@@ -245,6 +251,7 @@ def build_worker(
         settings=worker_settings(settings, concurrency=concurrency, burst=burst),
         kinds=rt.runnable_kinds(kinds),
         instruments=rt.metrics,
+        tracer=rt.tracer,
     )
 
 
