@@ -505,3 +505,45 @@ async def test_the_call_log_shows_each_attempt_and_what_the_function_answered(
             assert secret not in text, f"{where} shows a secret"
         assert secret not in logged, "a log record shows a secret"
     assert (await api["anon"].get(f"/v1/jobs/{flow['id']}/calls")).status_code == 401
+
+
+async def test_failures_are_grouped_and_a_bulk_retry_brings_a_group_back(
+    api: dict[str, Any],
+) -> None:
+    client: httpx.AsyncClient = api["client"]
+    docs = [await api["admin"].create_document() for _ in range(3)]
+    await api["admin"].set_faults(
+        {"build-artifact": {"rate": 1.0, "statuses": [400], "documents": docs[:2]}}
+    )
+    ids = [(await client.post("/v1/document-jobs", json=intent(d))).json()["id"] for d in docs]
+    finals = [await wait_terminal(client, i) for i in ids]
+    assert [f["status"] for f in finals] == ["failed", "failed", "completed"]
+    groups = (await client.get("/v1/failures")).json()
+    assert len(groups) == 1 and groups[0]["count"] == 2
+    assert groups[0]["kind"] == "ecosign.document" and groups[0]["step"] == "build_artifact"
+    assert "400" in groups[0]["reason"] and groups[0]["example"] in ids[:2]
+    selection = {"status": ["failed"], "step": "build_artifact", "reason": "-> 400"}
+    dry = (await client.post("/v1/jobs:retry", json={**selection, "dry_run": True})).json()
+    assert sorted(j["id"] for j in dry["selected"]) == sorted(ids[:2]) and dry["done"] == 0
+    assert [(await client.get(f"/v1/jobs/{i}")).json()["status"] for i in ids[:2]] == [
+        "failed",
+        "failed",
+    ], "a dry run changes nothing"
+    refused = await client.post("/v1/jobs:retry", json={"status": []})
+    assert refused.status_code == 422 and "status" in refused.text
+    await api["admin"].set_faults({"build-artifact": None})
+    last = [(await client.get(f"/v1/jobs/{i}/events")).json()[-1]["id"] for i in ids[:2]]
+    remote = cli_env(
+        "sqlite:///unused.db",
+        {"ECOSIGN_ORCH_API_URL": api["url"], "ECOSIGN_ORCH_API_TOKEN": WRITE},
+    )
+    both = cli("retry", ids[0], "--status", "failed", env=remote)
+    assert both.returncode == 2 and "not both" in both.stderr
+    done = cli(
+        "retry", "--status", "failed", "--step", "build_artifact", "--reason", "400", env=remote
+    )
+    assert done.returncode == 0, done.stderr
+    assert "retry: 2 of 2 jobs" in done.stdout
+    ends = [await wait_terminal(client, i, after) for i, after in zip(ids[:2], last, strict=True)]
+    assert [end["status"] for end in ends] == ["completed", "completed"]
+    assert (await client.get("/v1/failures")).json() == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.markup import escape
@@ -145,6 +146,23 @@ def events_table(events: list[Event]) -> Table:
             event.type.value,
             str(event.attempt),
             str(event.data)[:120],
+        )
+    return table
+
+
+def failures_table(groups: list[dict[str, Any]]) -> Table:
+    """Failed jobs by kind, step and reason (``jobs failures``)."""
+    table = Table(title="Failures", expand=False)
+    for column in ("count", "kind", "step", "reason", "newest", "example"):
+        table.add_column(column, overflow="fold")
+    for group in groups:
+        table.add_row(
+            str(group["count"]),
+            escape(str(group["kind"])),
+            escape(str(group["step"] or "-")),
+            escape(str(group["reason"])),
+            str(group["newest"] or "")[:19],
+            str(group["example"]),
         )
     return table
 

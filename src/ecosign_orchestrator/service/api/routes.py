@@ -12,16 +12,27 @@ from fastapi.responses import StreamingResponse
 
 from ecosign_orchestrator import ecosign, ffmpeg
 from ecosign_orchestrator.core import errors
+from ecosign_orchestrator.core import selection as selection_ops
 from ecosign_orchestrator.core.lookup import resolve_job_id
 from ecosign_orchestrator.core.queue import JobQueue
 from ecosign_orchestrator.core.repository import JobRepository
+from ecosign_orchestrator.core.selection import JobFilter
 from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.core.tail import tail
 from ecosign_orchestrator.core.types import JobId
 from ecosign_orchestrator.service.api.auth import Scope, requires
 from ecosign_orchestrator.service.api.errors import ApiError
 from ecosign_orchestrator.service.api.limits import StrictJSONRoute
-from ecosign_orchestrator.service.api.schemas import CallOut, EventOut, JobOut, JobPage, Problem
+from ecosign_orchestrator.service.api.schemas import (
+    BulkOut,
+    BulkRequest,
+    CallOut,
+    EventOut,
+    FailureGroupOut,
+    JobOut,
+    JobPage,
+    Problem,
+)
 
 router = APIRouter(prefix="/v1", route_class=StrictJSONRoute)
 
@@ -206,6 +217,52 @@ async def job_events(
     await repo.get(full_id)
     events = await repo.events(after_id=after, job_id=full_id, limit=limit)
     return [EventOut.of(e) for e in events]
+
+
+@router.post(
+    "/jobs:retry",
+    dependencies=WRITE,
+    responses={**AUTH_RESPONSES},
+    summary="Retry every job a selection names (dry_run lists them)",
+)
+async def bulk_retry(body: BulkRequest, repo: Repo) -> BulkOut:
+    """Select by status, kind, failing step and error text; retry each (a job that changed
+    meanwhile is skipped with the reason)."""
+    return await _bulk(repo, body, "retry")
+
+
+@router.post(
+    "/jobs:cancel",
+    dependencies=WRITE,
+    responses={**AUTH_RESPONSES},
+    summary="Cancel every job a selection names (dry_run lists them)",
+)
+async def bulk_cancel(body: BulkRequest, repo: Repo) -> BulkOut:
+    """Select by status, kind, failing step and error text; cancel each."""
+    return await _bulk(repo, body, "cancel")
+
+
+async def _bulk(repo: JobRepository, body: BulkRequest, verb: str) -> BulkOut:
+    selection = JobFilter(
+        statuses=body.status, kinds=body.kind, step=body.step, reason=body.reason, limit=body.limit
+    )
+    result = await selection_ops.act(repo, selection, verb, dry_run=body.dry_run)
+    return BulkOut.model_validate(result.to_json(dry_run=body.dry_run))
+
+
+@router.get(
+    "/failures",
+    dependencies=READ,
+    responses={**AUTH_RESPONSES},
+    summary="Failed jobs grouped by kind, step and reason, largest group first",
+)
+async def failure_groups(
+    repo: Repo,
+    kind: Annotated[list[str] | None, Query(description="Only these kinds")] = None,
+) -> list[FailureGroupOut]:
+    """What failed, where and why: retry a group with ``POST /v1/jobs:retry``."""
+    groups = await selection_ops.failures(repo, kinds=kind)
+    return [FailureGroupOut.model_validate(g.to_json()) for g in groups]
 
 
 @router.get(

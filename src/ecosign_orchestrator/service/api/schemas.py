@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ecosign_orchestrator import ecosign
 from ecosign_orchestrator.core.calls import CallRecord
 from ecosign_orchestrator.core.events import Event
 from ecosign_orchestrator.core.job import Job, JobError, StepRecord
+from ecosign_orchestrator.core.status import JobStatus
 
 
 class FieldError(BaseModel):
@@ -156,6 +157,51 @@ class JobPage(BaseModel):
 
     jobs: list[JobOut]
     next_cursor: str | None
+
+
+class BulkRequest(BaseModel):
+    """A selection of jobs to retry or cancel at once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: list[JobStatus] = Field(min_length=1, description="Select jobs in these statuses")
+    kind: list[str] | None = Field(default=None, description="Only these kinds")
+    step: str | None = Field(default=None, max_length=200, description="Failed at this step")
+    reason: str | None = Field(
+        default=None, max_length=500, description="Last error contains this (case-insensitive)"
+    )
+    limit: int = Field(default=1000, ge=1, le=10_000, description="Act on at most this many")
+    dry_run: bool = Field(default=False, description="Only list the selection")
+
+
+class SelectedJob(BaseModel):
+    """A job a bulk operation selected."""
+
+    id: str
+    kind: str
+    status: str
+    step: str
+    reason: str
+
+
+class BulkOut(BaseModel):
+    """What a bulk operation selected and did."""
+
+    dry_run: bool
+    selected: list[SelectedJob]
+    done: int = Field(description="Jobs acted on (0 for a dry run)")
+    skipped: list[tuple[str, str]] = Field(description="[job id, why] changed meanwhile")
+
+
+class FailureGroupOut(BaseModel):
+    """Failed jobs sharing a kind, a step and a reason."""
+
+    kind: str
+    step: str
+    reason: str
+    count: int
+    newest: datetime | None
+    example: str = Field(description="The newest job of the group")
 
 
 class EventOut(BaseModel):

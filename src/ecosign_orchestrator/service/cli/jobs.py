@@ -16,6 +16,7 @@ import typer
 from ecosign_orchestrator.core import retention
 from ecosign_orchestrator.core.events import EventType
 from ecosign_orchestrator.core.job import utcnow
+from ecosign_orchestrator.core.selection import JobFilter
 from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.service import render, wiring
 from ecosign_orchestrator.service.cli.common import (
@@ -160,14 +161,142 @@ def _act(job_id: str, verb: str, as_json: bool) -> None:
     run_on_target(action)
 
 
-def retry(job_id: JobIdArg, as_json: JsonOpt = False) -> None:
-    """Run a failed or cancelled job again from its current state (attempts reset)."""
-    _act(job_id, "retry", as_json)
+OptionalJobIdArg = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="[JOB_ID]",
+        help="A job id, or 8+ of its first or last characters; or select with the options.",
+        show_default=False,
+    ),
+]
+StatusSel = Annotated[
+    list[str] | None,
+    typer.Option("--status", metavar="STATUS", help="Select jobs in this status (repeatable)."),
+]
+KindSel = Annotated[
+    list[str] | None, typer.Option("--kind", metavar="KIND", help="Only this kind (repeatable).")
+]
+StepSel = Annotated[
+    str | None, typer.Option("--step", metavar="STEP", help="Only jobs that failed at this step.")
+]
+ReasonSel = Annotated[
+    str | None,
+    typer.Option("--reason", metavar="TEXT", help="Only jobs whose last error contains TEXT."),
+]
+DryRun = Annotated[
+    bool, typer.Option("--dry-run", help="List what the selection names; change nothing.")
+]
+LimitSel = Annotated[
+    int, typer.Option("--limit", min=1, max=10_000, metavar="N", help="Act on at most N jobs.")
+]
 
 
-def cancel(job_id: JobIdArg, as_json: JsonOpt = False) -> None:
-    """Cancel a job (a running one stops at its worker's next heartbeat)."""
-    _act(job_id, "cancel", as_json)
+def retry(
+    job_id: OptionalJobIdArg = None,
+    status: StatusSel = None,
+    kind: KindSel = None,
+    step: StepSel = None,
+    reason: ReasonSel = None,
+    dry_run: DryRun = False,
+    limit: LimitSel = 1000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a failed or cancelled job again from its current state (attempts reset); or every
+    job a selection names (--status failed --step build_artifact --reason 400 --dry-run)."""
+    selection = _selection(job_id, status, kind, step, reason, limit)
+    if selection is None:
+        _act(str(job_id), "retry", as_json)
+    else:
+        _bulk(selection, "retry", dry_run, as_json)
+
+
+def cancel(
+    job_id: OptionalJobIdArg = None,
+    status: StatusSel = None,
+    kind: KindSel = None,
+    step: StepSel = None,
+    reason: ReasonSel = None,
+    dry_run: DryRun = False,
+    limit: LimitSel = 1000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cancel a job (a running one stops at its worker's next heartbeat); or every job a
+    selection names (--status queued --kind ecosign.document --dry-run)."""
+    selection = _selection(job_id, status, kind, step, reason, limit)
+    if selection is None:
+        _act(str(job_id), "cancel", as_json)
+    else:
+        _bulk(selection, "cancel", dry_run, as_json)
+
+
+def _selection(
+    job_id: str | None,
+    status: list[str] | None,
+    kind: list[str] | None,
+    step: str | None,
+    reason: str | None,
+    limit: int,
+) -> JobFilter | None:
+    """None for one job by id; else the selection (exit 2 for neither, or both)."""
+    selecting = bool(status or kind or step or reason)
+    if job_id is not None and selecting:
+        raise fail("give a JOB_ID or a selection (--status, --kind, --step, --reason), not both")
+    if job_id is not None:
+        return None
+    if not status:
+        raise fail("give a JOB_ID, or select jobs with --status (e.g. --status failed)")
+    return guard(
+        lambda: JobFilter(
+            statuses=_statuses(status) or [], kinds=kind, step=step, reason=reason, limit=limit
+        )
+    )
+
+
+def _bulk(selection: JobFilter, verb: str, dry_run: bool, as_json: bool) -> None:
+    async def action(target: Target) -> None:
+        result = await target.bulk(selection, verb, dry_run=dry_run)
+        if as_json:
+            emit_json(result)
+            return
+        for job in result["selected"]:
+            console.print(
+                f"{job['id']}  {job['kind']}  {job['status']}  {job['step'] or '-'}  "
+                f"{job['reason'] or ''}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        count = len(result["selected"])
+        if dry_run:
+            console.print(f"would {verb} {count} jobs (dry run: nothing changed)")
+        else:
+            console.print(f"{verb}: {result['done']} of {count} jobs", highlight=False)
+            for job_id, why in result["skipped"]:
+                console.print(f"skipped {job_id}: {why}", highlight=False)
+
+    run_on_target(action)
+
+
+@jobs_app.command(
+    "failures",
+    epilog=example(
+        "ecosign-orchestrator jobs failures",
+        "ecosign-orchestrator jobs failures --kind ecosign.document --json",
+    ),
+)
+def jobs_failures(kind: KindSel = None, as_json: JsonOpt = False) -> None:
+    """Failed jobs grouped by kind, step and reason, largest group first (then retry a group
+    with jobs retry --status failed --step STEP --reason TEXT)."""
+
+    async def action(target: Target) -> None:
+        groups = await target.failures(kind)
+        if as_json:
+            emit_json(groups)
+        elif groups:
+            console.print(render.failures_table(groups))
+        else:
+            console.print("no failed jobs")
+
+    run_on_target(action)
 
 
 def calls(

@@ -22,6 +22,7 @@ from ecosign_orchestrator.core.lookup import resolve_job_id
 from ecosign_orchestrator.core.queue import JobQueue
 from ecosign_orchestrator.core.registry import Registry
 from ecosign_orchestrator.core.repository import JobRepository
+from ecosign_orchestrator.core.selection import JobFilter, act, failures
 from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.core.tail import tail
 from ecosign_orchestrator.core.types import JobId
@@ -72,6 +73,12 @@ class Target(Protocol):
 
     async def calls(self, job_id: str) -> list[CallRecord]:
         """The job's call log."""
+
+    async def bulk(self, selection: JobFilter, verb: str, *, dry_run: bool) -> dict[str, Any]:
+        """Retry or cancel every job ``selection`` names (``BulkResult.to_json``)."""
+
+    async def failures(self, kinds: list[str] | None) -> list[dict[str, Any]]:
+        """Failed jobs grouped by kind, step and reason (``FailureGroup.to_json``)."""
 
     def follow(self, job_id: str, after: int) -> AsyncIterator[Event]:
         """A job's events as they happen, until its terminal event."""
@@ -126,6 +133,13 @@ class LocalTarget:
     async def events(self, job_id: str, after: int) -> list[Event]:
         job = await self.get(job_id)
         return await self.repository.events(after_id=after, job_id=job.id, limit=10_000)
+
+    async def bulk(self, selection: JobFilter, verb: str, *, dry_run: bool) -> dict[str, Any]:
+        result = await act(self.repository, selection, verb, dry_run=dry_run)
+        return result.to_json(dry_run=dry_run)
+
+    async def failures(self, kinds: list[str] | None) -> list[dict[str, Any]]:
+        return [g.to_json() for g in await failures(self.repository, kinds=kinds)]
 
     async def calls(self, job_id: str) -> list[CallRecord]:
         return await self.repository.calls(await self.resolve(job_id), limit=10_000)
@@ -243,6 +257,25 @@ class RemoteTarget:
     async def events(self, job_id: str, after: int) -> list[Event]:
         response = await self._request("GET", f"/v1/jobs/{job_id}/events", params={"after": after})
         return [event_from_json(e) for e in response.json()]
+
+    async def bulk(self, selection: JobFilter, verb: str, *, dry_run: bool) -> dict[str, Any]:
+        body = {
+            "status": [s.value for s in selection.statuses],
+            "kind": None if selection.kinds is None else list(selection.kinds),
+            "step": selection.step,
+            "reason": selection.reason,
+            "limit": selection.limit,
+            "dry_run": dry_run,
+        }
+        response = await self._request("POST", f"/v1/jobs:{verb}", json=body)
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def failures(self, kinds: list[str] | None) -> list[dict[str, Any]]:
+        params = [("kind", k) for k in kinds or []]
+        response = await self._request("GET", "/v1/failures", params=params)
+        groups: list[dict[str, Any]] = response.json()
+        return groups
 
     async def calls(self, job_id: str) -> list[CallRecord]:
         response = await self._request("GET", f"/v1/jobs/{job_id}/calls")
