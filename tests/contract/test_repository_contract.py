@@ -609,3 +609,12 @@ async def test_calls_are_logged_with_the_step_save_and_pruned_with_the_job(
         == 1
     )
     assert await repository.calls(job_id) == []
+
+
+async def test_oldest_active_lists_active_jobs_oldest_first(repository: JobRepository) -> None:
+    first, second, third = [await enqueue(repository) for _ in range(3)]
+    job = await claim_one(repository)
+    assert job.id == first and job.lease_token is not None
+    await repository.cancel(second)
+    assert [j.id for j in await repository.oldest_active(limit=10)] == [first, third]
+    assert [j.id for j in await repository.oldest_active(limit=1)] == [first]

@@ -1,10 +1,14 @@
 """Prometheus metrics: worker and processor counters (process-local) plus gauges read from the
-database at scrape time (jobs by kind and status, queue depth)."""
+database at scrape time (jobs by kind and status, queue depth, the age of the oldest active job
+per kind and step, steps waiting for a confirmation and for how long)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from ecosign_orchestrator.core.job import Job, StepRecord, StepStatus, utcnow
 from ecosign_orchestrator.core.repository import JobRepository
 from ecosign_orchestrator.core.status import JobStatus
 
@@ -30,6 +34,25 @@ class Metrics:
             "ecosign_orch_queue_depth",
             "Jobs waiting to run (queued or retrying)",
             ["kind"],
+            registry=r,
+        )
+        self.oldest_active = Gauge(
+            "ecosign_orch_oldest_active_seconds",
+            "Age of the oldest active job by kind and the step it is at ('-' before any step), "
+            f"among the {AGE_SAMPLE} oldest active jobs",
+            ["kind", "step"],
+            registry=r,
+        )
+        self.waiting = Gauge(
+            "ecosign_orch_steps_waiting",
+            "Active jobs whose current step waits for a confirmation (anchors), by step",
+            ["kind", "step"],
+            registry=r,
+        )
+        self.waiting_oldest = Gauge(
+            "ecosign_orch_step_waiting_oldest_seconds",
+            "How long the oldest waiting step has waited since it started, by step",
+            ["kind", "step"],
             registry=r,
         )
         self.claims = Counter("ecosign_orch_claims_total", "Jobs claimed", ["kind"], registry=r)
@@ -89,8 +112,8 @@ class Metrics:
         del seconds
         self.edge_calls.labels(function, status_class(status)).inc()
 
-    async def render(self, repository: JobRepository) -> bytes:
-        """The exposition text, with database gauges refreshed now."""
+    async def render(self, repository: JobRepository, *, now: datetime | None = None) -> bytes:
+        """The exposition text, with database gauges refreshed now (ages measured at ``now``)."""
         counts = await repository.counts()
         self.jobs.clear()
         self.queue_depth.clear()
@@ -101,4 +124,33 @@ class Metrics:
                 depth[kind] = depth.get(kind, 0) + n
         for kind, n in depth.items():
             self.queue_depth.labels(kind).set(n)
+        self._ages(await repository.oldest_active(limit=AGE_SAMPLE), now or utcnow())
         return generate_latest(self.registry)
+
+    def _ages(self, jobs: list[Job], now: datetime) -> None:
+        for gauge in (self.oldest_active, self.waiting, self.waiting_oldest):
+            gauge.clear()
+        oldest: dict[tuple[str, str], float] = {}
+        waiting: dict[tuple[str, str], list[float]] = {}
+        for job in jobs:
+            step = current_step(job)
+            key = (job.kind, step.name if step is not None else "-")
+            oldest[key] = max(oldest.get(key, 0.0), (now - job.created_at).total_seconds())
+            if step is not None and step.status is StepStatus.WAITING:
+                since = step.started_at or step.updated_at or job.created_at
+                waiting.setdefault(key, []).append((now - since).total_seconds())
+        for (kind, step_name), age in oldest.items():
+            self.oldest_active.labels(kind, step_name).set(age)
+        for (kind, step_name), ages in waiting.items():
+            self.waiting.labels(kind, step_name).set(len(ages))
+            self.waiting_oldest.labels(kind, step_name).set(max(ages))
+
+
+#: Age gauges are computed from this many of the oldest active jobs.
+AGE_SAMPLE = 1000
+_CURRENT = (StepStatus.RUNNING, StepStatus.WAITING, StepStatus.RETRYING)
+
+
+def current_step(job: Job) -> StepRecord | None:
+    """The step a job is at: the first one running, waiting or retrying (None if none is)."""
+    return next((s for s in job.steps if s.status in _CURRENT), None)

@@ -262,6 +262,11 @@ class MemoryRepository(TransactionalRepository):
     async def probe_write(self) -> None:
         """Memory always accepts writes."""
 
+    async def oldest_active(self, *, limit: int = 1000) -> list[Job]:
+        """The oldest active jobs, oldest first."""
+        active = [j for j in self.jobs.values() if j.status in ACTIVE]
+        return sorted(active, key=lambda j: (j.created_at, j.id))[: check_limit(limit)]
+
     async def counts(self) -> dict[tuple[str, JobStatus], int]:
         """Jobs per (kind, status)."""
         result: dict[tuple[str, JobStatus], int] = {}

@@ -592,6 +592,11 @@ class PostgresRepository(TransactionalRepository):
         """Commit one row rewrite (fails on a read-only, full or unreachable server)."""
         await self._fetch("probe_write", {})
 
+    async def oldest_active(self, *, limit: int = 1000) -> list[Job]:
+        """The oldest active jobs, oldest first."""
+        params: Row = {"limit": check_limit(limit)}
+        return [row_to_job(r) for r in await self._fetch("oldest_active", params)]
+
     async def counts(self) -> dict[tuple[str, JobStatus], int]:
         """Jobs per (kind, status)."""
         rows = await self._fetch("counts", {})

@@ -243,3 +243,10 @@ ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at
 -- job_calls --
 -- A job's call log, oldest first.
 SELECT * FROM {schema}.calls WHERE job_id = %(job_id)s ORDER BY id LIMIT %(limit)s
+
+-- oldest_active --
+-- The oldest active jobs (queued, running, retrying), for age metrics.
+SELECT * FROM {schema}.jobs
+WHERE status IN ('queued', 'running', 'retrying')
+ORDER BY created_at, id
+LIMIT %(limit)s

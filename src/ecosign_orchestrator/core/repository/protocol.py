@@ -121,6 +121,9 @@ class JobStore(Protocol):
     async def counts(self) -> dict[tuple[str, JobStatus], int]:
         """Number of jobs per (kind, status)."""
 
+    async def oldest_active(self, *, limit: int = 1000) -> list[Job]:
+        """The oldest active jobs (queued, running, retrying), oldest first."""
+
 
 class EventLog(Protocol):
     """Reading the event log, and the in-process bus."""

@@ -438,6 +438,11 @@ class SqliteRepository(TransactionalRepository):
         """Commit one row rewrite (fails on a read-only or full disk, or a locked file)."""
         await self._write(lambda c: c.execute(Q["probe_write"], {"now": time.time()}))
 
+    async def oldest_active(self, *, limit: int = 1000) -> list[Job]:
+        """The oldest active jobs, oldest first."""
+        params = {"limit": check_limit(limit)}
+        return [row_to_job(r) for r in await self._read("oldest_active", params)]
+
     async def counts(self) -> dict[tuple[str, JobStatus], int]:
         """Jobs per (kind, status)."""
         rows = await self._read("counts", {})

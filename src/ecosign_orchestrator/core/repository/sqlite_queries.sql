@@ -129,3 +129,10 @@ DELETE FROM calls WHERE job_id IN (SELECT value FROM json_each(:ids))
 -- job_calls --
 -- A job's call log, oldest first.
 SELECT * FROM calls WHERE job_id = :job_id ORDER BY id LIMIT :limit
+
+-- oldest_active --
+-- The oldest active jobs (queued, running, retrying), for age metrics.
+SELECT * FROM jobs
+WHERE status IN ('queued', 'running', 'retrying')
+ORDER BY created_at, id
+LIMIT :limit
