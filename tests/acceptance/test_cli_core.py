@@ -57,6 +57,7 @@ def _rows(database: Path) -> int:
         (["jobs", "enqueue", "test.effect", "--payload", '{"a":"\\ud800"}'], "lone surrogate"),
         (["jobs", "prune", "--older-than", "3x"], "--older-than: must be a duration like 30d"),
         (["jobs", "prune", "--status", "running"], "only finished jobs are pruned, not running"),
+        (["worker", "--max-per-kind", "demo.sleep"], "--max-per-kind: expected KIND=N"),
     ],
 )
 def test_bad_input_exits_2_with_the_reason_and_writes_nothing(

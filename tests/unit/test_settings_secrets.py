@@ -56,3 +56,15 @@ def test_retention_defaults_keep_finished_jobs_for_weeks_and_never_means_forever
     }
     kept = Settings(retention_failed="never", retention_completed="2w").retention().keep
     assert kept[JobStatus.FAILED] is None and kept[JobStatus.COMPLETED] == timedelta(weeks=2)
+
+
+def test_demo_kinds_run_on_sqlite_by_default_never_on_postgresql_unless_asked() -> None:
+    from pydantic import SecretStr
+
+    from ecosign_orchestrator.service.settings import Settings
+
+    assert Settings(database_url=SecretStr("sqlite:///x.db")).with_demo_kinds
+    pg = SecretStr("postgresql://u@127.0.0.1:5432/db")
+    assert not Settings(database_url=pg).with_demo_kinds
+    assert Settings(database_url=pg, demo_kinds=True).with_demo_kinds
+    assert Settings(worker_queues="media, docs").worker_queues == ["media", "docs"]

@@ -39,7 +39,7 @@ async def start(
 ) -> AsyncIterator[Callable[..., Worker]]:
     workers: list[tuple[Worker, asyncio.Task[None]]] = []
 
-    def _start(**settings: float) -> Worker:
+    def _start(**settings: object) -> Worker:
         options = {"poll_seconds": 0.01, "max_poll_seconds": 0.05, "lease_seconds": 5, **settings}
         worker = Worker(
             memory_repository,
@@ -295,3 +295,37 @@ async def test_workers_prune_finished_jobs_past_their_retention_and_keep_the_res
         await memory_repository.get(done)
     assert await memory_repository.events(job_id=done) == []
     assert (await memory_repository.get(failed)).status is JobStatus.FAILED, "kept forever"
+
+
+async def test_a_capped_kind_never_takes_more_than_its_slots_and_others_keep_flowing(
+    memory_repository: MemoryRepository, registry: Registry, start: Callable[..., Worker]
+) -> None:
+    release = asyncio.Event()
+    running = 0
+    peak = 0
+
+    @registry.processor("heavy", retry=FAST)
+    async def heavy(ctx: JobContext) -> JSONValue:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await release.wait()
+        running -= 1
+        return None
+
+    @registry.processor("light", retry=FAST)
+    async def light(ctx: JobContext) -> JSONValue:
+        return None
+
+    queue = JobQueue(memory_repository, registry)
+    heavies = [(await queue.enqueue("heavy")).job.id for _ in range(4)]
+    lights = [(await queue.enqueue("light")).job.id for _ in range(3)]
+    start(concurrency=4, kind_concurrency={"heavy": 1})
+    for job_id in lights:  # the capped kind holds one slot; the others are free for these
+        await wait_status(memory_repository, job_id, JobStatus.COMPLETED)
+    assert peak == 1
+    assert [(await memory_repository.get(j)).status for j in heavies].count(JobStatus.RUNNING) == 1
+    release.set()
+    for job_id in heavies:
+        await wait_status(memory_repository, job_id, JobStatus.COMPLETED)
+    assert peak == 1

@@ -7,6 +7,7 @@ period, cancel the rest and release their leases (the attempt is refunded), stop
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import json
 import logging
@@ -186,23 +187,25 @@ class Worker:
             free = self.settings.concurrency - len(self._running)
             claimed: list[Job] = []
             sent_at = time.monotonic()  # the leases last from the claim's sending on
-            if free > 0:
-                batch = min(free, self.settings.claim_batch or free)
-                try:
-                    claimed = await self.repository.claim(
+            try:
+                for kinds, room in self._claim_plan(free):
+                    batch = min(room, free - len(claimed), self.settings.claim_batch or free)
+                    if batch <= 0:
+                        break
+                    claimed += await self.repository.claim(
                         worker_id=self.worker_id,
-                        kinds=self.kinds,
+                        kinds=kinds,
                         limit=batch,
                         lease_seconds=self.settings.lease_seconds,
                         queues=self.settings.queues,
                     )
-                except errors.RepositoryError as exc:
-                    logger.warning(
-                        "claim failed (%s); retrying in %.1fs",
-                        exc,
-                        idle,
-                        extra={"action": "claim_failed", "worker_id": self.worker_id},
-                    )
+            except errors.RepositoryError as exc:
+                logger.warning(
+                    "claim failed (%s); retrying in %.1fs",
+                    exc,
+                    idle,
+                    extra={"action": "claim_failed", "worker_id": self.worker_id},
+                )
             for job in claimed:
                 self._start(job, sent_at)
             if self.settings.burst and not claimed and not self._running:
@@ -219,6 +222,23 @@ class Worker:
                 continue
             await self._wait(idle)
             idle = min(idle * 2, self.settings.max_poll_seconds)
+
+    def _claim_plan(self, free: int) -> list[tuple[list[str], int]]:
+        """What to claim with ``free`` slots: each capped kind up to its room, then every other
+        kind with what is left."""
+        if free <= 0:
+            return []
+        caps = self.settings.kind_concurrency
+        running = collections.Counter(r.job.kind for r in self._running.values())
+        plan = [
+            ([kind], min(free, caps[kind] - running[kind]))
+            for kind in self.kinds
+            if kind in caps and caps[kind] > running[kind]
+        ]
+        uncapped = [kind for kind in self.kinds if kind not in caps]
+        if uncapped:
+            plan.append((uncapped, free))
+        return plan
 
     async def _wait(self, timeout: float | None) -> None:
         """Until a slot frees, a stop, or (if ``timeout``) new work may be ready."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.retention import RetentionPolicy
@@ -35,7 +36,11 @@ class WorkerSettings:
     #: How long to keep trying to record a finished job's outcome while the store is unreachable
     #: (the result is kept in memory meanwhile; after this the lease expires and it runs again).
     record_retry_seconds: float = 300.0
+    #: Only jobs of these queues (None: every queue).
     queues: tuple[str, ...] | None = None
+    #: At most this many jobs of a kind at once on this worker (e.g. ``{"ffmpeg.transcode": 2}``
+    #: so a burst of transcodes cannot take every slot of a mixed worker).
+    kind_concurrency: Mapping[str, int] = dataclasses.field(default_factory=dict)
     #: Stop by itself once no job is ready and none is running (scripts, batch runs, tests).
     burst: bool = False
     #: Delete finished jobs once old enough, a bounded pass every ``retention.every_seconds``
@@ -49,6 +54,9 @@ class WorkerSettings:
             raise errors.ConfigurationError("lease_seconds and poll_seconds must be positive")
         if self.shutdown_grace_seconds < 0:
             raise errors.ConfigurationError("shutdown_grace_seconds must not be negative")
+        for kind, cap in self.kind_concurrency.items():
+            if cap < 1:
+                raise errors.ConfigurationError(f"kind_concurrency[{kind}] must be at least 1")
 
     @property
     def heartbeat_every(self) -> float:

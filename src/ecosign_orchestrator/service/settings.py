@@ -60,6 +60,20 @@ class Settings(BaseSettings):
         description="a job whose lease could not be renewed is stopped this long before it "
         "expires (default: a quarter of the lease, at most 10 s)",
     )
+    worker_queues: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="workers take jobs of these queues only (comma-separated; empty: every queue)",
+    )
+    kind_concurrency: dict[str, int] = Field(
+        default_factory=dict,
+        description="at most this many jobs of a kind at once per worker, e.g. "
+        '{"ffmpeg.transcode": 2}',
+    )
+    demo_kinds: bool | None = Field(
+        default=None,
+        description="register the demo.* job kinds (default: on SQLite only, so production "
+        "workers on PostgreSQL never run them)",
+    )
     poll_seconds: float = Field(default=0.5, gt=0)
     max_poll_seconds: float = Field(default=5.0, gt=0)
     recovery_seconds: float = Field(default=5.0, gt=0)
@@ -206,6 +220,28 @@ class Settings(BaseSettings):
             except (ValueError, ZeroDivisionError):
                 raise ValueError("must be a number or a fraction such as 1/300") from None
         return value
+
+    @field_validator("worker_queues", mode="before")
+    @classmethod
+    def _split_queues(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [q.strip() for q in value.split(",") if q.strip()]
+        return value
+
+    @field_validator("kind_concurrency")
+    @classmethod
+    def _caps(cls, value: dict[str, int]) -> dict[str, int]:
+        for kind, cap in value.items():
+            if cap < 1:
+                raise ValueError(f"{kind}: at most N at once needs N >= 1, not {cap}")
+        return value
+
+    @property
+    def with_demo_kinds(self) -> bool:
+        """Whether the demo.* kinds are registered (default: on SQLite only)."""
+        if self.demo_kinds is not None:
+            return self.demo_kinds
+        return self.database_url_value.startswith("sqlite:")
 
     @field_validator("retention_completed", "retention_failed", "retention_cancelled")
     @classmethod

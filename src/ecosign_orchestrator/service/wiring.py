@@ -124,7 +124,8 @@ async def runtime(
     from ecosign_orchestrator.service import demo_kinds
 
     registry = Registry()
-    registry.include(demo_kinds.registry)
+    if settings.with_demo_kinds:
+        registry.include(demo_kinds.registry)
     unconfigured: dict[str, str] = {}
     config = ecosign_config(settings)
     retry = RetryPolicy(max_attempts=config.job_max_attempts(), base_seconds=2, cap_seconds=60)
@@ -218,10 +219,18 @@ async def open_repository(
 
 
 def worker_settings(
-    settings: Settings, *, concurrency: int | None = None, burst: bool = False
+    settings: Settings,
+    *,
+    concurrency: int | None = None,
+    burst: bool = False,
+    queues: Sequence[str] | None = None,
+    kind_concurrency: dict[str, int] | None = None,
 ) -> WorkerSettings:
-    """Worker tuning from settings."""
+    """Worker tuning from settings (arguments override them)."""
+    chosen_queues = list(queues or settings.worker_queues)
     return WorkerSettings(
+        queues=tuple(chosen_queues) if chosen_queues else None,
+        kind_concurrency={**settings.kind_concurrency, **(kind_concurrency or {})},
         burst=burst,
         concurrency=concurrency or settings.worker_concurrency,
         lease_seconds=settings.lease_seconds,
@@ -243,12 +252,21 @@ def build_worker(
     concurrency: int | None = None,
     kinds: Sequence[str] | None = None,
     burst: bool = False,
+    queues: Sequence[str] | None = None,
+    kind_concurrency: dict[str, int] | None = None,
 ) -> Worker:
     """A worker for the runnable kinds of ``rt`` on ``repository``."""
+    tuning = worker_settings(
+        settings,
+        concurrency=concurrency,
+        burst=burst,
+        queues=queues,
+        kind_concurrency=kind_concurrency,
+    )
     return Worker(
         repository,
         rt.registry,
-        settings=worker_settings(settings, concurrency=concurrency, burst=burst),
+        settings=tuning,
         kinds=rt.runnable_kinds(kinds),
         instruments=rt.metrics,
         tracer=rt.tracer,
