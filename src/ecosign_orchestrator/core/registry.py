@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.processor import Processor
 from ecosign_orchestrator.core.retry import RetryPolicy
 from ecosign_orchestrator.core.types import JSONDict
+
+if TYPE_CHECKING:  # a schedule names a kind; the registry only keeps it
+    from ecosign_orchestrator.core.schedules import Schedule
 
 #: Validates (and may normalise) a payload at enqueue time; raises ``InvalidJob`` naming the field.
 PayloadValidator = Callable[[JSONDict], JSONDict]
@@ -36,6 +40,7 @@ class Registry:
 
     def __init__(self) -> None:
         self._kinds: dict[str, JobKind] = {}
+        self._schedules: dict[str, Schedule] = {}
 
     def register(
         self,
@@ -85,6 +90,20 @@ class Registry:
             if kind.name in self._kinds:
                 raise errors.ConfigurationError(f"job kind {kind.name!r} is already registered")
             self._kinds[kind.name] = kind
+        for schedule in other.schedules():
+            self.schedule(schedule)
+
+    def schedule(self, schedule: Schedule) -> Schedule:
+        """Enqueue ``schedule.kind`` on its cron expression or period (see ``schedules``); every
+        worker of this registry checks it, the store keeps one job per tick."""
+        if schedule.name in self._schedules:
+            raise errors.ConfigurationError(f"schedule {schedule.name!r} is already registered")
+        self._schedules[schedule.name] = schedule
+        return schedule
+
+    def schedules(self) -> list[Schedule]:
+        """Registered schedules, by name."""
+        return [self._schedules[name] for name in sorted(self._schedules)]
 
     def get(self, name: str) -> JobKind:
         """The kind ``name``, or :class:`UnknownJobKind`."""

@@ -25,9 +25,11 @@ from ecosign_orchestrator.core.context import JobContext
 from ecosign_orchestrator.core.job import Job, JobError
 from ecosign_orchestrator.core.leases import LeaseKeeper
 from ecosign_orchestrator.core.observe import Instruments, NullInstruments, NullTracer, Tracer
+from ecosign_orchestrator.core.queue import JobQueue
 from ecosign_orchestrator.core.registry import JobKind, Registry
 from ecosign_orchestrator.core.repository.protocol import JobRepository
 from ecosign_orchestrator.core.retention import RetentionPolicy, prune_by_policy
+from ecosign_orchestrator.core.scheduler import run_schedules
 from ecosign_orchestrator.core.types import JobId, JSONValue, LeaseToken
 from ecosign_orchestrator.core.worker_settings import WorkerSettings
 
@@ -153,6 +155,10 @@ class Worker:
             asyncio.create_task(self._leases.run(), name=f"{self.worker_id}:leases"),
             asyncio.create_task(self._recovery_loop(), name=f"{self.worker_id}:recovery"),
         ]
+        schedules = self.registry.schedules() if self.settings.schedules else []
+        if schedules:
+            ticking = run_schedules(JobQueue(self.repository, self.registry), schedules)
+            side.append(asyncio.create_task(ticking, name=f"{self.worker_id}:schedules"))
         if self.settings.retention is not None:
             pruning = self._retention_loop(self.settings.retention)
             side.append(asyncio.create_task(pruning, name=f"{self.worker_id}:retention"))

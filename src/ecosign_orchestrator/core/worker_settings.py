@@ -43,6 +43,9 @@ class WorkerSettings:
     kind_concurrency: Mapping[str, int] = dataclasses.field(default_factory=dict)
     #: Stop by itself once no job is ready and none is running (scripts, batch runs, tests).
     burst: bool = False
+    #: Check the registry's schedules and submit their due ticks (any number of workers may:
+    #: the store keeps one job per tick).
+    schedules: bool = True
     #: Delete finished jobs once old enough, a bounded pass every ``retention.every_seconds``
     #: (the first at a random moment of that period, so a fleet's workers spread out).
     retention: RetentionPolicy | None = None

@@ -150,6 +150,24 @@ def events_table(events: list[Event]) -> Table:
     return table
 
 
+def schedules_table(found: list[dict[str, Any]]) -> Table:
+    """Schedules with their next tick and latest tick's job (``jobs schedules``)."""
+    table = Table(title="Schedules", expand=False)
+    for column in ("name", "kind", "when", "next tick", "last tick", "last job", "status"):
+        table.add_column(column, overflow="fold")
+    for item in found:
+        table.add_row(
+            escape(str(item["name"])),
+            escape(str(item["kind"])),
+            escape(str(item["when"])),
+            str(item["next_tick"])[:19],
+            str(item["last_tick"])[:19],
+            str(item["last_job"] or "—"),
+            str(item["last_status"] or "not submitted"),
+        )
+    return table
+
+
 def failures_table(groups: list[dict[str, Any]]) -> Table:
     """Failed jobs by kind, step and reason (``jobs failures``)."""
     table = Table(title="Failures", expand=False)

@@ -23,6 +23,7 @@ from pydantic_settings import (
 
 from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.retention import RetentionPolicy, parse_keep
+from ecosign_orchestrator.core.schedules import Schedule
 from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.service.slow_clients import HttpLimits
 
@@ -73,6 +74,13 @@ class Settings(BaseSettings):
         default=None,
         description="register the demo.* job kinds (default: on SQLite only, so production "
         "workers on PostgreSQL never run them)",
+    )
+    schedules: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="jobs enqueued on a schedule, by name: "
+        '{"nightly": {"kind": "demo.noop", "cron": "0 3 * * *", "payload": {}}} or '
+        '{"every_minute": {"kind": "...", "every_seconds": 60}} (UTC; one job per tick '
+        "fleet-wide; after downtime only the latest missed tick runs)",
     )
     poll_seconds: float = Field(default=0.5, gt=0)
     max_poll_seconds: float = Field(default=5.0, gt=0)
@@ -235,6 +243,17 @@ class Settings(BaseSettings):
             if cap < 1:
                 raise ValueError(f"{kind}: at most N at once needs N >= 1, not {cap}")
         return value
+
+    @field_validator("schedules")
+    @classmethod
+    def _schedules(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name, spec in value.items():
+            to_schedule(name, spec)
+        return value
+
+    def schedule_list(self) -> list[Schedule]:
+        """The configured schedules."""
+        return [to_schedule(name, spec) for name, spec in self.schedules.items()]
 
     @property
     def with_demo_kinds(self) -> bool:
@@ -473,3 +492,28 @@ def mask_url(url: str) -> str:
         for key, value in parse_qsl(query, keep_blank_values=True)
     ]
     return f"{base}?{'&'.join(pairs)}"
+
+
+_SCHEDULE_FIELDS = {"kind", "cron", "every_seconds", "payload", "queue"}
+
+
+def to_schedule(name: str, spec: Any) -> Schedule:
+    """One configured schedule (ValueError naming what is wrong)."""
+    if not isinstance(spec, dict):
+        raise ValueError(f"schedule {name}: must be an object")
+    unknown = set(spec) - _SCHEDULE_FIELDS
+    if unknown:
+        raise ValueError(f"schedule {name}: unknown fields {', '.join(sorted(unknown))}")
+    if not isinstance(spec.get("kind"), str):
+        raise ValueError(f"schedule {name}: kind is required")
+    try:
+        return Schedule(
+            name=name,
+            kind=spec["kind"],
+            payload=spec.get("payload") or {},
+            cron=spec.get("cron"),
+            every_seconds=spec.get("every_seconds"),
+            queue=spec.get("queue", "default"),
+        )
+    except (errors.InvalidJob, TypeError) as exc:
+        raise ValueError(str(exc)) from None

@@ -140,6 +140,9 @@ async def runtime(
         _register_ffmpeg(registry, unconfigured, settings)
         for spec in apps:
             registry.include(load_app(spec))
+        for schedule in settings.schedule_list():
+            registry.get(schedule.kind)  # a schedule of an unknown kind fails at start-up
+            registry.schedule(schedule)
         tracer = tracing.tracer_from_environment()
         stack.callback(tracing.shutdown, tracer)
         yield Runtime(registry=registry, unconfigured=unconfigured, metrics=metrics, tracer=tracer)

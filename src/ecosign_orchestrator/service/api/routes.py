@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from ecosign_orchestrator import ecosign, ffmpeg
-from ecosign_orchestrator.core import errors
+from ecosign_orchestrator.core import errors, scheduler
 from ecosign_orchestrator.core import selection as selection_ops
 from ecosign_orchestrator.core.lookup import resolve_job_id
 from ecosign_orchestrator.core.queue import JobQueue
@@ -32,6 +32,7 @@ from ecosign_orchestrator.service.api.schemas import (
     JobOut,
     JobPage,
     Problem,
+    ScheduleOut,
 )
 
 router = APIRouter(prefix="/v1", route_class=StrictJSONRoute)
@@ -263,6 +264,18 @@ async def failure_groups(
     """What failed, where and why: retry a group with ``POST /v1/jobs:retry``."""
     groups = await selection_ops.failures(repo, kinds=kind)
     return [FailureGroupOut.model_validate(g.to_json()) for g in groups]
+
+
+@router.get(
+    "/schedules",
+    dependencies=READ,
+    responses={**AUTH_RESPONSES},
+    summary="The schedules this process knows, their next tick and latest tick's job",
+)
+async def schedule_list(q: Queue) -> list[ScheduleOut]:
+    """Each schedule with its next tick and the job its latest due tick submitted."""
+    found = await scheduler.statuses(q, q.registry.schedules())
+    return [ScheduleOut.model_validate(s.to_json()) for s in found]
 
 
 @router.get(

@@ -204,6 +204,18 @@ class FailureGroupOut(BaseModel):
     example: str = Field(description="The newest job of the group")
 
 
+class ScheduleOut(BaseModel):
+    """A schedule, its next tick and the job of its latest due tick."""
+
+    name: str
+    kind: str
+    when: str = Field(description="cron expression or period")
+    next_tick: datetime
+    last_tick: datetime
+    last_job: str | None = Field(description="The latest due tick's job, if submitted")
+    last_status: str | None
+
+
 class EventOut(BaseModel):
     """One event of the log; ``id`` is the resume cursor."""
 

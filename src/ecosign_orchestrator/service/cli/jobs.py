@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ecosign_orchestrator.core import retention
+from ecosign_orchestrator.core import retention, scheduler
 from ecosign_orchestrator.core.events import EventType
 from ecosign_orchestrator.core.job import utcnow
 from ecosign_orchestrator.core.selection import JobFilter
@@ -479,3 +479,29 @@ def _prune_cutoffs(
         return {s: now - keep for s in chosen}
     configured = state.settings.retention().cutoffs(now)
     return {s: configured[s] for s in chosen if s in configured}
+
+
+@jobs_app.command(
+    "schedules",
+    epilog=example(
+        'ECOSIGN_ORCH_SCHEDULES=\'{"nightly": {"kind": "demo.noop", '
+        '"cron": "0 3 * * *"}}\' ecosign-orchestrator jobs schedules'
+    ),
+)
+def jobs_schedules(as_json: JsonOpt = False) -> None:
+    """The schedules workers run (configuration and --app registries): when each ticks next,
+    and the job of its latest due tick (local database only)."""
+    if state.remote:
+        raise fail("jobs schedules works on the local database; over the API: GET /v1/schedules")
+
+    async def action(repository: Any, rt: wiring.Runtime) -> None:
+        q = wiring.build_queue(repository, rt.registry)
+        found = [s.to_json() for s in await scheduler.statuses(q, rt.registry.schedules())]
+        if as_json:
+            emit_json(found)
+        elif found:
+            console.print(render.schedules_table(found))
+        else:
+            console.print("no schedules (see ECOSIGN_ORCH_SCHEDULES in docs/configuration.md)")
+
+    run(with_repository(action))
