@@ -618,3 +618,50 @@ async def test_oldest_active_lists_active_jobs_oldest_first(repository: JobRepos
     await repository.cancel(second)
     assert [j.id for j in await repository.oldest_active(limit=10)] == [first, third]
     assert [j.id for j in await repository.oldest_active(limit=1)] == [first]
+
+
+async def test_slots_limit_jobs_in_flight_per_key_and_die_with_their_lease(
+    repository: JobRepository,
+) -> None:
+    for _ in range(3):
+        await enqueue(repository)
+    a, b, c = await repository.claim(worker_id="w", kinds=KINDS, limit=3, lease_seconds=30)
+    assert a.lease_token and b.lease_token and c.lease_token
+    assert await repository.acquire_slot("fn", a.id, a.lease_token, 1)
+    assert await repository.acquire_slot("fn", a.id, a.lease_token, 1), "a holder may renew"
+    assert not await repository.acquire_slot("fn", b.id, b.lease_token, 1)
+    assert await repository.acquire_slot("other", b.id, b.lease_token, 1), "keys are apart"
+    assert await repository.slots_in_use() == {"fn": 1, "other": 1}
+    await repository.release_slot("fn", a.id)
+    assert await repository.acquire_slot("fn", b.id, b.lease_token, 1)
+    await repository.complete(b.id, b.lease_token, None)  # a finished job holds nothing
+    assert await repository.acquire_slot("fn", c.id, c.lease_token, 1)
+    assert await repository.slots_in_use() == {"fn": 1}
+
+
+async def test_a_circuit_opens_after_failures_or_retry_after_and_one_probe_closes_it(
+    repository: JobRepository,
+) -> None:
+    from ecosign_orchestrator.core.gates import CircuitPolicy
+
+    policy = CircuitPolicy(failures=3, cooldown_seconds=0.3)
+    assert (await repository.circuit_gate("fn", 5)).go
+    assert await repository.circuit_failure("fn", policy, None) == 0
+    assert await repository.circuit_failure("fn", policy, None) == 0
+    assert (await repository.circuit_gate("fn", 5)).failures == 2
+    assert 0 < await repository.circuit_failure("fn", policy, None) <= 0.3, "third: open"
+    held = await repository.circuit_gate("fn", 5)
+    assert not held.go and 0 < held.wait_seconds <= 0.3
+    assert (await repository.circuits())["fn"][0] == 3
+    async with asyncio.timeout(5):
+        while not (probe := await repository.circuit_gate("fn", 5)).go:
+            await asyncio.sleep(held.wait_seconds)  # the cool-down is the thing under test
+    assert probe.probe, "the first caller after the cool-down probes"
+    other = await repository.circuit_gate("fn", 5)
+    assert not other.go and other.wait_seconds <= 1.0, "the others wait for the probe"
+    await repository.circuit_success("fn")
+    assert (await repository.circuit_gate("fn", 5)).go
+    assert await repository.circuits() == {}
+    assert 1.5 < await repository.circuit_failure("other", policy, 2.0) <= 2.0, "Retry-After"
+    off = CircuitPolicy(failures=0)
+    assert await repository.circuit_failure("third", off, 2.0) == 0, "a disabled policy"

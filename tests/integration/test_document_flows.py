@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +15,7 @@ from ecosign_orchestrator.core.job import Job, StepStatus
 from ecosign_orchestrator.ecosign import Step, required_steps
 from ecosign_orchestrator.ecosign.model import DocumentJob
 from ecosign_orchestrator.ecosign.steps import CANONICAL_ORDER, DEFAULT_FUNCTIONS
-from tests.support.flows import FlowHarness
+from tests.support.flows import FlowHarness, harness
 from tests.support.waiting import wait_job
 
 INTENTS: list[tuple[dict[str, bool], dict[str, bool], dict[str, Any]]] = [
@@ -195,17 +197,55 @@ async def test_fatal_400_on_build_artifact_fails_the_flow_at_once(flow: FlowHarn
     assert step is not None and step.status is StepStatus.FAILED and step.error is not None
 
 
-async def test_transient_failures_use_the_step_budget_then_fail(flow: FlowHarness) -> None:
-    doc = await flow.admin.create_document()
-    await flow.admin.set_faults({"notify-artifact-ready": {"rate": 1.0, "statuses": [503]}})
-    job_id = await flow.submit(doc, {"protect": True})
-    [job] = await flow.run_to_end([job_id])
+async def test_transient_failures_use_the_step_budget_then_fail(
+    sandbox_url: str, tmp_path: Path
+) -> None:
+    # the step budget alone (the circuit breaker, which would hold these calls, is off here)
+    async with harness(sandbox_url, tmp_path, circuit_failures=0) as flow:
+        doc = await flow.admin.create_document()
+        await flow.admin.set_faults({"notify-artifact-ready": {"rate": 1.0, "statuses": [503]}})
+        job_id = await flow.submit(doc, {"protect": True})
+        [job] = await flow.run_to_end([job_id])
+        calls = [c["function"] for c in (await flow.admin.ledger(doc))["calls"]]
     assert job.status is JobStatus.FAILED
     step = job.step(Step.NOTIFY_ARTIFACT_READY.value)
     assert step is not None and step.attempts == 10  # design §3: notify has 10 attempts
     assert job.last_error is not None and "attempts exhausted: 10/10" in job.last_error.message
-    calls = [c["function"] for c in (await flow.admin.ledger(doc))["calls"]]
     assert calls.count("notify-artifact-ready") == 10
+
+
+async def test_an_outage_opens_the_circuit_and_flows_wait_instead_of_failing(
+    sandbox_url: str, tmp_path: Path
+) -> None:
+    async with harness(
+        sandbox_url, tmp_path, circuit_failures=3, circuit_cooldown_seconds=100
+    ) as flow:  # cool-down 100 s x backoff scale 0.002 = 0.2 s
+        docs = [await flow.admin.create_document() for _ in range(3)]
+        await flow.admin.set_faults({"build-artifact": {"rate": 1.0, "statuses": [503]}})
+        ids = [await flow.submit(doc, {"protect": True}) for doc in docs]
+        async with flow.worker():
+            await wait_job(
+                flow.repository,
+                ids[0],
+                lambda j: "circuit open for build-artifact" in _step_message(j, "build_artifact"),
+            )
+            held = await flow.repository.get(ids[0])
+            assert held.status is not JobStatus.FAILED
+            await flow.admin.set_faults({"build-artifact": None})  # the function comes back
+            ends = [await wait_job(flow.repository, i, lambda j: j.status.is_terminal) for i in ids]
+        assert [j.status for j in ends] == [JobStatus.COMPLETED] * 3
+        build = [j.step(Step.BUILD_ARTIFACT.value) for j in ends]
+        assert all(s is not None and s.status is StepStatus.SUCCEEDED for s in build)
+        assert len(await flow.repository.circuits()) == 0, "the probe's success closed it"
+        failures = [
+            c for c in (await flow.admin.ledger())["calls"] if c["function"] == "build-artifact"
+        ]
+        assert sum(c["status"] == 503 for c in failures) < 3 * 5, "calls were held, not spent"
+
+
+def _step_message(job: Job, name: str) -> str:
+    step = job.step(name)
+    return "" if step is None else step.message
 
 
 async def test_a_function_that_lies_about_success_spends_the_steps_budget_not_the_jobs(
@@ -418,3 +458,28 @@ async def test_without_write_back_the_lifecycle_status_is_left_alone(flow: FlowH
     assert isinstance(job.result, dict) and job.result["lifecycle_status"] == "anchored"
     assert job.result["lifecycle_written"] is False
     assert (await flow.admin.document(doc))["lifecycle_status"] == "witness_ready"
+
+
+async def test_a_429_with_retry_after_holds_every_flows_calls_to_that_function(
+    flow: FlowHarness,
+) -> None:
+    docs = [await flow.admin.create_document() for _ in range(6)]
+    busy = {"rate": 1.0, "statuses": [429], "retry_after": 0.5}
+    await flow.admin.set_faults({"run-tsa": busy})
+    ids = [await flow.submit(doc, {"protect": True}, {"tsa": True}) for doc in docs]
+
+    async def answered_429() -> int:
+        calls = (await flow.admin.ledger())["calls"]
+        return sum(c["function"] == "run-tsa" and c["status"] == 429 for c in calls)
+
+    async with flow.worker():
+        async with asyncio.timeout(20):
+            while await answered_429() < 3:  # three held windows of 0.5 s: the outage lasts
+                await asyncio.sleep(0.05)
+        await flow.admin.set_faults({"run-tsa": None})
+        ends = [await wait_job(flow.repository, i, lambda j: j.status.is_terminal) for i in ids]
+    assert [j.status for j in ends] == [JobStatus.COMPLETED] * 6
+    refused = await answered_429()
+    # Without the circuit each flow would spend its own attempts (6 flows x 8): the fleet held
+    # its calls instead, one probe per Retry-After window.
+    assert refused < 6 * 3, refused

@@ -51,3 +51,18 @@ async def test_oldest_active_job_and_waiting_confirmations_by_kind_and_step(
     assert samples[("ecosign_orch_oldest_active_seconds", queued)] >= 25 * 3600 - 5
     assert ("ecosign_orch_steps_waiting", queued) not in samples
     assert len([k for k in samples if k[0] == "ecosign_orch_oldest_active_seconds"]) == 2
+
+
+async def test_slots_and_circuits_per_key(memory_repository: MemoryRepository) -> None:
+    from ecosign_orchestrator.core.gates import CircuitPolicy
+
+    repo = memory_repository
+    await repo.enqueue(NewJob(kind="k"), max_attempts=1)
+    [job] = await repo.claim(worker_id="w", kinds=["k"], limit=1, lease_seconds=60)
+    assert job.lease_token is not None
+    assert await repo.acquire_slot("submit-anchor-polygon", job.id, job.lease_token, 1)
+    await repo.circuit_failure("run-tsa", CircuitPolicy(failures=1, cooldown_seconds=30), None)
+    text = (await Metrics().render(repo)).decode()
+    assert 'ecosign_orch_slots_in_use{key="submit-anchor-polygon"} 1.0' in text
+    assert 'ecosign_orch_circuit_failures{key="run-tsa"} 1.0' in text
+    assert 'ecosign_orch_circuit_open_seconds{key="run-tsa"} 29.' in text

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, NoReturn
 from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.calls import CallRecord
 from ecosign_orchestrator.core.events import EventType
+from ecosign_orchestrator.core.gates import CircuitPolicy, GateVerdict
 from ecosign_orchestrator.core.job import Job, JobError, Progress, StepRecord, StepStatus, utcnow
 from ecosign_orchestrator.core.observe import Instruments, NullInstruments, NullTracer, Span, Tracer
 from ecosign_orchestrator.core.transitions import EventDraft
@@ -257,6 +258,34 @@ class JobContext:
         self._steps_dirty = False
         self._step_events = self._step_events[len(events) :]
         self._calls = self._calls[len(calls) :]
+
+    # -- fleet-wide gates (core/gates.py) ------------------------------------------------------
+
+    async def take_slot(self, key: str, limit: int) -> bool:
+        """Take one of ``limit`` slots of ``key`` (False: all taken; snooze and look again)."""
+        return await self._repository.acquire_slot(key, self.job.id, self._token, limit)
+
+    async def give_slot(self, key: str) -> None:
+        """Give the slot of ``key`` back."""
+        await self._repository.release_slot(key, self.job.id)
+
+    async def circuit_gate(self, key: str, policy: CircuitPolicy) -> GateVerdict:
+        """May this job call ``key`` now (its circuit closed, or this job takes the probe)?"""
+        if not policy.enabled:
+            return GateVerdict(0.0)
+        return await self._repository.circuit_gate(key, policy.probe_seconds)
+
+    async def circuit_failure(
+        self, key: str, policy: CircuitPolicy, retry_after: float | None
+    ) -> float:
+        """Count a transient failure of ``key``: seconds its circuit is now open (0: closed)."""
+        if not policy.enabled:
+            return 0.0
+        return await self._repository.circuit_failure(key, policy, retry_after)
+
+    async def circuit_success(self, key: str) -> None:
+        """A call to ``key`` succeeded after failures: its circuit closes."""
+        await self._repository.circuit_success(key)
 
     # -- outside calls -------------------------------------------------------------------------
 

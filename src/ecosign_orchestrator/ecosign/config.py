@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ecosign_orchestrator.core import errors
+from ecosign_orchestrator.core.gates import CircuitPolicy
 from ecosign_orchestrator.ecosign.steps import (
     DEFAULT_CONFIRMATIONS,
     DEFAULT_FUNCTIONS,
@@ -39,6 +40,13 @@ class EcosignConfig:
     lifecycle_write_back: bool = False
     #: Calls one run may make before it yields (a guard against a function that lies).
     max_calls_per_run: int = 16
+    #: At most this many calls in flight per Edge Function, fleet-wide (e.g. one Polygon
+    #: sponsor wallet: ``{"submit-anchor-polygon": 1}``).
+    function_limits: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: Each Edge Function's circuit breaker, fleet-wide (``failures=0``: none).
+    circuit: CircuitPolicy = dataclasses.field(default_factory=CircuitPolicy)
+    #: How long a flow waiting for a slot sleeps before it looks again.
+    slot_wait_seconds: float = 0.5
 
     def scaled(self, *, backoff: float, timeout: float, confirmation: float) -> EcosignConfig:
         """All delays multiplied (the sandbox and the demo run them small)."""
@@ -49,6 +57,9 @@ class EcosignConfig:
             },
             confirmations={s: c.scaled(confirmation) for s, c in self.confirmations.items()},
             gates={s: g.scaled(confirmation) for s, g in self.gates.items()},
+            circuit=dataclasses.replace(
+                self.circuit, cooldown_seconds=self.circuit.cooldown_seconds * backoff
+            ),
         )
 
     def with_overrides(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import random
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import pydantic
 
@@ -235,17 +235,36 @@ class DocumentProcessor:
             await ctx.record_step(
                 step.value, StepStatus.PENDING, data={"attempt_base": record.attempts}
             )
-        started = await ctx.step_started(step.value, f"calling {function}")
-        response = await self.edge.call(
-            function,
-            self._body(intent, plan, step),
-            idempotency_key=f"{ctx.job.id}:{step.value}",
-            timeout=policy.timeout_seconds,
-            headers={**self.config.headers.get(step, {}), **ctx.trace_headers()},
-            log=ctx.record_call,
-            step=step.value,
-            attempt=started.attempts,
-        )
+        limit = self.config.function_limits.get(function)
+        if limit is not None and not await ctx.take_slot(function, limit):
+            await self._hold(
+                ctx,
+                step,
+                self._rng.uniform(0.5, 1.5) * self.config.slot_wait_seconds,
+                f"waiting for a free slot of {function} ({limit} in flight fleet-wide)",
+            )
+        try:
+            gate = await ctx.circuit_gate(function, self.config.circuit)
+            if not gate.go:
+                await self._hold(
+                    ctx, step, gate.wait_seconds, f"circuit open for {function}: calls held"
+                )
+            started = await ctx.step_started(step.value, f"calling {function}")
+            response = await self.edge.call(
+                function,
+                self._body(intent, plan, step),
+                idempotency_key=f"{ctx.job.id}:{step.value}",
+                timeout=policy.timeout_seconds,
+                headers={**self.config.headers.get(step, {}), **ctx.trace_headers()},
+                log=ctx.record_call,
+                step=step.value,
+                attempt=started.attempts,
+            )
+            if gate.failures or gate.probe:
+                await ctx.circuit_success(function)
+        finally:
+            if limit is not None:
+                await ctx.give_slot(function)
         summary: JSONDict = {
             k: v for k, v in response.items() if isinstance(v, str | int | float | bool)
         }
@@ -259,6 +278,17 @@ class DocumentProcessor:
             message = "already done (noop)" if response.get("noop") else "done"
             await ctx.step_succeeded(step.value, message, data={"response": summary})
 
+    async def _hold(self, ctx: JobContext, step: Step, seconds: float, why: str) -> NoReturn:
+        """The step waits (no attempt spent): say so in its record, and snooze."""
+        until = utcnow() + timedelta(seconds=seconds)
+        await ctx.record_step(
+            step.value,
+            StepStatus.WAITING,
+            message=f"{why} (until {until:%H:%M:%S})",
+            data={"held_until": _isoformat(until)},
+        )
+        ctx.snooze(seconds, why)
+
     async def _step_failed(self, ctx: JobContext, step: Step, exc: CallError) -> None:
         policy = self.config.policies[step]
         record = ctx.steps[step.value]
@@ -269,6 +299,20 @@ class DocumentProcessor:
             transient=exc.transient,
             details=exc.details(),
         )
+        function = self.config.functions[step]
+        if exc.transient and exc.status != 200:  # (200: answered, but the state disagrees)
+            opened = await ctx.circuit_failure(function, self.config.circuit, exc.retry_after)
+            if opened > 0:
+                # An outage, not this flow's fault: the attempt is given back, the flow waits.
+                base = record.data.get("attempt_base", 0)
+                await ctx.record_step(
+                    step.value,
+                    StepStatus.RETRYING,
+                    message=f"{exc}; circuit open for {function}, calls held {opened:.1f}s",
+                    error=error,
+                    data={"attempt_base": (base if isinstance(base, int) else 0) + 1},
+                )
+                await self._hold(ctx, step, opened, f"circuit open for {function}")
         if exc.transient and attempts < policy.max_attempts:
             backoff = RetryPolicy(
                 max_attempts=policy.max_attempts,

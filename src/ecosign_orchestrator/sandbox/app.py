@@ -13,6 +13,7 @@ import hmac
 import json
 import re
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.applications import Starlette
@@ -117,7 +118,23 @@ async def function_endpoint(request: Request) -> Response:
     doc_id = (
         body.get("document_entity_id") if isinstance(body.get("document_entity_id"), str) else None
     )
-    trace = request.headers.get("traceparent")
+    sandbox.store.call_began(name)
+    try:
+        return await _serve_call(sandbox, name, body, key, doc_id, request.headers)
+    finally:
+        sandbox.store.call_ended(name)
+
+
+async def _serve_call(
+    sandbox: Sandbox,
+    name: str,
+    body: dict[str, Any],
+    key: str | None,
+    doc_id: str | None,
+    headers: Mapping[str, str],
+) -> Response:
+    handler = HANDLERS[name]
+    trace = headers.get("traceparent")
     fault, status = sandbox.faults.draw(name, doc_id)
     if fault is not None and fault.latency:
         await asyncio.sleep(fault.latency)

@@ -97,6 +97,9 @@ class Store:
         self.anchors: dict[tuple[str, str], dict[str, Any]] = {}
         #: One row per function call: function, idempotency key, status, whether it had an effect.
         self.ledger: list[dict[str, Any]] = []
+        #: Calls being served now, and the most ever served at once, per function.
+        self.in_flight: dict[str, int] = {}
+        self.max_in_flight: dict[str, int] = {}
         self._db: sqlite3.Connection | None = None
         if path is not None:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -133,7 +136,21 @@ class Store:
             self.documents.clear()
             self.anchors.clear()
             self.ledger.clear()
+            self.in_flight.clear()
+            self.max_in_flight.clear()
             self.save()
+
+    def call_began(self, function: str) -> None:
+        """A call to ``function`` is being served (concurrency is recorded per function)."""
+        with self.lock:
+            now = self.in_flight.get(function, 0) + 1
+            self.in_flight[function] = now
+            self.max_in_flight[function] = max(self.max_in_flight.get(function, 0), now)
+
+    def call_ended(self, function: str) -> None:
+        """The call to ``function`` was answered."""
+        with self.lock:
+            self.in_flight[function] = self.in_flight.get(function, 1) - 1
 
     # -- documents -----------------------------------------------------------------------------
 
@@ -225,6 +242,7 @@ class Store:
                 effects[row["idempotency_key"]] = effects.get(row["idempotency_key"], 0) + 1
         return {
             "calls": rows,
+            "max_in_flight": dict(self.max_in_flight),
             "effects_by_key": effects,
             "effect_order": [r["function"] for r in rows if r["effect"]],
         }

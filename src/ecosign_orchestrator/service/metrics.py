@@ -55,6 +55,24 @@ class Metrics:
             ["kind", "step"],
             registry=r,
         )
+        self.slots = Gauge(
+            "ecosign_orch_slots_in_use",
+            "Fleet-wide slots held per key (an Edge Function with a limit)",
+            ["key"],
+            registry=r,
+        )
+        self.circuit_open = Gauge(
+            "ecosign_orch_circuit_open_seconds",
+            "Seconds a key's circuit stays open (0: closed or probing)",
+            ["key"],
+            registry=r,
+        )
+        self.circuit_failures = Gauge(
+            "ecosign_orch_circuit_failures",
+            "Consecutive transient failures of a key, fleet-wide",
+            ["key"],
+            registry=r,
+        )
         self.claims = Counter("ecosign_orch_claims_total", "Jobs claimed", ["kind"], registry=r)
         self.outcomes = Counter(
             "ecosign_orch_job_outcomes_total",
@@ -125,6 +143,13 @@ class Metrics:
         for kind, n in depth.items():
             self.queue_depth.labels(kind).set(n)
         self._ages(await repository.oldest_active(limit=AGE_SAMPLE), now or utcnow())
+        for gauge in (self.slots, self.circuit_open, self.circuit_failures):
+            gauge.clear()
+        for key, used in (await repository.slots_in_use()).items():
+            self.slots.labels(key).set(used)
+        for key, (failures, open_seconds) in (await repository.circuits()).items():
+            self.circuit_failures.labels(key).set(failures)
+            self.circuit_open.labels(key).set(open_seconds)
         return generate_latest(self.registry)
 
     def _ages(self, jobs: list[Job], now: datetime) -> None:

@@ -156,6 +156,25 @@ class Settings(BaseSettings):
         description="debug: keep whole request bodies in the call log (secrets redacted); "
         "by default only their field names and sizes",
     )
+    function_limits: dict[str, int] = Field(
+        default_factory=dict,
+        description="at most N calls in flight per Edge Function, across every worker, e.g. "
+        '{"submit-anchor-polygon": 1}; a flow finding none free waits without spending attempts',
+    )
+    circuit_failures: int = Field(
+        default=10,
+        ge=0,
+        le=10_000,
+        description="consecutive transient failures of an Edge Function (fleet-wide) that open "
+        "its circuit: calls are held, flows wait without spending attempts (0: no breaker)",
+    )
+    circuit_cooldown_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=86_400,
+        description="how long an open circuit holds calls before one probe tries again "
+        "(scaled by BACKOFF_SCALE); a Retry-After answer opens it for that long instead",
+    )
     lifecycle_write_back: bool = Field(
         default=False, description="PATCH document_entities.lifecycle_status when a flow ends"
     )
@@ -236,7 +255,7 @@ class Settings(BaseSettings):
             return [q.strip() for q in value.split(",") if q.strip()]
         return value
 
-    @field_validator("kind_concurrency")
+    @field_validator("kind_concurrency", "function_limits")
     @classmethod
     def _caps(cls, value: dict[str, int]) -> dict[str, int]:
         for kind, cap in value.items():

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.context import JobContext
+from ecosign_orchestrator.core.gates import CircuitPolicy
 from ecosign_orchestrator.core.observe import NullTracer, Tracer
 from ecosign_orchestrator.core.queue import JobQueue
 from ecosign_orchestrator.core.registry import Registry
@@ -65,7 +66,13 @@ def ecosign_config(settings: Settings) -> ecosign.EcosignConfig:
     """The document flow's configuration from settings (defaults: the step table)."""
     from ecosign_orchestrator import ecosign
 
-    config = ecosign.EcosignConfig(lifecycle_write_back=settings.lifecycle_write_back)
+    config = ecosign.EcosignConfig(
+        lifecycle_write_back=settings.lifecycle_write_back,
+        function_limits=dict(settings.function_limits),
+        circuit=CircuitPolicy(
+            failures=settings.circuit_failures, cooldown_seconds=settings.circuit_cooldown_seconds
+        ),
+    )
     config = config.with_overrides(
         functions=settings.step_functions,
         policies=settings.step_policies,

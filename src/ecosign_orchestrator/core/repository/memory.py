@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 
-from ecosign_orchestrator.core import errors, transitions
+from ecosign_orchestrator.core import errors, gates, transitions
 from ecosign_orchestrator.core.calls import CallRecord
 from ecosign_orchestrator.core.events import Event
+from ecosign_orchestrator.core.gates import CircuitPolicy, GateVerdict
 from ecosign_orchestrator.core.job import Job, StepRecord, utcnow
 from ecosign_orchestrator.core.repository.base import (
     TransactionalRepository,
@@ -111,6 +113,8 @@ class MemoryRepository(TransactionalRepository):
         self.jobs: dict[JobId, Job] = {}
         self.event_log: list[Event] = []
         self.call_log: list[CallRecord] = []
+        self.slots: dict[tuple[str, JobId], LeaseToken] = {}
+        self.circuit_log: dict[str, gates.Circuit] = {}
         self._call_seq = 0
         self._lock = asyncio.Lock()
 
@@ -266,6 +270,64 @@ class MemoryRepository(TransactionalRepository):
         """The oldest active jobs, oldest first."""
         active = [j for j in self.jobs.values() if j.status in ACTIVE]
         return sorted(active, key=lambda j: (j.created_at, j.id))[: check_limit(limit)]
+
+    # -- gates ---------------------------------------------------------------------------------
+
+    async def acquire_slot(self, key: str, job_id: JobId, token: LeaseToken, limit: int) -> bool:
+        """Take a slot if fewer than ``limit`` other running jobs hold one."""
+        held = sum(
+            1
+            for (k, other), held_token in self.slots.items()
+            if k == key
+            and other != job_id
+            and (job := self.jobs.get(other)) is not None
+            and job.status is JobStatus.RUNNING
+            and job.lease_token == held_token
+        )
+        if held >= limit:
+            return False
+        self.slots[(key, job_id)] = token
+        return True
+
+    async def release_slot(self, key: str, job_id: JobId) -> None:
+        """Give the slot back."""
+        self.slots.pop((key, job_id), None)
+
+    async def slots_in_use(self) -> dict[str, int]:
+        """Slots held per key by running jobs."""
+        used: dict[str, int] = {}
+        for (key, job_id), token in self.slots.items():
+            job = self.jobs.get(job_id)
+            if job is not None and job.status is JobStatus.RUNNING and job.lease_token == token:
+                used[key] = used.get(key, 0) + 1
+        return used
+
+    async def circuit_gate(self, key: str, probe_seconds: float) -> GateVerdict:
+        """The gate rule on this process's circuit."""
+        now = time.time()
+        verdict = gates.gate(self.circuit_log.get(key), now, probe_seconds)
+        if verdict.probe:
+            circuit = self.circuit_log[key]
+            self.circuit_log[key] = dataclasses.replace(circuit, probe_until=now + probe_seconds)
+        return verdict
+
+    async def circuit_failure(
+        self, key: str, policy: CircuitPolicy, retry_after: float | None
+    ) -> float:
+        """Count a failure; seconds the circuit is open."""
+        now = time.time()
+        circuit = gates.after_failure(self.circuit_log.get(key), now, policy, retry_after)
+        self.circuit_log[key] = circuit
+        return gates.open_for(circuit, now)
+
+    async def circuit_success(self, key: str) -> None:
+        """Close the circuit."""
+        self.circuit_log.pop(key, None)
+
+    async def circuits(self) -> dict[str, tuple[int, float]]:
+        """Failures and open seconds per key."""
+        now = time.time()
+        return {k: (c.failures, gates.open_for(c, now)) for k, c in self.circuit_log.items()}
 
     async def counts(self) -> dict[tuple[str, JobStatus], int]:
         """Jobs per (kind, status)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import re
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -21,9 +22,10 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from ecosign_orchestrator.core import errors
+from ecosign_orchestrator.core import errors, gates
 from ecosign_orchestrator.core.calls import CallRecord
 from ecosign_orchestrator.core.events import Event, EventType
+from ecosign_orchestrator.core.gates import CircuitPolicy, GateVerdict
 from ecosign_orchestrator.core.job import Job, Progress, StepRecord
 from ecosign_orchestrator.core.repository import postgres_schema, sql
 from ecosign_orchestrator.core.repository.base import (
@@ -597,10 +599,84 @@ class PostgresRepository(TransactionalRepository):
         params: Row = {"limit": check_limit(limit)}
         return [row_to_job(r) for r in await self._fetch("oldest_active", params)]
 
+    # -- gates ---------------------------------------------------------------------------------
+
+    async def acquire_slot(self, key: str, job_id: JobId, token: LeaseToken, limit: int) -> bool:
+        """Take a slot: takers of one key are serialised by an advisory transaction lock."""
+        params: Row = {"key": key, "job_id": job_id, "token": token}
+        async with self._transaction() as tx:
+            await tx._fetch("slot_lock", params)
+            if (await tx._fetch("slots_held", params))[0]["n"] >= limit:
+                return False
+            await tx._fetch("slot_take", params)
+            return True
+
+    async def release_slot(self, key: str, job_id: JobId) -> None:
+        """Give the slot back."""
+        await self._fetch("slot_release", {"key": key, "job_id": job_id})
+
+    async def slots_in_use(self) -> dict[str, int]:
+        """Slots held per key by running jobs."""
+        return {r["key"]: r["n"] for r in await self._fetch("slots_in_use", {})}
+
+    async def circuit_gate(self, key: str, probe_seconds: float) -> GateVerdict:
+        """Apply the gate rule by the database clock; a probe taker records it under a lock."""
+        row = (await self._fetch("circuit_get", {"key": key}))[0]
+        if row["failures"] is None:
+            return GateVerdict(0.0)  # no circuit: one read on the hot path
+        first = gates.gate(_circuit(row), row["db_now"], probe_seconds)
+        if not first.probe:
+            return first
+        async with self._transaction() as tx:  # maybe the probe: decide again under the lock
+            await tx._fetch("circuit_lock", {"key": key})
+            row = (await tx._fetch("circuit_get", {"key": key}))[0]
+            circuit = None if row["failures"] is None else _circuit(row)
+            verdict = gates.gate(circuit, row["db_now"], probe_seconds)
+            if verdict.probe and circuit is not None:
+                probing = dataclasses.replace(circuit, probe_until=row["db_now"] + probe_seconds)
+                await tx._fetch("circuit_put", _circuit_params(key, probing))
+            return verdict
+
+    async def circuit_failure(
+        self, key: str, policy: CircuitPolicy, retry_after: float | None
+    ) -> float:
+        """Count a failure under the key's lock; seconds the circuit is open."""
+        async with self._transaction() as tx:
+            await tx._fetch("circuit_lock", {"key": key})
+            row = (await tx._fetch("circuit_get", {"key": key}))[0]
+            previous = None if row["failures"] is None else _circuit(row)
+            circuit = gates.after_failure(previous, row["db_now"], policy, retry_after)
+            await tx._fetch("circuit_put", _circuit_params(key, circuit))
+            return gates.open_for(circuit, row["db_now"])
+
+    async def circuit_success(self, key: str) -> None:
+        """Close the circuit."""
+        await self._fetch("circuit_close", {"key": key})
+
+    async def circuits(self) -> dict[str, tuple[int, float]]:
+        """Failures and open seconds per key."""
+        rows = await self._fetch("circuits_all", {})
+        return {r["key"]: (r["failures"], gates.open_for(_circuit(r), r["db_now"])) for r in rows}
+
     async def counts(self) -> dict[tuple[str, JobStatus], int]:
         """Jobs per (kind, status)."""
         rows = await self._fetch("counts", {})
         return {(r["kind"], JobStatus(r["status"])): r["n"] for r in rows}
+
+
+def _circuit(row: Row) -> gates.Circuit:
+    return gates.Circuit(
+        failures=row["failures"], open_until=row["open_until"], probe_until=row["probe_until"]
+    )
+
+
+def _circuit_params(key: str, circuit: gates.Circuit) -> Row:
+    return {
+        "key": key,
+        "failures": circuit.failures,
+        "open_until": circuit.open_until,
+        "probe_until": circuit.probe_until,
+    }
 
 
 def _call_json(call: CallRecord) -> dict[str, Any]:

@@ -250,3 +250,56 @@ SELECT * FROM {schema}.jobs
 WHERE status IN ('queued', 'running', 'retrying')
 ORDER BY created_at, id
 LIMIT %(limit)s
+
+-- slot_lock --
+-- Serialise slot takers of one key for the rest of the transaction.
+SELECT pg_advisory_xact_lock(hashtextextended(%(key)s, 0))
+
+-- slots_held --
+-- Slots of a key held by other jobs still running under the lease that took them.
+SELECT count(*) AS n FROM {schema}.slots AS s JOIN {schema}.jobs AS j ON j.id = s.job_id
+WHERE s.key = %(key)s AND s.job_id <> %(job_id)s AND j.status = 'running'
+  AND j.lease_token = s.lease_token
+
+-- slot_take --
+-- Take (or renew) a job's slot of a key.
+INSERT INTO {schema}.slots (key, job_id, lease_token, acquired_at)
+VALUES (%(key)s, %(job_id)s, %(token)s, now())
+ON CONFLICT (key, job_id) DO UPDATE
+SET lease_token = excluded.lease_token, acquired_at = excluded.acquired_at
+
+-- slot_release --
+-- Give a job's slot of a key back.
+DELETE FROM {schema}.slots WHERE key = %(key)s AND job_id = %(job_id)s
+
+-- slots_in_use --
+-- Slots held per key by running jobs (metrics).
+SELECT s.key, count(*) AS n FROM {schema}.slots AS s JOIN {schema}.jobs AS j ON j.id = s.job_id
+WHERE j.status = 'running' AND j.lease_token = s.lease_token
+GROUP BY s.key
+
+-- circuit_get --
+-- One key's circuit (null columns when it has none), with the database clock.
+SELECT c.failures, c.open_until, c.probe_until, extract(epoch FROM now())::float8 AS db_now
+FROM (SELECT 1) AS one
+LEFT JOIN {schema}.circuits AS c ON c.key = %(key)s
+
+-- circuit_lock --
+-- Serialise the writers of one key's circuit for the rest of the transaction.
+SELECT pg_advisory_xact_lock(hashtextextended('circuit:' || %(key)s, 0))
+
+-- circuit_put --
+-- Store one key's circuit.
+INSERT INTO {schema}.circuits (key, failures, open_until, probe_until, updated_at)
+VALUES (%(key)s, %(failures)s, %(open_until)s, %(probe_until)s, now())
+ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, open_until = excluded.open_until,
+    probe_until = excluded.probe_until, updated_at = excluded.updated_at
+
+-- circuits_all --
+-- Every circuit (metrics), with the database clock.
+SELECT key, failures, open_until, probe_until, extract(epoch FROM now())::float8 AS db_now
+FROM {schema}.circuits
+
+-- circuit_close --
+-- A call succeeded: forget the key's circuit (closed is the default).
+DELETE FROM {schema}.circuits WHERE key = %(key)s

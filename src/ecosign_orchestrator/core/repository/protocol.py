@@ -14,6 +14,7 @@ from typing import Protocol, Self, runtime_checkable
 
 from ecosign_orchestrator.core.calls import CallRecord
 from ecosign_orchestrator.core.events import Event, EventBus
+from ecosign_orchestrator.core.gates import CircuitPolicy, GateVerdict
 from ecosign_orchestrator.core.job import EnqueueResult, Job, JobError, NewJob, Progress, StepRecord
 from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.core.transitions import EventDraft
@@ -199,8 +200,35 @@ class Maintenance(Protocol):
         (not only reads) for readiness checks."""
 
 
+class Gates(Protocol):
+    """Fleet-wide concurrency slots and circuit breakers (see ``core/gates.py``)."""
+
+    async def acquire_slot(self, key: str, job_id: JobId, token: LeaseToken, limit: int) -> bool:
+        """Take one of ``limit`` slots of ``key`` for this running job (False: none free)."""
+
+    async def release_slot(self, key: str, job_id: JobId) -> None:
+        """Give the job's slot of ``key`` back."""
+
+    async def slots_in_use(self) -> dict[str, int]:
+        """Slots held per key by running jobs."""
+
+    async def circuit_gate(self, key: str, probe_seconds: float) -> GateVerdict:
+        """May a call to ``key`` go now (closed, or this caller takes the half-open probe)?"""
+
+    async def circuit_failure(
+        self, key: str, policy: CircuitPolicy, retry_after: float | None
+    ) -> float:
+        """Count one transient failure of ``key``; seconds its circuit is now open (0: closed)."""
+
+    async def circuit_success(self, key: str) -> None:
+        """A call to ``key`` succeeded: its circuit closes and its failures reset."""
+
+    async def circuits(self) -> dict[str, tuple[int, float]]:
+        """Per key: consecutive failures, and seconds its circuit stays open (0: not open)."""
+
+
 @runtime_checkable
-class JobRepository(JobStore, EventLog, SchemaManager, Lifecycle, Maintenance, Protocol):
+class JobRepository(JobStore, EventLog, SchemaManager, Lifecycle, Maintenance, Gates, Protocol):
     """Everything the engine needs from a backend."""
 
     #: Human-readable backend name (``memory``, ``sqlite``, ``postgresql``).

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import json
 import sqlite3
@@ -25,9 +26,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ecosign_orchestrator.core import errors
+from ecosign_orchestrator.core import errors, gates
 from ecosign_orchestrator.core.calls import CallRecord
 from ecosign_orchestrator.core.events import Event
+from ecosign_orchestrator.core.gates import CircuitPolicy, GateVerdict
 from ecosign_orchestrator.core.job import Job, Progress, StepRecord, from_epoch, to_epoch, utcnow
 from ecosign_orchestrator.core.repository import sql
 from ecosign_orchestrator.core.repository.base import (
@@ -443,10 +445,100 @@ class SqliteRepository(TransactionalRepository):
         params = {"limit": check_limit(limit)}
         return [row_to_job(r) for r in await self._read("oldest_active", params)]
 
+    # -- gates ---------------------------------------------------------------------------------
+
+    async def acquire_slot(self, key: str, job_id: JobId, token: LeaseToken, limit: int) -> bool:
+        """Take a slot in one write transaction (the file's lock serialises takers)."""
+        params = {"key": key, "job_id": job_id, "token": token, "now": time.time()}
+
+        def take(conn: sqlite3.Connection) -> bool:
+            if conn.execute(Q["slots_held"], params).fetchone()["n"] >= limit:
+                return False
+            conn.execute(Q["slot_take"], params)
+            return True
+
+        return await self._write(take)
+
+    async def release_slot(self, key: str, job_id: JobId) -> None:
+        """Give the slot back."""
+        params = {"key": key, "job_id": job_id}
+        await self._write(lambda c: c.execute(Q["slot_release"], params))
+
+    async def slots_in_use(self) -> dict[str, int]:
+        """Slots held per key by running jobs."""
+        return {r["key"]: r["n"] for r in await self._read("slots_in_use", {})}
+
+    async def circuit_gate(self, key: str, probe_seconds: float) -> GateVerdict:
+        """Apply the gate rule; a probe taker records it in the same transaction."""
+
+        def check(conn: sqlite3.Connection) -> GateVerdict:
+            now = time.time()
+            circuit = _circuit(conn, key)
+            verdict = gates.gate(circuit, now, probe_seconds)
+            if verdict.probe and circuit is not None:
+                probing = dataclasses.replace(circuit, probe_until=now + probe_seconds)
+                _put_circuit(conn, key, probing, now)
+            return verdict
+
+        if not await self._read("circuit_get", {"key": key}):
+            return GateVerdict(0.0)  # no circuit: no write transaction on the hot path
+        return await self._write(check)
+
+    async def circuit_failure(
+        self, key: str, policy: CircuitPolicy, retry_after: float | None
+    ) -> float:
+        """Count a failure; seconds the circuit is open."""
+
+        def fail(conn: sqlite3.Connection) -> float:
+            now = time.time()
+            circuit = gates.after_failure(_circuit(conn, key), now, policy, retry_after)
+            _put_circuit(conn, key, circuit, now)
+            return gates.open_for(circuit, now)
+
+        return await self._write(fail)
+
+    async def circuit_success(self, key: str) -> None:
+        """Close the circuit."""
+        await self._write(lambda c: c.execute(Q["circuit_close"], {"key": key}))
+
+    async def circuits(self) -> dict[str, tuple[int, float]]:
+        """Failures and open seconds per key."""
+        now = time.time()
+        rows = await self._read("circuits_all", {})
+        return {
+            r["key"]: (
+                r["failures"],
+                gates.open_for(
+                    gates.Circuit(failures=r["failures"], open_until=r["open_until"]), now
+                ),
+            )
+            for r in rows
+        }
+
     async def counts(self) -> dict[tuple[str, JobStatus], int]:
         """Jobs per (kind, status)."""
         rows = await self._read("counts", {})
         return {(r["kind"], JobStatus(r["status"])): r["n"] for r in rows}
+
+
+def _circuit(conn: sqlite3.Connection, key: str) -> gates.Circuit | None:
+    row = conn.execute(Q["circuit_get"], {"key": key}).fetchone()
+    if row is None:
+        return None
+    return gates.Circuit(
+        failures=row["failures"], open_until=row["open_until"], probe_until=row["probe_until"]
+    )
+
+
+def _put_circuit(conn: sqlite3.Connection, key: str, circuit: gates.Circuit, now: float) -> None:
+    params = {
+        "key": key,
+        "failures": circuit.failures,
+        "open_until": circuit.open_until,
+        "probe_until": circuit.probe_until,
+        "now": now,
+    }
+    conn.execute(Q["circuit_put"], params)
 
 
 def _prune_sync(conn: sqlite3.Connection, params: dict[str, Any]) -> int:

@@ -136,3 +136,42 @@ SELECT * FROM jobs
 WHERE status IN ('queued', 'running', 'retrying')
 ORDER BY created_at, id
 LIMIT :limit
+
+-- slots_held --
+-- Slots of a key held by other jobs still running under the lease that took them.
+SELECT count(*) AS n FROM slots AS s JOIN jobs AS j ON j.id = s.job_id
+WHERE s.key = :key AND s.job_id <> :job_id AND j.status = 'running' AND j.lease_token = s.lease_token
+
+-- slot_take --
+-- Take (or renew) a job's slot of a key.
+INSERT INTO slots (key, job_id, lease_token, acquired_at) VALUES (:key, :job_id, :token, :now)
+ON CONFLICT (key, job_id) DO UPDATE SET lease_token = excluded.lease_token, acquired_at = excluded.acquired_at
+
+-- slot_release --
+-- Give a job's slot of a key back.
+DELETE FROM slots WHERE key = :key AND job_id = :job_id
+
+-- slots_in_use --
+-- Slots held per key by running jobs (metrics).
+SELECT s.key, count(*) AS n FROM slots AS s JOIN jobs AS j ON j.id = s.job_id
+WHERE j.status = 'running' AND j.lease_token = s.lease_token
+GROUP BY s.key
+
+-- circuit_get --
+-- One key's circuit.
+SELECT failures, open_until, probe_until FROM circuits WHERE key = :key
+
+-- circuit_put --
+-- Store one key's circuit.
+INSERT INTO circuits (key, failures, open_until, probe_until, updated_at)
+VALUES (:key, :failures, :open_until, :probe_until, :now)
+ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, open_until = excluded.open_until,
+    probe_until = excluded.probe_until, updated_at = excluded.updated_at
+
+-- circuits_all --
+-- Every circuit (metrics).
+SELECT key, failures, open_until, probe_until FROM circuits
+
+-- circuit_close --
+-- A call succeeded: forget the key's circuit (closed is the default).
+DELETE FROM circuits WHERE key = :key

@@ -1,0 +1,103 @@
+"""Fleet-wide gates in front of an outside service: concurrency slots and circuit breakers.
+
+Both live in the job store, so every worker on every machine sees the same state.
+
+**Slots.** A key (an Edge Function, say) allows at most N calls in flight. A job takes a slot
+before its call and gives it back after; a slot counts only while its job is running under the
+same lease, so a worker that dies gives its slots back when its lease expires. A job that finds
+no free slot waits (the processor snoozes: no attempt spent, no worker slot held).
+
+**Circuit breakers.** Consecutive transient failures of a key, counted across the fleet, open
+its circuit at ``failures`` for ``cooldown_seconds`` (an answer with ``Retry-After`` opens it at
+once, for that long). While open, every worker holds its calls to that key; when the cool-down
+ends, one caller takes the probe (half-open) and the others keep waiting; its success closes
+the circuit, its failure opens it again. A failure that opens the circuit is not counted against
+the step's budget: an outage pauses flows, it does not fail them.
+
+The rules here are pure functions of the stored state and the store's clock; each backend
+applies them in one transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+#: How long a half-open probe has before another caller may probe (a probe whose worker died).
+DEFAULT_PROBE_SECONDS = 60.0
+#: How long a caller waits, at most, while another one probes.
+PROBE_WAIT_SECONDS = 1.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class CircuitPolicy:
+    """When a key's circuit opens and for how long (``failures=0``: never)."""
+
+    failures: int = 10
+    cooldown_seconds: float = 30.0
+    probe_seconds: float = DEFAULT_PROBE_SECONDS
+
+    @property
+    def enabled(self) -> bool:
+        """Whether this policy ever opens a circuit."""
+        return self.failures > 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Circuit:
+    """A key's stored circuit; times are seconds on the store's clock (epoch)."""
+
+    failures: int = 0
+    open_until: float | None = None
+    probe_until: float | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GateVerdict:
+    """Whether a caller may call now; if not, how long to wait."""
+
+    wait_seconds: float
+    #: The caller took the half-open probe: the store must record it.
+    probe: bool = False
+    #: Consecutive failures so far (a success must reset them).
+    failures: int = 0
+
+    @property
+    def go(self) -> bool:
+        """Call now."""
+        return self.wait_seconds <= 0
+
+
+def gate(circuit: Circuit | None, now: float, probe_seconds: float) -> GateVerdict:
+    """May a caller call the key now? (closed: yes; open: wait; cool-down over: one probe)"""
+    if circuit is None or circuit.open_until is None:
+        return GateVerdict(0.0, failures=0 if circuit is None else circuit.failures)
+    if circuit.open_until > now:
+        return GateVerdict(circuit.open_until - now, failures=circuit.failures)
+    if circuit.probe_until is None or circuit.probe_until <= now:
+        return GateVerdict(0.0, probe=True, failures=circuit.failures)
+    return GateVerdict(
+        min(circuit.probe_until - now, PROBE_WAIT_SECONDS), failures=circuit.failures
+    )
+
+
+def after_failure(
+    circuit: Circuit | None,
+    now: float,
+    policy: CircuitPolicy,
+    retry_after: float | None,
+) -> Circuit:
+    """The circuit after one more transient failure."""
+    failures = (0 if circuit is None else circuit.failures) + 1
+    open_until = None if circuit is None else circuit.open_until
+    if not policy.enabled:
+        pass
+    elif retry_after is not None and retry_after > 0:
+        open_until = now + retry_after
+    elif failures >= policy.failures:
+        open_until = now + policy.cooldown_seconds
+    return Circuit(failures=failures, open_until=open_until, probe_until=None)
+
+
+def open_for(circuit: Circuit, now: float) -> float:
+    """Seconds the circuit stays open (0: closed or cooling down to a probe)."""
+    return 0.0 if circuit.open_until is None else max(circuit.open_until - now, 0.0)
