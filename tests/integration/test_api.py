@@ -547,3 +547,22 @@ async def test_failures_are_grouped_and_a_bulk_retry_brings_a_group_back(
     ends = [await wait_terminal(client, i, after) for i, after in zip(ids[:2], last, strict=True)]
     assert [end["status"] for end in ends] == ["completed", "completed"]
     assert (await client.get("/v1/failures")).json() == []
+
+
+async def test_a_submission_takes_a_priority_and_a_not_before_time(api: dict[str, Any]) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    client: httpx.AsyncClient = api["client"]
+    doc = await api["admin"].create_document()
+    later = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
+    params = {"priority": 7, "not_before": later.isoformat()}
+    created = await client.post("/v1/document-jobs", json=intent(doc), params=params)
+    assert created.status_code == 201, created.text
+    job = created.json()
+    assert job["priority"] == 7 and job["status"] == "queued"
+    assert abs(datetime.fromisoformat(job["run_at"]) - later) < timedelta(seconds=2)
+    naive = {"not_before": "2030-01-01T09:00:00"}
+    refused = await client.post("/v1/document-jobs", json=intent(doc), params=naive)
+    assert refused.status_code == 422 and "not_before" in refused.text
+    high = await client.post("/v1/document-jobs", json=intent(doc), params={"priority": 2**40})
+    assert high.status_code == 422 and "priority" in high.text

@@ -7,10 +7,11 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from ecosign_orchestrator.core import errors
-from ecosign_orchestrator.core.job import EnqueueResult, NewJob, RetryOverride
+from ecosign_orchestrator.core.job import EnqueueResult, NewJob, RetryOverride, utcnow
 from ecosign_orchestrator.core.jsonvalue import json_value_problem
 from ecosign_orchestrator.core.registry import Registry
 from ecosign_orchestrator.core.repository.protocol import JobRepository
@@ -42,6 +43,21 @@ def check_json(value: Any, field: str = "payload") -> JSONDict:
         where, _, reason = problem.partition(": ")
         raise errors.InvalidJob(where, reason)
     return loaded
+
+
+def schedule_options(priority: int, not_before: datetime | None) -> tuple[int, float]:
+    """A submission's ``priority`` and ``not_before`` (an aware time) as a checked priority and
+    delay in seconds (``InvalidJob`` naming the field)."""
+    if isinstance(priority, bool) or not -MAX_PRIORITY <= priority <= MAX_PRIORITY:
+        raise errors.InvalidJob("priority", f"must be between -{MAX_PRIORITY} and {MAX_PRIORITY}")
+    if not_before is None:
+        return priority, 0.0
+    if not_before.tzinfo is None:
+        raise errors.InvalidJob("not_before", "must carry a time zone (e.g. ...Z or +02:00)")
+    delay = max((not_before - utcnow()).total_seconds(), 0.0)
+    if delay > MAX_DELAY_SECONDS:
+        raise errors.InvalidJob("not_before", "must be within ten years")
+    return priority, delay
 
 
 def fingerprint(kind: str, payload: Any) -> str:

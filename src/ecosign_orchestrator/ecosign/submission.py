@@ -45,15 +45,21 @@ def check_step_inputs(intent: DocumentJob) -> None:
 
 
 def flow_request(
-    intent: DocumentJob, *, priority: int = 0, idempotency_key: str | None = None
+    intent: DocumentJob,
+    *,
+    priority: int = 0,
+    delay: float = 0.0,
+    idempotency_key: str | None = None,
 ) -> NewJob:
     """The core job for an already validated intent (it is not parsed again; its step inputs
-    are checked against the step table)."""
+    are checked against the step table). ``priority`` and ``delay`` schedule it; they are not
+    part of the intent, so a repeat with other ones returns the same flow."""
     check_step_inputs(intent)
     return NewJob(
         kind=KIND,
         payload=intent.model_dump(mode="json", exclude_none=True),
         priority=priority,
+        delay=delay,
         dedupe_key=intent.intent_key(),
         reuse_completed=True,
         idempotency_key=idempotency_key,

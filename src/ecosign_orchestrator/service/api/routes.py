@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
@@ -14,7 +15,7 @@ from ecosign_orchestrator import ecosign, ffmpeg
 from ecosign_orchestrator.core import errors, scheduler
 from ecosign_orchestrator.core import selection as selection_ops
 from ecosign_orchestrator.core.lookup import resolve_job_id
-from ecosign_orchestrator.core.queue import JobQueue
+from ecosign_orchestrator.core.queue import JobQueue, schedule_options
 from ecosign_orchestrator.core.repository import JobRepository
 from ecosign_orchestrator.core.selection import JobFilter
 from ecosign_orchestrator.core.status import JobStatus
@@ -106,9 +107,21 @@ async def submit_document_job(
     response: Response,
     q: Queue,
     idempotency_key: IDEMPOTENCY_KEY = None,
+    priority: Annotated[
+        int, Query(ge=-(2**31 - 1), le=2**31 - 1, description="Higher runs first")
+    ] = 0,
+    not_before: Annotated[
+        datetime | None,
+        Query(description="Do not start before this time (ISO 8601 with a time zone)"),
+    ] = None,
 ) -> JobOut:
-    """One flow per document and intent: the orchestrator takes it through its steps."""
-    result = await q.submit(ecosign.flow_request(intent, idempotency_key=idempotency_key))
+    """One flow per document and intent: the orchestrator takes it through its steps.
+    ``priority`` and ``not_before`` schedule a new flow (a repeat returns the existing one)."""
+    rank, delay = schedule_options(priority, not_before)
+    request = ecosign.flow_request(
+        intent, priority=rank, delay=delay, idempotency_key=idempotency_key
+    )
+    result = await q.submit(request)
     response.status_code = 201 if result.created else 200
     response.headers["Location"] = f"/v1/jobs/{result.job.id}"
     return JobOut.of(result.job)

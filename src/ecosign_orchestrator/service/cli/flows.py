@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -96,8 +97,19 @@ def submit(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Print only the flow id (for scripts).")
     ] = False,
+    priority: Annotated[
+        int, typer.Option(metavar="N", help="Higher runs first (a new flow only).")
+    ] = 0,
+    not_before: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TIME",
+            help="Do not start before this ISO 8601 time with a zone, e.g. 2026-12-01T09:00Z.",
+        ),
+    ] = None,
 ) -> None:
     """Submit a DocumentJob: the orchestrator takes the document through its steps."""
+    start = guard(lambda: _time("--not-before", not_before))
     if quiet and (wait or as_json):
         raise fail("--quiet prints only the flow id: use it without --wait and --json")
     if source is not None:
@@ -118,7 +130,7 @@ def submit(
     intent = guard(lambda: ecosign.DocumentJob.model_validate(body))
 
     async def action(target: Target) -> int:
-        job, created = await target.submit(intent)
+        job, created = await target.submit(intent, priority=priority, not_before=start)
         if quiet:
             typer.echo(job.id)
             return 0
@@ -269,3 +281,16 @@ def sandbox_new_document(
             ) from None
 
     typer.echo(run(go))
+
+
+def _time(option: str, value: str | None) -> datetime | None:
+    """An ISO 8601 time with a zone (``InvalidJob`` naming the option otherwise)."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise errors.InvalidJob(option, f"not an ISO 8601 time: {value!r}") from None
+    if moment.tzinfo is None:
+        raise errors.InvalidJob(option, "must carry a time zone (e.g. ...Z or +02:00)")
+    return moment

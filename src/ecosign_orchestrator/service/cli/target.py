@@ -19,7 +19,7 @@ from ecosign_orchestrator.core.calls import CallRecord
 from ecosign_orchestrator.core.events import TERMINAL_EVENTS, Event, EventType
 from ecosign_orchestrator.core.job import Job
 from ecosign_orchestrator.core.lookup import resolve_job_id
-from ecosign_orchestrator.core.queue import JobQueue
+from ecosign_orchestrator.core.queue import JobQueue, schedule_options
 from ecosign_orchestrator.core.registry import Registry
 from ecosign_orchestrator.core.repository import JobRepository
 from ecosign_orchestrator.core.selection import JobFilter, act, failures
@@ -51,7 +51,9 @@ class RemoteError(errors.OrchestratorError):
 class Target(Protocol):
     """What the CLI needs, wherever the jobs are."""
 
-    async def submit(self, intent: ecosign.DocumentJob) -> tuple[Job, bool]:
+    async def submit(
+        self, intent: ecosign.DocumentJob, *, priority: int = 0, not_before: datetime | None = None
+    ) -> tuple[Job, bool]:
         """Submit a document flow; ``created`` is False for a repeat."""
 
     async def get(self, job_id: str) -> Job:
@@ -101,10 +103,13 @@ class LocalTarget:
         """The full id a full or short id names."""
         return await resolve_job_id(self.repository, job_id)
 
-    async def submit(self, intent: ecosign.DocumentJob) -> tuple[Job, bool]:
+    async def submit(
+        self, intent: ecosign.DocumentJob, *, priority: int = 0, not_before: datetime | None = None
+    ) -> tuple[Job, bool]:
         from ecosign_orchestrator import ecosign
 
-        result = await self.queue.submit(ecosign.flow_request(intent))
+        rank, delay = schedule_options(priority, not_before)
+        result = await self.queue.submit(ecosign.flow_request(intent, priority=rank, delay=delay))
         return result.job, result.created
 
     async def get(self, job_id: str) -> Job:
@@ -226,9 +231,17 @@ class RemoteTarget:
             raise RemoteError(response.status_code, str(detail or response.reason_phrase), fields)
         return response
 
-    async def submit(self, intent: ecosign.DocumentJob) -> tuple[Job, bool]:
+    async def submit(
+        self, intent: ecosign.DocumentJob, *, priority: int = 0, not_before: datetime | None = None
+    ) -> tuple[Job, bool]:
+        params: dict[str, str | int] = {"priority": priority}
+        if not_before is not None:
+            params["not_before"] = not_before.isoformat()
         response = await self._request(
-            "POST", "/v1/document-jobs", json=intent.model_dump(mode="json", exclude_none=True)
+            "POST",
+            "/v1/document-jobs",
+            json=intent.model_dump(mode="json", exclude_none=True),
+            params=params,
         )
         return Job.from_json(response.json()), response.status_code == 201
 
