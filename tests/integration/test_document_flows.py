@@ -483,3 +483,20 @@ async def test_a_429_with_retry_after_holds_every_flows_calls_to_that_function(
     # Without the circuit each flow would spend its own attempts (6 flows x 8): the fleet held
     # its calls instead, one probe per Retry-After window.
     assert refused < 6 * 3, refused
+
+
+async def test_a_function_rate_holds_across_flows(sandbox_url: str, tmp_path: Path) -> None:
+    from datetime import datetime
+
+    rates = {"run-tsa": {"per": 3, "seconds": 0.5}}
+    async with harness(sandbox_url, tmp_path, function_rates=rates) as flow:
+        docs = [await flow.admin.create_document() for _ in range(9)]
+        ids = [await flow.submit(doc, {"protect": True}, {"tsa": True}) for doc in docs]
+        ends = await flow.run_to_end(ids, timeout=60)
+        calls = [c for c in (await flow.admin.ledger())["calls"] if c["function"] == "run-tsa"]
+    assert [j.status for j in ends] == [JobStatus.COMPLETED] * 9
+    times = sorted(datetime.fromisoformat(c["at"]).timestamp() for c in calls)
+    assert len(times) == 9
+    # any 4 consecutive calls span more than the window (3 per 0.5 s), allowing for the
+    # time between the rate check and the sandbox's record of the answer
+    assert all(b - a > 0.45 for a, b in zip(times, times[3:], strict=False)), times

@@ -269,6 +269,11 @@ class JobContext:
         """Give the slot of ``key`` back."""
         await self._repository.release_slot(key, self.job.id)
 
+    async def take_rate(self, key: str, per: int, seconds: float) -> float:
+        """Let this job's call to ``key`` through under ``per`` calls per ``seconds`` (0), or
+        how long to wait."""
+        return await self._repository.take_rate(key, per, seconds)
+
     async def circuit_gate(self, key: str, policy: CircuitPolicy) -> GateVerdict:
         """May this job call ``key`` now (its circuit closed, or this job takes the probe)?"""
         if not policy.enabled:

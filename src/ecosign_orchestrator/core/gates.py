@@ -7,6 +7,9 @@ before its call and gives it back after; a slot counts only while its job is run
 same lease, so a worker that dies gives its slots back when its lease expires. A job that finds
 no free slot waits (the processor snoozes: no attempt spent, no worker slot held).
 
+**Rates.** A key allows at most ``per`` calls in any ``seconds`` window (a sliding window of the
+calls it let through); a caller over the rate waits until the oldest call leaves the window.
+
 **Circuit breakers.** Consecutive transient failures of a key, counted across the fleet, open
 its circuit at ``failures`` for ``cooldown_seconds`` (an answer with ``Retry-After`` opens it at
 once, for that long). While open, every worker holds its calls to that key; when the cool-down
@@ -14,7 +17,7 @@ ends, one caller takes the probe (half-open) and the others keep waiting; its su
 the circuit, its failure opens it again. A failure that opens the circuit is not counted against
 the step's budget: an outage pauses flows, it does not fail them.
 
-The rules here are pure functions of the stored state and the store's clock; each backend
+The circuit rules are pure functions of the stored state and the store's clock; each backend
 applies them in one transaction.
 """
 
@@ -101,3 +104,10 @@ def after_failure(
 def open_for(circuit: Circuit, now: float) -> float:
     """Seconds the circuit stays open (0: closed or cooling down to a probe)."""
     return 0.0 if circuit.open_until is None else max(circuit.open_until - now, 0.0)
+
+
+def rate_wait(count: int, oldest: float | None, now: float, per: int, seconds: float) -> float:
+    """Seconds until a call may go under ``per`` calls per ``seconds`` (0: now)."""
+    if count < per or oldest is None:
+        return 0.0
+    return max(oldest + seconds - now, 0.0) or 1e-3

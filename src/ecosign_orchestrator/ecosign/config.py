@@ -43,6 +43,9 @@ class EcosignConfig:
     #: At most this many calls in flight per Edge Function, fleet-wide (e.g. one Polygon
     #: sponsor wallet: ``{"submit-anchor-polygon": 1}``).
     function_limits: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: At most ``per`` calls in any ``seconds`` per Edge Function, fleet-wide (Supabase's and
+    #: the TSA's rate limits): ``{"run-tsa": (10, 1.0)}``.
+    function_rates: dict[str, tuple[int, float]] = dataclasses.field(default_factory=dict)
     #: Each Edge Function's circuit breaker, fleet-wide (``failures=0``: none).
     circuit: CircuitPolicy = dataclasses.field(default_factory=CircuitPolicy)
     #: How long a flow waiting for a slot sleeps before it looks again.

@@ -244,6 +244,10 @@ class DocumentProcessor:
                 f"waiting for a free slot of {function} ({limit} in flight fleet-wide)",
             )
         try:
+            rate = self.config.function_rates.get(function)
+            if rate is not None and (wait := await ctx.take_rate(function, *rate)) > 0:
+                per, seconds = rate
+                await self._hold(ctx, step, wait, f"rate of {function}: {per} per {seconds:g}s")
             gate = await ctx.circuit_gate(function, self.config.circuit)
             if not gate.go:
                 await self._hold(

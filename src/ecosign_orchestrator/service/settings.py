@@ -161,6 +161,11 @@ class Settings(BaseSettings):
         description="at most N calls in flight per Edge Function, across every worker, e.g. "
         '{"submit-anchor-polygon": 1}; a flow finding none free waits without spending attempts',
     )
+    function_rates: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="at most `per` calls in any `seconds` per Edge Function, across every "
+        'worker, e.g. {"run-tsa": {"per": 10, "seconds": 1}}; a flow over the rate waits',
+    )
     circuit_failures: int = Field(
         default=10,
         ge=0,
@@ -273,6 +278,16 @@ class Settings(BaseSettings):
     def schedule_list(self) -> list[Schedule]:
         """The configured schedules."""
         return [to_schedule(name, spec) for name, spec in self.schedules.items()]
+
+    @field_validator("function_rates")
+    @classmethod
+    def _rates(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        for function, rate in value.items():
+            if set(rate) != {"per", "seconds"}:
+                raise ValueError(f"{function}: give exactly per and seconds")
+            if rate["per"] < 1 or rate["per"] != int(rate["per"]) or not rate["seconds"] > 0:
+                raise ValueError(f"{function}: per must be a whole number >= 1, seconds > 0")
+        return value
 
     @property
     def with_demo_kinds(self) -> bool:

@@ -69,6 +69,10 @@ def ecosign_config(settings: Settings) -> ecosign.EcosignConfig:
     config = ecosign.EcosignConfig(
         lifecycle_write_back=settings.lifecycle_write_back,
         function_limits=dict(settings.function_limits),
+        function_rates={
+            function: (int(rate["per"]), float(rate["seconds"]))
+            for function, rate in settings.function_rates.items()
+        },
         circuit=CircuitPolicy(
             failures=settings.circuit_failures, cooldown_seconds=settings.circuit_cooldown_seconds
         ),

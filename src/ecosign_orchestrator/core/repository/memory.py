@@ -115,6 +115,7 @@ class MemoryRepository(TransactionalRepository):
         self.call_log: list[CallRecord] = []
         self.slots: dict[tuple[str, JobId], LeaseToken] = {}
         self.circuit_log: dict[str, gates.Circuit] = {}
+        self.rate_hits: dict[str, list[float]] = {}
         self._call_seq = 0
         self._lock = asyncio.Lock()
 
@@ -301,6 +302,16 @@ class MemoryRepository(TransactionalRepository):
             if job is not None and job.status is JobStatus.RUNNING and job.lease_token == token:
                 used[key] = used.get(key, 0) + 1
         return used
+
+    async def take_rate(self, key: str, per: int, seconds: float) -> float:
+        """The sliding-window rule on this process's hits."""
+        now = time.time()
+        hits = [at for at in self.rate_hits.get(key, []) if at > now - seconds]
+        wait = gates.rate_wait(len(hits), min(hits, default=None), now, per, seconds)
+        if wait == 0:
+            hits.append(now)
+        self.rate_hits[key] = hits
+        return wait
 
     async def circuit_gate(self, key: str, probe_seconds: float) -> GateVerdict:
         """The gate rule on this process's circuit."""

@@ -619,6 +619,18 @@ class PostgresRepository(TransactionalRepository):
         """Slots held per key by running jobs."""
         return {r["key"]: r["n"] for r in await self._fetch("slots_in_use", {})}
 
+    async def take_rate(self, key: str, per: int, seconds: float) -> float:
+        """The sliding-window rule by the database clock, takers of a key serialised."""
+        async with self._transaction() as tx:
+            now = (await tx._fetch("rate_lock", {"key": key}))[0]["db_now"]
+            params: Row = {"key": key, "since": now - seconds, "now": now}
+            await tx._fetch("rate_forget", params)
+            row = (await tx._fetch("rate_window", params))[0]
+            wait = gates.rate_wait(row["n"], row["oldest"], now, per, seconds)
+            if wait == 0:
+                await tx._fetch("rate_hit", params)
+            return wait
+
     async def circuit_gate(self, key: str, probe_seconds: float) -> GateVerdict:
         """Apply the gate rule by the database clock; a probe taker records it under a lock."""
         row = (await self._fetch("circuit_get", {"key": key}))[0]

@@ -303,3 +303,21 @@ FROM {schema}.circuits
 -- circuit_close --
 -- A call succeeded: forget the key's circuit (closed is the default).
 DELETE FROM {schema}.circuits WHERE key = %(key)s
+
+-- rate_lock --
+-- Serialise one key's rate takers for the rest of the transaction; the database clock.
+SELECT pg_advisory_xact_lock(hashtextextended('rate:' || %(key)s, 0)),
+       extract(epoch FROM clock_timestamp())::float8 AS db_now
+
+-- rate_forget --
+-- Hits that left a key's window.
+DELETE FROM {schema}.rate_hits WHERE key = %(key)s AND at <= %(since)s
+
+-- rate_window --
+-- A key's hits in its window (and the oldest).
+SELECT count(*) AS n, min(at) AS oldest FROM {schema}.rate_hits
+WHERE key = %(key)s AND at > %(since)s
+
+-- rate_hit --
+-- One more call let through.
+INSERT INTO {schema}.rate_hits (key, at) VALUES (%(key)s, %(now)s)

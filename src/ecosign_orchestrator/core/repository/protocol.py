@@ -212,6 +212,10 @@ class Gates(Protocol):
     async def slots_in_use(self) -> dict[str, int]:
         """Slots held per key by running jobs."""
 
+    async def take_rate(self, key: str, per: int, seconds: float) -> float:
+        """Let one call to ``key`` through if fewer than ``per`` went in the last ``seconds``
+        (0), else how long until one may (nothing recorded)."""
+
     async def circuit_gate(self, key: str, probe_seconds: float) -> GateVerdict:
         """May a call to ``key`` go now (closed, or this caller takes the half-open probe)?"""
 

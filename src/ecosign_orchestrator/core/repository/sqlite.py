@@ -468,6 +468,21 @@ class SqliteRepository(TransactionalRepository):
         """Slots held per key by running jobs."""
         return {r["key"]: r["n"] for r in await self._read("slots_in_use", {})}
 
+    async def take_rate(self, key: str, per: int, seconds: float) -> float:
+        """The sliding-window rule in one write transaction."""
+
+        def take(conn: sqlite3.Connection) -> float:
+            now = time.time()
+            params = {"key": key, "since": now - seconds, "now": now}
+            conn.execute(Q["rate_forget"], params)
+            row = conn.execute(Q["rate_window"], params).fetchone()
+            wait = gates.rate_wait(row["n"], row["oldest"], now, per, seconds)
+            if wait == 0:
+                conn.execute(Q["rate_hit"], params)
+            return wait
+
+        return await self._write(take)
+
     async def circuit_gate(self, key: str, probe_seconds: float) -> GateVerdict:
         """Apply the gate rule; a probe taker records it in the same transaction."""
 

@@ -175,3 +175,15 @@ SELECT key, failures, open_until, probe_until FROM circuits
 -- circuit_close --
 -- A call succeeded: forget the key's circuit (closed is the default).
 DELETE FROM circuits WHERE key = :key
+
+-- rate_window --
+-- Forget a key's hits older than its window, then count what is left (and the oldest).
+SELECT count(*) AS n, min(at) AS oldest FROM rate_hits WHERE key = :key AND at > :since
+
+-- rate_forget --
+-- Hits that left a key's window.
+DELETE FROM rate_hits WHERE key = :key AND at <= :since
+
+-- rate_hit --
+-- One more call let through.
+INSERT INTO rate_hits (key, at) VALUES (:key, :now)
