@@ -500,3 +500,41 @@ async def test_a_function_rate_holds_across_flows(sandbox_url: str, tmp_path: Pa
     # any 4 consecutive calls span more than the window (3 per 0.5 s), allowing for the
     # time between the rate check and the sandbox's record of the answer
     assert all(b - a > 0.45 for a, b in zip(times, times[3:], strict=False)), times
+
+
+async def test_reconciliation_gives_a_flow_to_each_requested_document_without_one(
+    sandbox_url: str, tmp_path: Path
+) -> None:
+    import uuid
+
+    from ecosign_orchestrator import ecosign
+    from ecosign_orchestrator.ecosign import RECONCILE_KIND, document_prefix
+    from tests.support.procs import eventually
+
+    def requested(evidence: list[str]) -> list[dict[str, Any]]:
+        payload = {"flow_type": "DIRECT_PROTECTION", "required_evidence": evidence}
+        event = {"id": str(uuid.uuid4()), "kind": "document.protected.requested", "v": 1}
+        return [{**event, "at": "2026-11-27T00:00:00Z", "payload": payload}]
+
+    async with harness(sandbox_url, tmp_path, reconcile_every_seconds=0.2) as flow:
+        served = await flow.admin.create_document(events=requested(["tsa"]))
+        missed = [await flow.admin.create_document(events=requested(["tsa"])) for _ in range(2)]
+        unrequested = await flow.admin.create_document(protect_requested=False)
+        await flow.submit(served, {"protect": True}, {"tsa": True})
+
+        async def flows(doc: str) -> list[Job]:
+            return await flow.repository.list_jobs(dedupe_prefix=document_prefix(doc))
+
+        async def all_done() -> bool:
+            found = [await flows(d) for d in [served, *missed]]
+            return all(len(f) == 1 and f[0].status is JobStatus.COMPLETED for f in found)
+
+        async with flow.worker(kinds=[ecosign.KIND, RECONCILE_KIND]):
+            await eventually(all_done, timeout=30, what="every requested document's flow")
+        assert await flows(unrequested) == [], "no request, no flow"
+        [given] = await flows(missed[0])
+        assert given.payload["forensic"] == {"tsa": True, "polygon": False, "bitcoin": False}
+        assert given.payload["metadata"]["source"] == "orchestrator.reconcile"
+        scans = await flow.repository.list_jobs(kinds=[RECONCILE_KIND], limit=100)
+        results = [s.result for s in scans if s.status is JobStatus.COMPLETED]
+        assert {"scanned": 3, "created": 2, "had_flow": 1, "unusable": 0} in results

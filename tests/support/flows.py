@@ -119,9 +119,11 @@ class FlowHarness:
         return (await self.queue.submit(ecosign.flow_request(intent))).job.id
 
     @contextlib.asynccontextmanager
-    async def worker(self, concurrency: int = 8) -> AsyncIterator[Worker]:
+    async def worker(
+        self, concurrency: int = 8, kinds: Sequence[str] = (ecosign.KIND,)
+    ) -> AsyncIterator[Worker]:
         worker = wiring.build_worker(
-            self.settings, self.repository, self.runtime, kinds=[ecosign.KIND]
+            self.settings, self.repository, self.runtime, kinds=list(kinds)
         )
         worker.settings = WorkerSettings(
             concurrency=concurrency, poll_seconds=0.01, max_poll_seconds=0.05, lease_seconds=10

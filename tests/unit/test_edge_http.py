@@ -168,3 +168,11 @@ async def test_rest_read_uses_object_accept_and_maps_pgrst116_to_not_found() -> 
 def test_edge_client_refuses_a_non_http_url() -> None:
     with pytest.raises(ValueError, match="EDGE_BASE_URL"):
         EdgeClient("ftp://x", KEY, client=httpx.AsyncClient())
+
+
+def test_an_error_whose_details_are_computed_keeps_them_in_the_job_record() -> None:
+    from ecosign_orchestrator.core.job import JobError
+    from ecosign_orchestrator.ecosign.http import CallError
+
+    error = JobError.from_exception(CallError("run-tsa", "busy", status=503, transient=True))
+    assert error.details["function"] == "run-tsa" and error.details["status"] == 503

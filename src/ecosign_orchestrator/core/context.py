@@ -81,6 +81,12 @@ class JobContext:
         )
 
     @property
+    def repository(self) -> JobRepository:
+        """The job store, for processors that submit or inspect other jobs (schedulers,
+        reconciliation scans). This job's own writes go through the methods here."""
+        return self._repository
+
+    @property
     def payload(self) -> JSONDict:
         """The job's payload."""
         return self.job.payload

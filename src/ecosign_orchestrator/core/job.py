@@ -60,11 +60,14 @@ class JobError:
     def from_exception(cls, exc: BaseException) -> Self:
         """A processor's exception as an error record: type, message, whether it is a
         ``TransientError``, and its ``details`` (``TransientError``/``FatalError`` carry them)."""
+        details = getattr(exc, "details", None)
+        if callable(details):  # some errors compute their details
+            details = details()
         return cls(
             type=type(exc).__name__,
             message=str(exc),
             transient=isinstance(exc, errors.TransientError),
-            details=dict(getattr(exc, "details", None) or {}),
+            details=dict(details) if isinstance(details, Mapping) else {},
         )
 
     @classmethod

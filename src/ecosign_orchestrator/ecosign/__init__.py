@@ -11,6 +11,12 @@ from ecosign_orchestrator.ecosign.lifecycle import FlowLifecycle, flow_lifecycle
 from ecosign_orchestrator.ecosign.model import DocumentJob
 from ecosign_orchestrator.ecosign.planner import Plan, plan, required_steps
 from ecosign_orchestrator.ecosign.processor import DocumentProcessor, validate_payload
+from ecosign_orchestrator.ecosign.reconcile import (
+    RECONCILE_KIND,
+    intent_from_request,
+    reconcile,
+    reconcile_processor,
+)
 from ecosign_orchestrator.ecosign.state import DocumentState
 from ecosign_orchestrator.ecosign.state_source import DocumentStateSource, RestStateSource
 from ecosign_orchestrator.ecosign.steps import STEPS, Step, StepPolicy, StepSpec
@@ -23,6 +29,7 @@ from ecosign_orchestrator.ecosign.submission import (
 
 __all__ = [
     "KIND",
+    "RECONCILE_KIND",
     "STEPS",
     "DocumentJob",
     "DocumentProcessor",
@@ -39,8 +46,11 @@ __all__ = [
     "document_prefix",
     "flow_lifecycle",
     "flow_request",
+    "intent_from_request",
     "intent_label",
     "plan",
+    "reconcile",
+    "reconcile_processor",
     "required_steps",
     "validate_payload",
 ]

@@ -90,6 +90,33 @@ class RestStateSource:
                 transient=False,
             ) from None
 
+    async def list_requested(self, after: str, limit: int) -> list[dict[str, Any]]:
+        """Rows (``id``, ``events``) whose events hold a ``document.protected.requested``, in id
+        order after ``after`` (a reconciliation scan's page)."""
+        params = {
+            "select": "id,events",
+            "events": 'cs.[{"kind":"document.protected.requested"}]',
+            "order": "id.asc",
+            "limit": str(limit),
+        }
+        if after:
+            params["id"] = f"gt.{after}"
+        url = f"{self.base_url}/rest/v1/document_entities"
+        try:
+            response = await self._client.get(
+                url, params=params, headers=self._headers, timeout=self._timeout
+            )
+        except httpx.HTTPError as exc:
+            raise translate_transport_error("rest/document_entities", exc) from None
+        body = decode_json(response)
+        if response.status_code != 200:
+            _raise_unless_ok(response, body)  # the answer table judges errors; 200 is a list
+        if not isinstance(body, list):
+            raise CallError(
+                "rest/document_entities", "a listing is not an array", status=200, transient=False
+            )
+        return [row for row in body if isinstance(row, dict)]
+
     async def write_lifecycle(
         self, document_id: str, lifecycle_status: str, *, expected: str | None
     ) -> None:

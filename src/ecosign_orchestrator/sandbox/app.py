@@ -191,11 +191,14 @@ def _select(doc: dict[str, Any], select: str | None) -> dict[str, Any] | Respons
 
 
 async def rest_documents(request: Request) -> Response:
-    """``GET|PATCH /rest/v1/document_entities?id=eq.<uuid>``."""
+    """``GET|PATCH /rest/v1/document_entities?id=eq.<uuid>``, and a listing ``GET`` (``id=gt.``,
+    ``events=cs.[...]``, ``order=id``, ``limit``)."""
     sandbox = _sandbox(request)
     denied = _rest_auth(request, sandbox)
     if denied is not None:
         return denied
+    if request.method == "GET" and not _EQ.match(request.query_params.get("id") or ""):
+        return await _list_documents(request, sandbox)
     doc_id = _filter_id(request)
     if isinstance(doc_id, Response):
         return doc_id
@@ -229,6 +232,47 @@ async def rest_documents(request: Request) -> Response:
             json.dumps(selected[0]), media_type=OBJECT_MEDIA, headers={"Content-Range": "0-0/*"}
         )
     return JSONResponse(selected, headers={"Content-Range": f"0-{len(selected) - 1}/*"})
+
+
+async def _list_documents(request: Request, sandbox: Sandbox) -> Response:
+    """The PostgREST listing a scan uses: rows after an id, whose ``events`` contain the given
+    objects, in id order, at most ``limit``."""
+    params = request.query_params
+    after = params.get("id", "")
+    if after and not after.startswith("gt."):
+        return _pgrst_error(400, "PGRST100", "failed to parse filter (id)", f"id={after}")
+    wanted: list[dict[str, Any]] = []
+    contains = params.get("events")
+    if contains is not None:
+        try:
+            wanted = json.loads(contains.removeprefix("cs."))
+        except ValueError:
+            return _pgrst_error(400, "PGRST100", "failed to parse filter (events)")
+    try:
+        limit = int(params.get("limit", "1000"))
+    except ValueError:
+        return _pgrst_error(400, "PGRST100", "failed to parse limit")
+    rows = []
+    for doc_id in sandbox.store.ids():
+        if after and doc_id <= after.removeprefix("gt."):
+            continue
+        doc = sandbox.store.get(doc_id)
+        if doc is None or not _contains(doc.get("events") or [], wanted):
+            continue
+        picked = _select(doc, params.get("select"))
+        if isinstance(picked, Response):
+            return picked
+        rows.append(picked)
+        if len(rows) >= limit:
+            break
+    return JSONResponse(rows, headers={"Content-Range": f"0-{len(rows) - 1}/*"})
+
+
+def _contains(events: list[dict[str, Any]], wanted: list[dict[str, Any]]) -> bool:
+    """``jsonb @>`` on arrays of objects: each wanted object is a subset of some element."""
+    return all(
+        any(all(event.get(k) == v for k, v in item.items()) for event in events) for item in wanted
+    )
 
 
 def _not_single(count: int) -> JSONResponse:

@@ -167,6 +167,11 @@ class Store:
             doc = self.documents.get(doc_id.lower())
             return None if doc is None else copy.deepcopy(doc)
 
+    def ids(self) -> list[str]:
+        """Every document id, sorted."""
+        with self.lock:
+            return sorted(self.documents)
+
     def update(self, doc_id: str, **fields: Any) -> None:
         """Set columns of a document."""
         with self.lock:

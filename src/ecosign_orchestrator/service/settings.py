@@ -180,6 +180,12 @@ class Settings(BaseSettings):
         description="how long an open circuit holds calls before one probe tries again "
         "(scaled by BACKOFF_SCALE); a Retry-After answer opens it for that long instead",
     )
+    reconcile_every_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="opt-in: scan EcoSign this often for documents whose protection was "
+        "requested and that have no flow, and give each one (the ecosign.reconcile schedule)",
+    )
     lifecycle_write_back: bool = Field(
         default=False, description="PATCH document_entities.lifecycle_status when a flow ends"
     )

@@ -23,6 +23,7 @@ from ecosign_orchestrator.core.queue import JobQueue
 from ecosign_orchestrator.core.registry import Registry
 from ecosign_orchestrator.core.repository import JobRepository, repository_from_url
 from ecosign_orchestrator.core.retry import RetryPolicy
+from ecosign_orchestrator.core.schedules import Schedule
 from ecosign_orchestrator.core.types import JSONValue
 from ecosign_orchestrator.core.worker import Worker, WorkerSettings
 from ecosign_orchestrator.service import tracing
@@ -147,6 +148,8 @@ async def runtime(
             processor = _not_configured
         else:
             processor = await _document_processor(settings, config, stack, metrics)
+            if settings.reconcile_every_seconds is not None:
+                _register_reconcile(registry, processor, settings.reconcile_every_seconds)
         registry.register(ecosign.KIND, processor, retry=retry, validate=ecosign.validate_payload)
         _register_ffmpeg(registry, unconfigured, settings)
         for spec in apps:
@@ -157,6 +160,22 @@ async def runtime(
         tracer = tracing.tracer_from_environment()
         stack.callback(tracing.shutdown, tracer)
         yield Runtime(registry=registry, unconfigured=unconfigured, metrics=metrics, tracer=tracer)
+
+
+def _register_reconcile(
+    registry: Registry, processor: ecosign.DocumentProcessor, every_seconds: float
+) -> None:
+    """The opt-in reconciliation scan: its kind, and the schedule that submits it."""
+    from ecosign_orchestrator import ecosign
+
+    assert isinstance(processor.source, ecosign.RestStateSource)  # built just before
+    scan = ecosign.reconcile_processor(processor.source, registry)
+    registry.register(ecosign.RECONCILE_KIND, scan, retry=RetryPolicy(max_attempts=1))
+    registry.schedule(
+        Schedule(
+            name=ecosign.RECONCILE_KIND, kind=ecosign.RECONCILE_KIND, every_seconds=every_seconds
+        )
+    )
 
 
 def _register_ffmpeg(registry: Registry, unconfigured: dict[str, str], settings: Settings) -> None:
