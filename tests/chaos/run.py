@@ -124,6 +124,14 @@ class Fleet:
                 proc.kill()
 
 
+def sandbox_command(port: int) -> list[str]:
+    """``sandbox serve`` on ``port`` with anchors confirming in under a second."""
+    return [
+        *("sandbox", "serve", "--port", str(port), "--service-key", SANDBOX_KEY),
+        *("--polygon-confirm", "0.3", "--bitcoin-confirm", "0.6"),
+    ]
+
+
 def _free_port() -> int:
     import socket
 
@@ -393,9 +401,7 @@ async def run(args: argparse.Namespace) -> int:
         edge_url = f"http://127.0.0.1:{edge_proxy.port}"
         env = _env(database_url, edge_url)
         proxied_db = database_url.replace(f":{cluster.port}/", f":{pg_proxy.port}/")
-        sandbox_args = ["sandbox", "serve", "--port", str(sandbox_port)]
-        sandbox_args += ["--service-key", SANDBOX_KEY, "--polygon-confirm", "0.3"]
-        sandbox_args += ["--bitcoin-confirm", "0.6"]
+        sandbox_args = sandbox_command(sandbox_port)
         serve_args = ["serve", "--no-worker", "--port", str(api_port)]
         with (
             _process(sandbox_args, env, logs / "sandbox.log") as sandbox,

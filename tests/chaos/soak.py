@@ -20,8 +20,18 @@ import httpx
 import psycopg
 
 from ecosign_orchestrator.core.repository.postgres import PostgresRepository
-from tests.chaos.run import INTENTS, TOKEN, Tally, _env, _faults, _free_port, _process, _wait_http
-from tests.support.flows import SANDBOX_KEY, SandboxAdmin
+from tests.chaos.run import (
+    INTENTS,
+    TOKEN,
+    Tally,
+    _env,
+    _faults,
+    _free_port,
+    _process,
+    _wait_http,
+    sandbox_command,
+)
+from tests.support.flows import SandboxAdmin
 from tests.support.pgcluster import start_cluster
 from tests.support.procs import ROOT
 
@@ -63,9 +73,7 @@ async def soak(args: argparse.Namespace) -> int:
                 "ECOSIGN_ORCH_RETENTION_INTERVAL_SECONDS": "20",
             }
         )
-        sandbox_args = ["sandbox", "serve", "--port", str(sandbox_port)]
-        sandbox_args += ["--service-key", SANDBOX_KEY, "--polygon-confirm", "0.3"]
-        sandbox_args += ["--bitcoin-confirm", "0.6"]
+        sandbox_args = sandbox_command(sandbox_port)
         worker = ["worker", "--kind", "ecosign.document", "--concurrency", "25"]
         with contextlib.ExitStack() as stack:
             sandbox = stack.enter_context(_process(sandbox_args, env, logs / "sandbox.log"))

@@ -8,6 +8,7 @@ document, or one document per line when following.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -164,7 +165,7 @@ def _act(job_id: str, verb: str, as_json: bool) -> None:
 OptionalJobIdArg = Annotated[
     str | None,
     typer.Argument(
-        metavar="[JOB_ID]",
+        metavar="JOB_ID",
         help="A job id, or 8+ of its first or last characters; or select with the options.",
         show_default=False,
     ),
@@ -191,42 +192,40 @@ LimitSel = Annotated[
 ]
 
 
-def retry(
-    job_id: OptionalJobIdArg = None,
-    status: StatusSel = None,
-    kind: KindSel = None,
-    step: StepSel = None,
-    reason: ReasonSel = None,
-    dry_run: DryRun = False,
-    limit: LimitSel = 1000,
-    as_json: JsonOpt = False,
-) -> None:
+def _job_or_selection(verb: str, doc: str) -> Callable[..., None]:
+    """``retry``/``cancel``: one job by id, or every job a selection names."""
+
+    def command(
+        job_id: OptionalJobIdArg = None,
+        status: StatusSel = None,
+        kind: KindSel = None,
+        step: StepSel = None,
+        reason: ReasonSel = None,
+        dry_run: DryRun = False,
+        limit: LimitSel = 1000,
+        as_json: JsonOpt = False,
+    ) -> None:
+        selection = _selection(job_id, status, kind, step, reason, limit)
+        if selection is None:
+            _act(str(job_id), verb, as_json)
+        else:
+            _bulk(selection, verb, dry_run, as_json)
+
+    command.__doc__ = doc
+    command.__name__ = verb
+    return command
+
+
+retry = _job_or_selection(
+    "retry",
     """Run a failed or cancelled job again from its current state (attempts reset); or every
-    job a selection names (--status failed --step build_artifact --reason 400 --dry-run)."""
-    selection = _selection(job_id, status, kind, step, reason, limit)
-    if selection is None:
-        _act(str(job_id), "retry", as_json)
-    else:
-        _bulk(selection, "retry", dry_run, as_json)
-
-
-def cancel(
-    job_id: OptionalJobIdArg = None,
-    status: StatusSel = None,
-    kind: KindSel = None,
-    step: StepSel = None,
-    reason: ReasonSel = None,
-    dry_run: DryRun = False,
-    limit: LimitSel = 1000,
-    as_json: JsonOpt = False,
-) -> None:
+    job a selection names (--status failed --step build_artifact --reason 400 --dry-run).""",
+)
+cancel = _job_or_selection(
+    "cancel",
     """Cancel a job (a running one stops at its worker's next heartbeat); or every job a
-    selection names (--status queued --kind ecosign.document --dry-run)."""
-    selection = _selection(job_id, status, kind, step, reason, limit)
-    if selection is None:
-        _act(str(job_id), "cancel", as_json)
-    else:
-        _bulk(selection, "cancel", dry_run, as_json)
+    selection names (--status queued --kind ecosign.document --dry-run).""",
+)
 
 
 def _selection(
