@@ -1,6 +1,7 @@
 """PostgreSQL: no-op jobs/s with 1 and 4 worker processes, and enqueue->start latency p50/p99.
 
-Run: ``make bench`` (starts a throwaway PostgreSQL cluster on loopback, like the tests). Each
+Run: ``make bench`` (starts a throwaway PostgreSQL cluster on loopback with the server's default
+durability: fsync, synchronous_commit and full_page_writes on, unlike the test clusters). Each
 figure is also printed as a ratio to a peer measured in the same run on this machine: worker
 scaling against one process, and PostgreSQL against the embedded SQLite backend.
 """
@@ -99,7 +100,7 @@ async def latency(repo: PostgresRepository, env: dict[str, str], samples: int) -
 
 
 async def main(jobs: int, samples: int) -> None:
-    cluster = start_cluster()
+    cluster = start_cluster(durable=True)  # a benchmark keeps the server's default durability
     try:
         rates: dict[str, float] = {}
         for procs in (1, 4):

@@ -43,7 +43,10 @@ def _free_port() -> int:
 class PostgresCluster:
     """One cluster; ``url(db)`` gives a connection URL; ``stop``/``start`` simulate an outage."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        #: Keep the server's default durability (fsync, synchronous_commit, full_page_writes on):
+        #: benchmarks need it; tests turn it off for speed.
+        self.durable = durable
         self.bindir = find_bindir()
         self.port = _free_port()
         self.root = Path(tempfile.mkdtemp(prefix="ecosign-pg-"))
@@ -79,9 +82,10 @@ class PostgresCluster:
         with open(self.data / "postgresql.conf", "a") as conf:
             conf.write(
                 f"\nlisten_addresses = '127.0.0.1'\nport = {self.port}\n"
-                f"unix_socket_directories = '{self.root}'\nfsync = off\n"
-                "synchronous_commit = off\nfull_page_writes = off\nmax_connections = 200\n"
+                f"unix_socket_directories = '{self.root}'\nmax_connections = 200\n"
             )
+            if not self.durable:
+                conf.write("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
         if self._as_user:
             shutil.chown(self.data / "postgresql.conf", "postgres", "postgres")
 
@@ -129,9 +133,10 @@ class PostgresCluster:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start_cluster() -> PostgresCluster:
-    """Init and start a cluster (raises PostgresUnavailable when there are no binaries)."""
-    cluster = PostgresCluster()
+def start_cluster(*, durable: bool = False) -> PostgresCluster:
+    """Init and start a cluster (raises PostgresUnavailable when there are no binaries);
+    ``durable`` keeps the server's default durability (for benchmarks)."""
+    cluster = PostgresCluster(durable=durable)
     cluster.init()
     cluster.start()
     deadline = time.monotonic() + 30
