@@ -566,3 +566,23 @@ async def test_a_submission_takes_a_priority_and_a_not_before_time(api: dict[str
     assert refused.status_code == 422 and "not_before" in refused.text
     high = await client.post("/v1/document-jobs", json=intent(doc), params={"priority": 2**40})
     assert high.status_code == 422 and "priority" in high.text
+
+
+async def test_a_batch_of_intents_is_one_transaction_with_the_single_submission_rules(
+    api: dict[str, Any],
+) -> None:
+    client: httpx.AsyncClient = api["client"]
+    before = await count_jobs(client)
+    a, b = [await api["admin"].create_document() for _ in range(2)]
+    bad = {"jobs": [intent(a), {"document_entity_id": "nope", "actions": {"protect": True}}]}
+    refused = await client.post("/v1/document-jobs:batch", json=bad)
+    assert refused.status_code == 422 and "jobs.1.document_entity_id" in refused.text
+    assert await count_jobs(client) == before, "nothing of a refused batch is written"
+    answers = await client.post(
+        "/v1/document-jobs:batch", json={"jobs": [intent(a), intent(b), intent(a)]}
+    )
+    assert answers.status_code == 200, answers.text
+    items = answers.json()
+    assert [i["created"] for i in items] == [True, True, False]
+    assert items[2]["job"]["id"] == items[0]["job"]["id"], "a repeat within the batch"
+    assert await count_jobs(client) == before + 2

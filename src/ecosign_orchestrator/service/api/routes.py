@@ -25,9 +25,11 @@ from ecosign_orchestrator.service.api.auth import Scope, requires
 from ecosign_orchestrator.service.api.errors import ApiError
 from ecosign_orchestrator.service.api.limits import StrictJSONRoute
 from ecosign_orchestrator.service.api.schemas import (
+    BatchItemOut,
     BulkOut,
     BulkRequest,
     CallOut,
+    DocumentJobBatch,
     EventOut,
     FailureGroupOut,
     JobOut,
@@ -125,6 +127,21 @@ async def submit_document_job(
     response.status_code = 201 if result.created else 200
     response.headers["Location"] = f"/v1/jobs/{result.job.id}"
     return JobOut.of(result.job)
+
+
+@router.post(
+    "/document-jobs:batch",
+    dependencies=WRITE,
+    responses={**AUTH_RESPONSES, **BODY_RESPONSES},
+    summary="Submit many DocumentJobs in one transaction",
+)
+async def submit_document_jobs(batch: DocumentJobBatch, q: Queue) -> list[BatchItemOut]:
+    """Up to 1,000 intents, each with the rules of a single submission (one flow per document
+    and intent: a repeat returns the existing flow, also within the batch). Every intent is
+    checked before anything is written (422 names the first bad one); the flows are written
+    in one transaction. The answers keep the batch's order."""
+    results = await q.submit_many([ecosign.flow_request(intent) for intent in batch.jobs])
+    return [BatchItemOut(created=r.created, job=JobOut.of(r.job)) for r in results]
 
 
 @router.post(

@@ -159,6 +159,21 @@ class JobPage(BaseModel):
     next_cursor: str | None
 
 
+class DocumentJobBatch(BaseModel):
+    """Many DocumentJobs submitted at once (checked whole before anything is written)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jobs: list[ecosign.DocumentJob] = Field(min_length=1, max_length=1000)
+
+
+class BatchItemOut(BaseModel):
+    """One submission of a batch: its flow, and whether it is new."""
+
+    created: bool
+    job: JobOut
+
+
 class BulkRequest(BaseModel):
     """A selection of jobs to retry or cancel at once."""
 
