@@ -154,3 +154,25 @@ async def _both_running(repo: SqliteRepository, a: str, b: str) -> bool:
 
 def test_support_kinds_are_importable() -> None:
     assert "test.effect" in kinds.registry
+
+
+async def test_an_idle_worker_sees_another_processes_enqueue_without_polling(
+    repo: SqliteRepository, effects: Path, tmp_path: Path
+) -> None:
+    # a poll period of an hour: only the file's commit counter can wake this worker in time
+    env = env_for(tmp_path, effects, poll_seconds="3600", max_poll_seconds="3600")
+    worker = start_worker(env, "--kind", "test.effect", log=tmp_path / "w.log")
+    try:
+
+        async def idle() -> bool:
+            return "worker_started" in (tmp_path / "w.log").read_text()
+
+        await eventually(idle, timeout=20, what="the worker to start")
+        job = (await queue_for(repo).enqueue("test.effect", {"n": 1})).job
+
+        async def finished() -> bool:
+            return (await repo.get(job.id)).status is JobStatus.COMPLETED
+
+        await eventually(finished, timeout=10, what="the job enqueued by another process")
+    finally:
+        stop(worker)

@@ -114,8 +114,13 @@ class TransactionalRepository(abc.ABC):
         """Sleep until work may be ready: a wake-up, the next due time, or ``timeout``.
 
         In-process enqueues wake at once; other processes are seen by polling (PostgreSQL adds
-        LISTEN/NOTIFY). Capping the sleep at the next ``run_at`` makes delayed jobs start on time.
+        LISTEN/NOTIFY, SQLite watches the file's commit counter). Capping the sleep at the next
+        ``run_at`` makes delayed jobs start on time.
         """
+        await self._woken(await self._capped(timeout))
+
+    async def _capped(self, timeout: float) -> float:
+        """``timeout``, shortened to the next delayed job's due time."""
         try:
             next_run_at = await self._next_run_at()
         except errors.RepositoryError:
@@ -124,10 +129,17 @@ class TransactionalRepository(abc.ABC):
             due_in = (next_run_at - utcnow()).total_seconds()
             timeout = min(timeout, max(due_in, 0.0) + 0.005)
         logger.debug("waiting up to %.3fs for work", timeout, extra={"action": "idle_wait"})
+        return timeout
+
+    async def _woken(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for an in-process wake-up; whether one came."""
+        woken = False
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await self._wakeup.wait()
+                woken = True
         self._wakeup.clear()
+        return woken
 
     def _notify_ready(self) -> None:
         """Wake idle workers in this process (PostgreSQL adds NOTIFY for the others)."""

@@ -50,6 +50,8 @@ T = TypeVar("T")
 Q = sql.queries("sqlite")
 #: The most writes one group commit carries (a bound on how long it holds the file's lock).
 GROUP_LIMIT = 256
+#: How often an idle worker looks at the file's commit counter for other processes' work.
+WATCH_SECONDS = 0.05
 
 
 def dumps(value: object) -> str:
@@ -374,6 +376,22 @@ class SqliteRepository(TransactionalRepository):
 
     # -- reads ---------------------------------------------------------------------------------
 
+    async def wait_for_jobs(self, timeout: float) -> None:
+        """Sleep until work may be ready. Other processes' commits are noticed within
+        ``WATCH_SECONDS`` through ``PRAGMA data_version`` (a counter of the commits other
+        connections made to the file: no disk read); only a commit that left a ready job ends
+        the wait, so busy neighbours do not make idle workers claim for nothing."""
+        deadline = time.monotonic() + await self._capped(timeout)
+        version = await self._call(_data_version)
+        while (remaining := deadline - time.monotonic()) > 0:
+            if await self._woken(min(remaining, WATCH_SECONDS)):
+                return
+            current = await self._call(_data_version)
+            if current != version:
+                version = current
+                if await self._read("has_ready", {"now": time.time()}):
+                    return
+
     async def _next_run_at(self) -> datetime | None:
         rows = await self._read("next_run_at", {"now": time.time()})
         return from_epoch(rows[0]["next_run_at"]) if rows else None
@@ -534,6 +552,11 @@ class SqliteRepository(TransactionalRepository):
         """Jobs per (kind, status)."""
         rows = await self._read("counts", {})
         return {(r["kind"], JobStatus(r["status"])): r["n"] for r in rows}
+
+
+def _data_version(conn: sqlite3.Connection) -> int:
+    version: int = conn.execute("PRAGMA data_version").fetchone()[0]
+    return version
 
 
 def _circuit(conn: sqlite3.Connection, key: str) -> gates.Circuit | None:

@@ -187,3 +187,9 @@ DELETE FROM rate_hits WHERE key = :key AND at <= :since
 -- rate_hit --
 -- One more call let through.
 INSERT INTO rate_hits (key, at) VALUES (:key, :now)
+
+-- has_ready --
+-- Whether any job is ready to run (an idle worker's check after another process committed).
+SELECT 1 AS ready FROM jobs
+WHERE status IN ('queued', 'retrying') AND run_at <= :now
+LIMIT 1
