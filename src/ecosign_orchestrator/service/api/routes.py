@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
-from fastapi.responses import StreamingResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from ecosign_orchestrator import ecosign, ffmpeg
 from ecosign_orchestrator.core import errors, scheduler
@@ -364,7 +364,7 @@ async def cancel_job(job_id: JOB_ID, repo: Repo) -> JobOut:
 @router.get(
     "/events/stream",
     dependencies=READ,
-    response_class=StreamingResponse,
+    response_class=EventSourceResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"},
         400: {"model": Problem, "description": "Last-Event-ID is not an event id"},
@@ -374,7 +374,6 @@ async def cancel_job(job_id: JOB_ID, repo: Repo) -> JobOut:
     summary="Every event as Server-Sent Events, resumable with Last-Event-ID",
 )
 async def event_stream(
-    request: Request,
     repo: Repo,
     job_id: Annotated[
         str | None, Query(max_length=64, description="Only this job's events")
@@ -385,7 +384,7 @@ async def event_stream(
     last_event_id: Annotated[
         str | None, Header(alias="Last-Event-ID", max_length=32, description="Resume point")
     ] = None,
-) -> StreamingResponse:
+) -> EventSourceResponse:
     """``id`` is the event id, ``event`` its type, ``data`` the event as JSON. A job's stream
     ends after the job's terminal event; the stream of all events does not end."""
     start = after if after is not None else _cursor(last_event_id)
@@ -393,10 +392,9 @@ async def event_stream(
     if job_id is not None:
         full_id = await resolve_job_id(repo, job_id)
         await repo.get(full_id)  # 404 now, not an endless empty stream
-    return StreamingResponse(
-        _sse(request, repo, start, full_id),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    # SSE framing and keep-alive pings by sse-starlette; proxies are told not to buffer.
+    return EventSourceResponse(
+        _sse(repo, start, full_id), ping=15, sep="\n", headers={"X-Accel-Buffering": "no"}
     )
 
 
@@ -426,16 +424,13 @@ def _uuid(field: str, value: str) -> str:
 
 
 async def _sse(
-    request: Request, repo: JobRepository, after: int, job_id: JobId | None
-) -> AsyncIterator[str]:
-    """Frames of the core tail; a comment line every 15 s keeps proxies from closing it."""
-    yield ": stream open\n\n"
-    stream = tail(repo, job_id=job_id, after=after, until_end=job_id is not None, idle_seconds=15)
-    async for event in stream:
-        if await request.is_disconnected():
-            return
+    repo: JobRepository, after: int, job_id: JobId | None
+) -> AsyncIterator[ServerSentEvent]:
+    """The core tail as SSE events (``id`` = event id, ``event`` = type, ``data`` = the event);
+    the response stops the stream when the client goes away."""
+    yield ServerSentEvent(comment="stream open")
+    async for event in tail(repo, job_id=job_id, after=after, until_end=job_id is not None):
         if event is None:
-            yield ": keep-alive\n\n"
             continue
         data = json.dumps(EventOut.of(event).model_dump(mode="json"), separators=(",", ":"))
-        yield f"id: {event.id}\nevent: {event.type.value}\ndata: {data}\n\n"
+        yield ServerSentEvent(data=data, event=event.type.value, id=str(event.id))

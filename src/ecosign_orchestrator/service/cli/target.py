@@ -323,14 +323,14 @@ class RemoteTarget:
 
 
 async def _parse_sse(response: httpx.Response) -> AsyncIterator[Event]:
-    data: list[str] = []
-    async for line in response.aiter_lines():
-        if line.startswith("data:"):
-            data.append(line[5:].strip())
-        elif not line and data:
-            with contextlib.suppress(ValueError, KeyError):
-                yield event_from_json(json.loads("\n".join(data)))
-            data = []
+    """The events of an SSE response, framed by ``httpx-sse`` (comments and pings skipped)."""
+    from httpx_sse import EventSource
+
+    async for message in EventSource(response).aiter_sse():
+        if not message.data:
+            continue
+        with contextlib.suppress(ValueError, KeyError):
+            yield event_from_json(json.loads(message.data))
 
 
 @contextlib.asynccontextmanager
