@@ -448,6 +448,11 @@ class Worker:
         running = self._running.get(job_id)
         if running is None or running.task is None or running.task.done():
             return
+        if running.recording:
+            # The outcome is being written (a renewal that raced with it no longer finds the
+            # job running): that fenced write decides, and says so if the lease was lost.
+            logger.debug("job %s: %s while recording its outcome", job_id, reason)
+            return
         logger.warning(
             "job %s: %s", job_id, reason, extra=self._extra(running.job, "lease_given_up")
         )
