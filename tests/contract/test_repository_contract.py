@@ -644,24 +644,44 @@ async def test_a_circuit_opens_after_failures_or_retry_after_and_one_probe_close
 ) -> None:
     from ecosign_orchestrator.core.gates import CircuitPolicy
 
-    policy = CircuitPolicy(failures=3, cooldown_seconds=0.3)
-    assert (await repository.circuit_gate("fn", 5)).go
+    policy = CircuitPolicy(failures=3, cooldown_seconds=0.3, probe_seconds=5)
+    assert (await repository.circuit_gate("fn", policy)).go
     assert await repository.circuit_failure("fn", policy, None) == 0
     assert await repository.circuit_failure("fn", policy, None) == 0
-    assert (await repository.circuit_gate("fn", 5)).failures == 2
+    assert (await repository.circuit_gate("fn", policy)).failures == 2
     assert 0 < await repository.circuit_failure("fn", policy, None) <= 0.3, "third: open"
-    held = await repository.circuit_gate("fn", 5)
+    held = await repository.circuit_gate("fn", policy)
     assert not held.go and 0 < held.wait_seconds <= 0.3
     assert (await repository.circuits())["fn"][0] == 3
     async with asyncio.timeout(5):
-        while not (probe := await repository.circuit_gate("fn", 5)).go:
+        while not (probe := await repository.circuit_gate("fn", policy)).go:
             await asyncio.sleep(held.wait_seconds)  # the cool-down is the thing under test
     assert probe.probe, "the first caller after the cool-down probes"
-    other = await repository.circuit_gate("fn", 5)
+    other = await repository.circuit_gate("fn", policy)
     assert not other.go and other.wait_seconds <= 1.0, "the others wait for the probe"
     await repository.circuit_success("fn")
-    assert (await repository.circuit_gate("fn", 5)).go
+    assert (await repository.circuit_gate("fn", policy)).go
     assert await repository.circuits() == {}
-    assert 1.5 < await repository.circuit_failure("other", policy, 2.0) <= 2.0, "Retry-After"
+    # a rate limit's Retry-After holds everyone for that long, then all go (no probe)
+    paused = await repository.circuit_failure("other", policy, 0.2)
+    assert paused == pytest.approx(0.2, abs=0.05)
+    assert not (await repository.circuit_gate("other", policy)).go
+    async with asyncio.timeout(5):
+        while not (after := await repository.circuit_gate("other", policy)).go:
+            await asyncio.sleep(0.05)  # the pause is the thing under test
+    assert not after.probe and (await repository.circuit_gate("other", policy)).go
     off = CircuitPolicy(failures=0)
     assert await repository.circuit_failure("third", off, 2.0) == 0, "a disabled policy"
+
+
+async def test_a_rate_lets_per_calls_through_each_window_and_says_how_long_to_wait(
+    repository: JobRepository,
+) -> None:
+    assert await repository.take_rate("fn", 2, 0.4) == 0
+    assert await repository.take_rate("fn", 2, 0.4) == 0
+    wait = await repository.take_rate("fn", 2, 0.4)
+    assert 0 < wait <= 0.4, "the third call in the window waits for the oldest to leave it"
+    assert await repository.take_rate("other", 2, 0.4) == 0, "keys are apart"
+    async with asyncio.timeout(5):
+        while (wait := await repository.take_rate("fn", 2, 0.4)) > 0:
+            await asyncio.sleep(wait)  # the window is the thing under test

@@ -284,7 +284,7 @@ class JobContext:
         """May this job call ``key`` now (its circuit closed, or this job takes the probe)?"""
         if not policy.enabled:
             return GateVerdict(0.0)
-        return await self._repository.circuit_gate(key, policy.probe_seconds)
+        return await self._repository.circuit_gate(key, policy)
 
     async def circuit_failure(
         self, key: str, policy: CircuitPolicy, retry_after: float | None

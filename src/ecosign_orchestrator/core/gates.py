@@ -11,10 +11,11 @@ no free slot waits (the processor snoozes: no attempt spent, no worker slot held
 calls it let through); a caller over the rate waits until the oldest call leaves the window.
 
 **Circuit breakers.** Consecutive transient failures of a key, counted across the fleet, open
-its circuit at ``failures`` for ``cooldown_seconds`` (an answer with ``Retry-After`` opens it at
-once, for that long). While open, every worker holds its calls to that key; when the cool-down
-ends, one caller takes the probe (half-open) and the others keep waiting; its success closes
-the circuit, its failure opens it again. A failure that opens the circuit is not counted against
+its circuit at ``failures`` for ``cooldown_seconds``. While open, every worker holds its calls to
+that key; when the cool-down ends, one caller takes the probe (half-open) and the others keep
+waiting; its success closes the circuit, its failure opens it again. A 429 or 546 answer with
+``Retry-After`` holds every worker's calls for that long at once; then calls resume without a
+probe (the service said when to come back). A failure that opens the circuit is not counted against
 the step's budget: an outage pauses flows, it does not fail them.
 
 The circuit rules are pure functions of the stored state and the store's clock; each backend
@@ -70,12 +71,15 @@ class GateVerdict:
         return self.wait_seconds <= 0
 
 
-def gate(circuit: Circuit | None, now: float, probe_seconds: float) -> GateVerdict:
-    """May a caller call the key now? (closed: yes; open: wait; cool-down over: one probe)"""
+def gate(circuit: Circuit | None, now: float, policy: CircuitPolicy) -> GateVerdict:
+    """May a caller call the key now? (closed: yes; open: wait; cool-down over: one probe; a
+    ``Retry-After`` pause over: everyone, the service said when to come back)"""
     if circuit is None or circuit.open_until is None:
         return GateVerdict(0.0, failures=0 if circuit is None else circuit.failures)
     if circuit.open_until > now:
         return GateVerdict(circuit.open_until - now, failures=circuit.failures)
+    if circuit.failures < policy.failures:
+        return GateVerdict(0.0, failures=circuit.failures)
     if circuit.probe_until is None or circuit.probe_until <= now:
         return GateVerdict(0.0, probe=True, failures=circuit.failures)
     return GateVerdict(

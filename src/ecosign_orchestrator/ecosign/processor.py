@@ -305,7 +305,10 @@ class DocumentProcessor:
         )
         function = self.config.functions[step]
         if exc.transient and exc.status != 200:  # (200: answered, but the state disagrees)
-            opened = await ctx.circuit_failure(function, self.config.circuit, exc.retry_after)
+            # only a rate limit (429, 546) holds everyone for its Retry-After; for other
+            # answers it is this flow's own backoff
+            pause = exc.retry_after if exc.status in (429, 546) else None
+            opened = await ctx.circuit_failure(function, self.config.circuit, pause)
             if opened > 0:
                 # An outage, not this flow's fault: the attempt is given back, the flow waits.
                 base = record.data.get("attempt_base", 0)

@@ -313,13 +313,14 @@ class MemoryRepository(TransactionalRepository):
         self.rate_hits[key] = hits
         return wait
 
-    async def circuit_gate(self, key: str, probe_seconds: float) -> GateVerdict:
+    async def circuit_gate(self, key: str, policy: CircuitPolicy) -> GateVerdict:
         """The gate rule on this process's circuit."""
         now = time.time()
-        verdict = gates.gate(self.circuit_log.get(key), now, probe_seconds)
+        verdict = gates.gate(self.circuit_log.get(key), now, policy)
         if verdict.probe:
             circuit = self.circuit_log[key]
-            self.circuit_log[key] = dataclasses.replace(circuit, probe_until=now + probe_seconds)
+            probing = dataclasses.replace(circuit, probe_until=now + policy.probe_seconds)
+            self.circuit_log[key] = probing
         return verdict
 
     async def circuit_failure(

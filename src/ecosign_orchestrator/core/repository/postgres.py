@@ -631,21 +631,22 @@ class PostgresRepository(TransactionalRepository):
                 await tx._fetch("rate_hit", params)
             return wait
 
-    async def circuit_gate(self, key: str, probe_seconds: float) -> GateVerdict:
+    async def circuit_gate(self, key: str, policy: CircuitPolicy) -> GateVerdict:
         """Apply the gate rule by the database clock; a probe taker records it under a lock."""
         row = (await self._fetch("circuit_get", {"key": key}))[0]
         if row["failures"] is None:
             return GateVerdict(0.0)  # no circuit: one read on the hot path
-        first = gates.gate(_circuit(row), row["db_now"], probe_seconds)
+        first = gates.gate(_circuit(row), row["db_now"], policy)
         if not first.probe:
             return first
         async with self._transaction() as tx:  # maybe the probe: decide again under the lock
             await tx._fetch("circuit_lock", {"key": key})
             row = (await tx._fetch("circuit_get", {"key": key}))[0]
             circuit = None if row["failures"] is None else _circuit(row)
-            verdict = gates.gate(circuit, row["db_now"], probe_seconds)
+            verdict = gates.gate(circuit, row["db_now"], policy)
             if verdict.probe and circuit is not None:
-                probing = dataclasses.replace(circuit, probe_until=row["db_now"] + probe_seconds)
+                until = row["db_now"] + policy.probe_seconds
+                probing = dataclasses.replace(circuit, probe_until=until)
                 await tx._fetch("circuit_put", _circuit_params(key, probing))
             return verdict
 

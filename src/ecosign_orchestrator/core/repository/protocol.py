@@ -216,7 +216,7 @@ class Gates(Protocol):
         """Let one call to ``key`` through if fewer than ``per`` went in the last ``seconds``
         (0), else how long until one may (nothing recorded)."""
 
-    async def circuit_gate(self, key: str, probe_seconds: float) -> GateVerdict:
+    async def circuit_gate(self, key: str, policy: CircuitPolicy) -> GateVerdict:
         """May a call to ``key`` go now (closed, or this caller takes the half-open probe)?"""
 
     async def circuit_failure(

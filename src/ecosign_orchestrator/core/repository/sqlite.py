@@ -501,15 +501,15 @@ class SqliteRepository(TransactionalRepository):
 
         return await self._write(take)
 
-    async def circuit_gate(self, key: str, probe_seconds: float) -> GateVerdict:
+    async def circuit_gate(self, key: str, policy: CircuitPolicy) -> GateVerdict:
         """Apply the gate rule; a probe taker records it in the same transaction."""
 
         def check(conn: sqlite3.Connection) -> GateVerdict:
             now = time.time()
             circuit = _circuit(conn, key)
-            verdict = gates.gate(circuit, now, probe_seconds)
+            verdict = gates.gate(circuit, now, policy)
             if verdict.probe and circuit is not None:
-                probing = dataclasses.replace(circuit, probe_until=now + probe_seconds)
+                probing = dataclasses.replace(circuit, probe_until=now + policy.probe_seconds)
                 _put_circuit(conn, key, probing, now)
             return verdict
 
