@@ -329,3 +329,24 @@ async def test_a_capped_kind_never_takes_more_than_its_slots_and_others_keep_flo
     for job_id in heavies:
         await wait_status(memory_repository, job_id, JobStatus.COMPLETED)
     assert peak == 1
+
+
+async def test_a_store_error_under_the_processor_is_retried_not_fatal(
+    memory_repository: MemoryRepository, registry: Registry, start: Callable[..., Worker]
+) -> None:
+    from ecosign_orchestrator.core import errors
+
+    runs = 0
+
+    @registry.processor("gated", retry=FAST)
+    async def gated(ctx: JobContext) -> JSONValue:
+        nonlocal runs
+        runs += 1
+        if runs == 1:  # e.g. a circuit check while the database restarts
+            raise errors.RepositoryError("postgresql: AdminShutdown: terminating connection")
+        return "ok"
+
+    job_id = (await JobQueue(memory_repository, registry).enqueue("gated")).job.id
+    start()
+    job = await wait_status(memory_repository, job_id, JobStatus.COMPLETED, JobStatus.FAILED)
+    assert job.status is JobStatus.COMPLETED and runs == 2

@@ -341,6 +341,12 @@ class Worker:
             return outcome.Failed(JobError.from_exception(exc))
         except errors.LeaseLost:
             raise
+        except errors.RepositoryError as exc:
+            # The store failed under the processor (a gate, a read): the run is retried, the
+            # job's budget decides; a store outage is never the job's fatal error.
+            return outcome.Retryable(
+                dataclasses.replace(JobError.from_exception(exc), transient=True)
+            )
         except Exception as exc:
             logger.exception(
                 "job %s: unexpected %s",
