@@ -25,6 +25,14 @@ applies them in one transaction.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, Protocol
+
+
+class StoredRow(Protocol):
+    """A database row read by column name (``sqlite3.Row``, a psycopg ``dict_row``)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
 
 #: How long a half-open probe has before another caller may probe (a probe whose worker died).
 DEFAULT_PROBE_SECONDS = 60.0
@@ -53,6 +61,24 @@ class Circuit:
     failures: int = 0
     open_until: float | None = None
     probe_until: float | None = None
+
+    @classmethod
+    def from_row(cls, row: StoredRow | None) -> Circuit | None:
+        """A stored ``circuits`` row (None: no row, or the empty side of an outer join)."""
+        if row is None or row["failures"] is None:
+            return None
+        return cls(
+            failures=row["failures"], open_until=row["open_until"], probe_until=row["probe_until"]
+        )
+
+    def row(self, key: str) -> dict[str, Any]:
+        """The ``circuit_put`` parameters of this circuit."""
+        return {
+            "key": key,
+            "failures": self.failures,
+            "open_until": self.open_until,
+            "probe_until": self.probe_until,
+        }
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -636,18 +636,18 @@ class PostgresRepository(TransactionalRepository):
         row = (await self._fetch("circuit_get", {"key": key}))[0]
         if row["failures"] is None:
             return GateVerdict(0.0)  # no circuit: one read on the hot path
-        first = gates.gate(_circuit(row), row["db_now"], policy)
+        first = gates.gate(gates.Circuit.from_row(row), row["db_now"], policy)
         if not first.probe:
             return first
         async with self._transaction() as tx:  # maybe the probe: decide again under the lock
             await tx._fetch("circuit_lock", {"key": key})
             row = (await tx._fetch("circuit_get", {"key": key}))[0]
-            circuit = None if row["failures"] is None else _circuit(row)
+            circuit = gates.Circuit.from_row(row)
             verdict = gates.gate(circuit, row["db_now"], policy)
             if verdict.probe and circuit is not None:
                 until = row["db_now"] + policy.probe_seconds
                 probing = dataclasses.replace(circuit, probe_until=until)
-                await tx._fetch("circuit_put", _circuit_params(key, probing))
+                await tx._fetch("circuit_put", probing.row(key))
             return verdict
 
     async def circuit_failure(
@@ -657,9 +657,9 @@ class PostgresRepository(TransactionalRepository):
         async with self._transaction() as tx:
             await tx._fetch("circuit_lock", {"key": key})
             row = (await tx._fetch("circuit_get", {"key": key}))[0]
-            previous = None if row["failures"] is None else _circuit(row)
+            previous = gates.Circuit.from_row(row)
             circuit = gates.after_failure(previous, row["db_now"], policy, retry_after)
-            await tx._fetch("circuit_put", _circuit_params(key, circuit))
+            await tx._fetch("circuit_put", circuit.row(key))
             return gates.open_for(circuit, row["db_now"])
 
     async def circuit_success(self, key: str) -> None:
@@ -669,27 +669,13 @@ class PostgresRepository(TransactionalRepository):
     async def circuits(self) -> dict[str, tuple[int, float]]:
         """Failures and open seconds per key."""
         rows = await self._fetch("circuits_all", {})
-        return {r["key"]: (r["failures"], gates.open_for(_circuit(r), r["db_now"])) for r in rows}
+        circuits = {r["key"]: (gates.Circuit.from_row(r), r["db_now"]) for r in rows}
+        return {k: (c.failures, gates.open_for(c, now)) for k, (c, now) in circuits.items() if c}
 
     async def counts(self) -> dict[tuple[str, JobStatus], int]:
         """Jobs per (kind, status)."""
         rows = await self._fetch("counts", {})
         return {(r["kind"], JobStatus(r["status"])): r["n"] for r in rows}
-
-
-def _circuit(row: Row) -> gates.Circuit:
-    return gates.Circuit(
-        failures=row["failures"], open_until=row["open_until"], probe_until=row["probe_until"]
-    )
-
-
-def _circuit_params(key: str, circuit: gates.Circuit) -> Row:
-    return {
-        "key": key,
-        "failures": circuit.failures,
-        "open_until": circuit.open_until,
-        "probe_until": circuit.probe_until,
-    }
 
 
 def _call_json(call: CallRecord) -> dict[str, Any]:

@@ -538,15 +538,8 @@ class SqliteRepository(TransactionalRepository):
         """Failures and open seconds per key."""
         now = time.time()
         rows = await self._read("circuits_all", {})
-        return {
-            r["key"]: (
-                r["failures"],
-                gates.open_for(
-                    gates.Circuit(failures=r["failures"], open_until=r["open_until"]), now
-                ),
-            )
-            for r in rows
-        }
+        circuits = {r["key"]: gates.Circuit.from_row(r) for r in rows}
+        return {k: (c.failures, gates.open_for(c, now)) for k, c in circuits.items() if c}
 
     async def counts(self) -> dict[tuple[str, JobStatus], int]:
         """Jobs per (kind, status)."""
@@ -560,23 +553,11 @@ def _data_version(conn: sqlite3.Connection) -> int:
 
 
 def _circuit(conn: sqlite3.Connection, key: str) -> gates.Circuit | None:
-    row = conn.execute(Q["circuit_get"], {"key": key}).fetchone()
-    if row is None:
-        return None
-    return gates.Circuit(
-        failures=row["failures"], open_until=row["open_until"], probe_until=row["probe_until"]
-    )
+    return gates.Circuit.from_row(conn.execute(Q["circuit_get"], {"key": key}).fetchone())
 
 
 def _put_circuit(conn: sqlite3.Connection, key: str, circuit: gates.Circuit, now: float) -> None:
-    params = {
-        "key": key,
-        "failures": circuit.failures,
-        "open_until": circuit.open_until,
-        "probe_until": circuit.probe_until,
-        "now": now,
-    }
-    conn.execute(Q["circuit_put"], params)
+    conn.execute(Q["circuit_put"], {**circuit.row(key), "now": now})
 
 
 def _prune_sync(conn: sqlite3.Connection, params: dict[str, Any]) -> int:
