@@ -13,7 +13,7 @@ BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: help env demo lint format test test-fast postgres soak chaos bench clean
+.PHONY: help env demo lint format test test-fast postgres browser soak chaos bench clean
 
 help:
 	@echo "make demo    run an end-to-end demo (SQLite + local sandbox)"
@@ -56,10 +56,21 @@ postgres:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; \
 	fi
 
+# Debian's Chromium for the console's browser tests: Playwright drives the system browser (no
+# browser download; these machines reach only package registries).
+browser:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then \
+		echo "browser: chromium found"; \
+	else \
+		echo "browser: installing chromium with apt-get"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	fi
+
 # Two test processes (pytest-xdist): the suite waits on subprocesses and servers far more than it
 # computes, and this machine has two cores. Work stealing keeps one long test from finishing
 # alone at the end.
-test: lint postgres
+test: lint postgres browser
 	$(BIN)/pytest -m "not slow" -n 2 --dist worksteal
 
 test-fast: env

@@ -299,7 +299,7 @@ async def test_every_route_but_health_requires_a_token(api: dict[str, Any]) -> N
             auth = {"Authorization": f"Bearer {READ}"}
             async with anon.stream(method, url, headers=auth, json={}) as read:
                 status = read.status_code  # a stream is closed without reading it
-            if method == "post":
+            if method == "post" and path != "/v1/stream-tickets":  # a ticket only reads
                 assert status == 403, (method, path)
             else:
                 assert status not in (401, 403), (method, path)
@@ -586,3 +586,102 @@ async def test_a_batch_of_intents_is_one_transaction_with_the_single_submission_
     assert [i["created"] for i in items] == [True, True, False]
     assert items[2]["job"]["id"] == items[0]["job"]["id"], "a repeat within the batch"
     assert await count_jobs(client) == before + 2
+
+
+async def test_the_overview_counts_and_the_list_filters_by_failing_step_and_reason(
+    api: dict[str, Any],
+) -> None:
+    client: httpx.AsyncClient = api["client"]
+    docs = [await api["admin"].create_document() for _ in range(3)]
+    await api["admin"].set_faults(
+        {"build-artifact": {"rate": 1.0, "statuses": [400], "documents": docs[:2]}}
+    )
+    ids = [(await client.post("/v1/document-jobs", json=intent(d))).json()["id"] for d in docs]
+    assert [(await wait_terminal(client, i))["status"] for i in ids] == [
+        "failed",
+        "failed",
+        "completed",
+    ]
+    view = (await client.get("/v1/overview")).json()
+    assert view["statuses"] == {
+        "queued": 0,
+        "running": 0,
+        "retrying": 0,
+        "completed": 1,
+        "failed": 2,
+        "cancelled": 0,
+    }
+    assert view["kinds"] == {"ecosign.document": {"completed": 1, "failed": 2}}
+    assert view["queue_depth"] == 0 and view["oldest_waiting_id"] is None
+    assert len(view["per_minute"]) == 15
+    assert sum(m["completed"] for m in view["per_minute"]) == 1
+    assert sum(m["failed"] for m in view["per_minute"]) == 2
+    assert view["failures"][0]["count"] == 2 and view["failures"][0]["step"] == "build_artifact"
+    events = (await client.get(f"/v1/jobs/{ids[2]}/events")).json()
+    assert view["last_event_id"] >= events[-1]["id"]
+    other = (await client.get("/v1/overview", params={"kind": "ffmpeg.transcode"})).json()
+    assert sum(other["statuses"].values()) == 0 and other["failures"] == []
+
+    def listed(**params: Any) -> Any:
+        return client.get("/v1/jobs", params=params)
+
+    by_step = (await listed(step="build_artifact", reason="-> 400")).json()
+    assert [j["id"] for j in by_step["jobs"]] == [ids[1], ids[0]]
+    assert by_step["next_cursor"] is None
+    first = (await listed(step="build_artifact", limit=1)).json()
+    rest = (await listed(step="build_artifact", limit=1, cursor=first["next_cursor"])).json()
+    assert [j["id"] for j in first["jobs"] + rest["jobs"]] == [ids[1], ids[0]]
+    assert (await listed(step="append_tsa")).json()["jobs"] == []
+    assert (await listed(reason="no such words")).json()["jobs"] == []
+    assert (await listed(step="x" * 201)).status_code == 422
+
+
+async def test_a_stream_ticket_opens_the_event_stream_and_nothing_else(
+    api: dict[str, Any],
+) -> None:
+    client: httpx.AsyncClient = api["client"]
+    anon: httpx.AsyncClient = api["anon"]
+    doc = await api["admin"].create_document()
+    flow = (await client.post("/v1/document-jobs", json=intent(doc))).json()
+    await wait_terminal(client, flow["id"])
+    assert (await anon.post("/v1/stream-tickets")).status_code == 401
+    reader = {"Authorization": f"Bearer {READ}"}
+    issued = (await anon.post("/v1/stream-tickets", headers=reader)).json()
+    assert issued["expires_in"] == 60 and issued["ticket"]
+    ticket = issued["ticket"]
+
+    params = {"job_id": flow["id"], "ticket": ticket}
+    types = []
+    async with anon.stream("GET", "/v1/events/stream", params=params) as stream:
+        assert stream.status_code == 200
+        async for line in stream.aiter_lines():
+            if line.startswith("event: "):
+                types.append(line.removeprefix("event: "))
+    assert types[0] == "job_queued" and types[-1] == "job_completed"
+
+    expiry, _, signature = ticket.partition(".")
+    for forged in (f"{int(expiry) + 3600}.{signature}", f"{expiry}.{'0' * 64}", "garbage"):
+        refused = await anon.get("/v1/events/stream", params={**params, "ticket": forged})
+        assert refused.status_code == 401 and "ticket" in refused.json()["detail"]
+    # A ticket is not a token: no other route takes it.
+    assert (await anon.get("/v1/jobs", params={"ticket": ticket})).status_code == 401
+    as_bearer = {"Authorization": f"Bearer {ticket}"}
+    assert (await anon.get(f"/v1/jobs/{flow['id']}", headers=as_bearer)).status_code == 401
+
+
+async def test_the_console_is_served_with_a_strict_policy_and_the_api_without_one(
+    api: dict[str, Any],
+) -> None:
+    anon: httpx.AsyncClient = api["anon"]
+    page = await anon.get("/ui")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "DENY"
+    assert 'data-auth="token"' in page.text  # the page holds no data: the browser asks for it
+    script = await anon.get("/ui/static/api.js")
+    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+    assert "content-security-policy" in script.headers
+    assert (await anon.get("/ui/")).status_code == 308
+    assert "content-security-policy" not in (await anon.get("/healthz")).headers
+    flow_page = await anon.get("/ui/flows/0123abcd")
+    assert flow_page.status_code == 200 and 'data-job-id="0123abcd"' in flow_page.text

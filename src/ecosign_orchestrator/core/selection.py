@@ -16,7 +16,7 @@ from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.job import Job, StepStatus
 from ecosign_orchestrator.core.repository.protocol import JobRepository
 from ecosign_orchestrator.core.status import JobStatus
-from ecosign_orchestrator.core.types import JSONDict, JSONValue
+from ecosign_orchestrator.core.types import JobId, JSONDict, JSONValue
 
 #: Jobs read per page while selecting.
 PAGE = 500
@@ -68,13 +68,52 @@ class JobFilter:
 
     def matches(self, job: Job) -> bool:
         """Whether ``job`` is selected (status and kind are already filtered by the store)."""
-        if self.step is not None and failure_step(job) != self.step:
-            return False
-        if self.reason is not None:
-            error = job.last_error
-            text = "" if error is None else " ".join(f"{error.type} {error.message}".split())
-            return " ".join(self.reason.split()).lower() in text.lower()
-        return True
+        return failed_like(job, step=self.step, reason=self.reason)
+
+
+def failed_like(job: Job, *, step: str | None, reason: str | None) -> bool:
+    """Whether ``job`` failed at ``step`` (when given) with ``reason`` in its last error (when
+    given; case and runs of spaces ignored)."""
+    if step is not None and failure_step(job) != step:
+        return False
+    if reason is not None:
+        error = job.last_error
+        text = "" if error is None else " ".join(f"{error.type} {error.message}".split())
+        return " ".join(reason.split()).lower() in text.lower()
+    return True
+
+
+async def page_failed_like(
+    repository: JobRepository,
+    *,
+    step: str | None,
+    reason: str | None,
+    statuses: Sequence[JobStatus] | None = None,
+    kinds: Sequence[str] | None = None,
+    dedupe_prefix: str | None = None,
+    before: JobId | None = None,
+    limit: int = 50,
+    max_scan: int = 5 * PAGE,
+) -> tuple[list[Job], JobId | None]:
+    """A page of jobs (newest first) that also pass :func:`failed_like`, and the cursor of the
+    next page (None at the end of the store). At most ``max_scan`` jobs are read per page, so a
+    narrow filter may give a short page with a cursor to continue from."""
+    chosen: list[Job] = []
+    scanned = 0
+    while scanned < max_scan:
+        page = await repository.list_jobs(
+            statuses=statuses, kinds=kinds, dedupe_prefix=dedupe_prefix, before=before, limit=PAGE
+        )
+        scanned += len(page)
+        for job in page:
+            if failed_like(job, step=step, reason=reason):
+                chosen.append(job)
+                if len(chosen) == limit:
+                    return chosen, job.id
+        if len(page) < PAGE:
+            return chosen, None
+        before = page[-1].id
+    return chosen, before
 
 
 async def select(repository: JobRepository, selection: JobFilter) -> list[Job]:

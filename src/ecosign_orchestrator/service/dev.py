@@ -78,6 +78,7 @@ class DevSession:
                 "[bold]ecosign-orchestrator dev[/]: sandbox, API and worker are up",
                 f"  sandbox   {self.sandbox_url}   (EcoSign's Edge Functions, on loopback)",
                 f"  API       {self.api_url}   (OpenAPI: {self.api_url}/docs)",
+                f"  console   {self.api_url}/ui   (asks for the token below once per tab)",
                 f"  token     {self.token}",
                 f"  jobs in   {self.database_url}",
                 f"  document  {self.document_id}   (created in the sandbox for you)",

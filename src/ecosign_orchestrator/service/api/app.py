@@ -14,9 +14,9 @@ from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 
 from ecosign_orchestrator.core.repository import JobRepository
-from ecosign_orchestrator.service import wiring
+from ecosign_orchestrator.service import console, wiring
 from ecosign_orchestrator.service.api import errors as api_errors
-from ecosign_orchestrator.service.api.auth import Scope, TokenCheck, requires
+from ecosign_orchestrator.service.api.auth import Scope, StreamTickets, TokenCheck, requires
 from ecosign_orchestrator.service.api.limits import BodyLimit
 from ecosign_orchestrator.service.api.routes import AUTH_RESPONSES, router
 from ecosign_orchestrator.service.api.schemas import Health
@@ -75,11 +75,15 @@ def create_app(
         [t.get_secret_value() for t in settings.api_tokens],
         [t.get_secret_value() for t in settings.api_read_tokens],
     )
+    app.state.tickets = StreamTickets(
+        [t.get_secret_value() for t in (*settings.api_tokens, *settings.api_read_tokens)]
+    )
     app.state.metrics = metrics
     app.state.ffmpeg_enabled = settings.ffmpeg_roots_configured
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     api_errors.install(app)
     app.include_router(router)
+    console.install(app)
 
     @app.get("/healthz", tags=["health"], summary="The process is alive")
     async def healthz() -> Health:

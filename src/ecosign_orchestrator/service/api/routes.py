@@ -13,6 +13,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from ecosign_orchestrator import ecosign, ffmpeg
 from ecosign_orchestrator.core import errors, scheduler
+from ecosign_orchestrator.core import overview as overview_ops
 from ecosign_orchestrator.core import selection as selection_ops
 from ecosign_orchestrator.core.lookup import resolve_job_id
 from ecosign_orchestrator.core.queue import JobQueue, schedule_options
@@ -21,7 +22,7 @@ from ecosign_orchestrator.core.selection import JobFilter
 from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.core.tail import tail
 from ecosign_orchestrator.core.types import JobId
-from ecosign_orchestrator.service.api.auth import Scope, requires
+from ecosign_orchestrator.service.api.auth import Scope, StreamTickets, requires, stream_reader
 from ecosign_orchestrator.service.api.errors import ApiError
 from ecosign_orchestrator.service.api.limits import StrictJSONRoute
 from ecosign_orchestrator.service.api.schemas import (
@@ -34,8 +35,10 @@ from ecosign_orchestrator.service.api.schemas import (
     FailureGroupOut,
     JobOut,
     JobPage,
+    OverviewOut,
     Problem,
     ScheduleOut,
+    TicketOut,
 )
 
 router = APIRouter(prefix="/v1", route_class=StrictJSONRoute)
@@ -212,22 +215,40 @@ async def list_jobs(
     document_id: Annotated[
         str | None, Query(max_length=64, description="Flows of one document")
     ] = None,
+    step: Annotated[
+        str | None, Query(max_length=200, description="Jobs that failed at this step")
+    ] = None,
+    reason: Annotated[
+        str | None,
+        Query(max_length=500, description="Jobs whose last error contains this (any case)"),
+    ] = None,
     cursor: Annotated[
         str | None, Query(max_length=64, description="next_cursor of the previous page")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> JobPage:
-    """Jobs matching every filter given."""
-    jobs = await repo.list_jobs(
-        statuses=status,
-        kinds=kind,
-        dedupe_prefix=None
-        if document_id is None
-        else ecosign.document_prefix(_uuid("document_id", document_id)),
-        before=None if cursor is None else JobId(_uuid("cursor", cursor)),
-        limit=limit,
+    """Jobs matching every filter given. With ``step`` or ``reason`` a page may hold fewer than
+    ``limit`` jobs (a bounded number is examined per page); ``next_cursor`` is null at the end."""
+    dedupe_prefix = (
+        None if document_id is None else ecosign.document_prefix(_uuid("document_id", document_id))
     )
-    next_cursor = jobs[-1].id if len(jobs) == limit else None
+    before = None if cursor is None else JobId(_uuid("cursor", cursor))
+    if step is None and reason is None:
+        jobs = await repo.list_jobs(
+            statuses=status, kinds=kind, dedupe_prefix=dedupe_prefix, before=before, limit=limit
+        )
+        next_cursor = jobs[-1].id if len(jobs) == limit else None
+    else:
+        jobs, next_cursor = await selection_ops.page_failed_like(
+            repo,
+            step=step,
+            reason=reason,
+            statuses=status,
+            kinds=kind,
+            dedupe_prefix=dedupe_prefix,
+            before=before,
+            limit=limit,
+        )
     return JobPage(jobs=[JobOut.of(j) for j in jobs], next_cursor=next_cursor)
 
 
@@ -297,6 +318,25 @@ async def failure_groups(
 
 
 @router.get(
+    "/overview",
+    dependencies=READ,
+    responses={**AUTH_RESPONSES},
+    summary="Jobs by status and kind, queue depth, oldest waiting job, jobs finished per minute, "
+    "the largest failure groups",
+)
+async def job_overview(
+    repo: Repo,
+    kind: Annotated[
+        list[Annotated[str, Query(max_length=128)]] | None,
+        Query(description="Only these kinds (repeatable)"),
+    ] = None,
+) -> OverviewOut:
+    """The store at a glance, from bounded reads: what the console's overview shows."""
+    found = await overview_ops.overview(repo, kinds=kind)
+    return OverviewOut.model_validate(found.to_json())
+
+
+@router.get(
     "/schedules",
     dependencies=READ,
     responses={**AUTH_RESPONSES},
@@ -361,9 +401,23 @@ async def cancel_job(job_id: JOB_ID, repo: Repo) -> JobOut:
     return JobOut.of(await repo.cancel(await resolve_job_id(repo, job_id)))
 
 
+@router.post(
+    "/stream-tickets",
+    dependencies=READ,
+    responses={**AUTH_RESPONSES},
+    summary="A short-lived ticket that opens the event stream without a bearer token",
+)
+async def stream_ticket(request: Request) -> TicketOut:
+    """For browsers: ``EventSource`` cannot send an ``Authorization`` header, so the console
+    asks for a ticket with its token and opens ``/v1/events/stream?ticket=...``. A ticket reads
+    the event stream only, for ``expires_in`` seconds."""
+    tickets: StreamTickets = request.app.state.tickets
+    return TicketOut(ticket=tickets.issue(), expires_in=tickets.ttl_seconds)
+
+
 @router.get(
     "/events/stream",
-    dependencies=READ,
+    dependencies=[Depends(stream_reader)],
     response_class=EventSourceResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"},

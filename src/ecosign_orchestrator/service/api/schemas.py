@@ -219,6 +219,30 @@ class FailureGroupOut(BaseModel):
     example: str = Field(description="The newest job of the group")
 
 
+class MinuteOut(BaseModel):
+    """Jobs finished in one minute."""
+
+    start: datetime
+    completed: int
+    failed: int
+
+
+class OverviewOut(BaseModel):
+    """The store at a glance."""
+
+    at: datetime
+    statuses: dict[str, int] = Field(description="Jobs per status, every status named")
+    kinds: dict[str, dict[str, int]] = Field(description="Jobs per kind, then per status")
+    queue_depth: int = Field(description="Queued or retrying jobs")
+    oldest_waiting_id: str | None = Field(description="The due job that has waited longest")
+    oldest_waiting_seconds: float
+    per_minute: list[MinuteOut] = Field(description="Finished jobs per minute, the last 15")
+    failures: list[FailureGroupOut] = Field(description="The largest failure groups")
+    last_event_id: int = Field(
+        description="The newest event when this was read: follow /v1/events/stream?after= it"
+    )
+
+
 class ScheduleOut(BaseModel):
     """A schedule, its next tick and the job of its latest due tick."""
 
@@ -277,6 +301,13 @@ class CallOut(BaseModel):
     def of(cls, call: CallRecord) -> CallOut:
         """From the core value."""
         return cls.model_validate(call.to_json())
+
+
+class TicketOut(BaseModel):
+    """A stream ticket: pass it as ``ticket`` to ``GET /v1/events/stream``."""
+
+    ticket: str
+    expires_in: float = Field(description="Seconds the ticket opens the stream for")
 
 
 class Health(BaseModel):

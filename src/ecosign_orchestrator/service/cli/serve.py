@@ -48,7 +48,7 @@ def serve(
         bool, typer.Option("--no-worker", help="API only; workers run elsewhere.")
     ] = False,
 ) -> None:
-    """Serve the HTTP API (OpenAPI at /docs and /openapi.json)."""
+    """Serve the HTTP API (OpenAPI at /docs and /openapi.json) and the web console at /ui."""
     import uvicorn
 
     from ecosign_orchestrator.service.api import create_app
@@ -76,7 +76,10 @@ def serve(
             )
     application = create_app(settings, apps=tuple(state.apps), embedded_worker=not no_worker)
     sock = guard(lambda: bind(host, port))
-    console.print(f"serving on http://{host}:{port} (worker: {'no' if no_worker else 'yes'})")
+    console.print(
+        f"serving on http://{host}:{port} (worker: {'no' if no_worker else 'yes'}; "
+        f"console: http://{host}:{port}/ui)"
+    )
     config = uvicorn_config(application, settings.http_limits(), host=host, port=port)
     run(lambda: _serve(uvicorn.Server(config), sock))
 
