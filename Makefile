@@ -76,10 +76,15 @@ test: lint postgres browser
 test-fast: env
 	$(BIN)/pytest -m "not slow and not postgres" -x
 
+# Ours against PgQueuer, Procrastinate and DBOS Transact (the `bench` dependency group) on one
+# throwaway PostgreSQL with the server's default durability; then the in-process benchmarks.
 bench: env postgres
+	$(UV) sync --frozen --all-extras --group bench
+	@mkdir -p bench/results
+	$(BIN)/python bench/peers.py --json bench/results/peers.json --plot bench/results/peers.png
 	$(BIN)/python bench/core_noop.py
-	$(BIN)/python bench/pg_throughput.py
 	$(BIN)/python bench/ffmpeg_overhead.py
+	@rm -f $(VENV)/.synced  # the next `make env` drops the bench group again
 
 # Worker SIGKILLs, PostgreSQL restarts, partitions, Edge faults, hostile input and a flood, on
 # real processes; prints one table and fails if a guarantee broke (docs/reliability.md).
