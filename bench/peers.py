@@ -36,9 +36,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.support.pgcluster import PostgresCluster, start_cluster  # noqa: E402
+
 from bench import flow_peers  # noqa: E402
 from bench.queue_peers import PEERS, Peer  # noqa: E402
-from tests.support.pgcluster import PostgresCluster, start_cluster  # noqa: E402
 
 Results = dict[str, list[float]]
 

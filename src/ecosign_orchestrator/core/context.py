@@ -4,6 +4,7 @@ see cancellation), every write fenced by the job's lease token."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, NoReturn
 from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.calls import CallRecord
 from ecosign_orchestrator.core.events import EventType
-from ecosign_orchestrator.core.gates import CircuitPolicy, GateVerdict
+from ecosign_orchestrator.core.gates import CircuitPolicy, ClosedCircuits, GateVerdict
 from ecosign_orchestrator.core.job import Job, JobError, Progress, StepRecord, StepStatus, utcnow
 from ecosign_orchestrator.core.observe import Instruments, NullInstruments, NullTracer, Span, Tracer
 from ecosign_orchestrator.core.transitions import EventDraft
@@ -26,6 +27,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _FINISHED = frozenset({StepStatus.SUCCEEDED, StepStatus.SKIPPED, StepStatus.FAILED})
+#: Step records are written in batches: a change waits up to ``DEFER_SECONDS`` for the ones
+#: that follow (a fast flow's seven steps share a write or two instead of fifteen), and the
+#: run's outcome writes whatever is pending. Each record keeps the time it happened; readers see
+#: it at most ``DEFER_SECONDS`` later. A run that crashes inside the window loses only records it
+#: can see again: the next run re-plans from the state the steps changed, and their calls are
+#: idempotent.
+DEFER_SECONDS = 0.2
 _ERRORED = frozenset({StepStatus.RETRYING, StepStatus.FAILED})
 
 #: The event each step status emits (a planned, pending step emits none).
@@ -54,6 +62,7 @@ class JobContext:
         progress_interval: float = 0.5,
         instruments: Instruments | None = None,
         tracer: Tracer | None = None,
+        circuits: ClosedCircuits | None = None,
     ) -> None:
         if job.lease_token is None:
             raise errors.LeaseLost(job.id)
@@ -66,12 +75,18 @@ class JobContext:
         self._pending_progress: Progress | None = None
         self._steps: dict[str, StepRecord] = {s.name: s for s in job.steps}
         self._steps_dirty = False
+        #: One save at a time (a deferred save and a direct one must not send the same events).
+        self._save_lock = asyncio.Lock()
+        self._deferred: asyncio.TimerHandle | None = None
+        self._background: set[asyncio.Future[None]] = set()
         #: Step events and outside calls not stored yet (kept across a store outage, written
         #: with the next save).
         self._step_events: list[EventDraft] = []
         self._calls: list[CallRecord] = []
         self._instruments: Instruments = instruments or NullInstruments()
         self._tracer: Tracer = tracer or NullTracer()
+        #: Shared by the worker's jobs (a fresh one per job when run alone).
+        self._circuits = circuits or ClosedCircuits()
         self._step_clock: dict[str, float] = {}
         self._step_spans: dict[str, Span] = {}
         #: Set when a user asked to cancel this job; the worker also cancels the processor task.
@@ -130,13 +145,14 @@ class JobContext:
 
     async def flush(self) -> None:
         """Write unsaved steps and progress; raises if the store is still unreachable."""
-        if self._steps_dirty or self._calls:
-            await self._repository.save_steps(
-                self.job.id, self._token, list(self._steps.values()), self._step_events, self._calls
-            )
-            self._steps_dirty = False
-            self._step_events = []
-            self._calls = []
+        self._cancel_deferred()
+        async with self._save_lock:
+            if self._steps_dirty or self._calls:
+                events, calls = self._step_events, self._calls
+                await self._repository.save_steps(
+                    self.job.id, self._token, list(self._steps.values()), events, calls
+                )
+                self._saved(events, calls)
         pending = self._pending_progress
         if pending is not None:
             await self._repository.save_progress(self.job.id, self._token, pending)
@@ -151,7 +167,7 @@ class JobContext:
         }
         ordered.update({n: s for n, s in self._steps.items() if n not in ordered})
         self._steps = ordered
-        await self._save_steps()
+        self._defer_save()
 
     async def record_step(
         self,
@@ -181,7 +197,7 @@ class JobContext:
         self._observe_step(record)
         if status in STEP_EVENTS:
             self._step_events.append(self._step_event(record, now))
-        await self._save_steps()
+        self._defer_save()
         return record
 
     def _step_event(self, record: StepRecord, at: datetime) -> EventDraft:
@@ -253,17 +269,58 @@ class JobContext:
         # The full list is written each time, so a save missed during a store outage is caught
         # up by the next one (or by the worker's final flush); the job itself goes on.
         self._steps_dirty = True
-        events, calls = self._step_events, self._calls
-        try:
-            await self._repository.save_steps(
-                self.job.id, self._token, list(self._steps.values()), events, calls
-            )
-        except errors.RepositoryError as exc:
-            self.log.warning("steps not saved yet (%s)", exc, extra={"action": "steps_deferred"})
-            return
-        self._steps_dirty = False
+        await self._write_pending()
+
+    async def _write_pending(self) -> None:
+        self._cancel_deferred()
+        async with self._save_lock:
+            if not self._steps_dirty and not self._calls:
+                return  # another save took it meanwhile
+            events, calls = self._step_events, self._calls
+            try:
+                await self._repository.save_steps(
+                    self.job.id, self._token, list(self._steps.values()), events, calls
+                )
+            except errors.RepositoryError as exc:
+                self.log.warning(
+                    "steps not saved yet (%s)", exc, extra={"action": "steps_deferred"}
+                )
+                return
+            self._saved(events, calls)
+
+    def _saved(self, events: list[EventDraft], calls: list[CallRecord]) -> None:
+        """What a save wrote is no longer pending (records added meanwhile still are)."""
+        self._steps_dirty = len(self._step_events) > len(events)
         self._step_events = self._step_events[len(events) :]
         self._calls = self._calls[len(calls) :]
+
+    def _defer_save(self) -> None:
+        """Write the steps with the next write, or in ``DEFER_SECONDS`` at the latest."""
+        self._steps_dirty = True
+        if self._deferred is None:
+            loop = asyncio.get_running_loop()
+            self._deferred = loop.call_later(DEFER_SECONDS, self._save_deferred)
+
+    def _save_deferred(self) -> None:
+        self._deferred = None
+        task = asyncio.ensure_future(self._save_steps_quietly())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _save_steps_quietly(self) -> None:
+        with contextlib.suppress(errors.LeaseLost):  # the worker learns it from its own writes
+            await self._write_pending()
+
+    def _cancel_deferred(self) -> None:
+        if self._deferred is not None:
+            self._deferred.cancel()
+            self._deferred = None
+
+    def close(self) -> None:
+        """The run is over: no deferred save may start after this."""
+        self._cancel_deferred()
+        for task in self._background:
+            task.cancel()
 
     # -- fleet-wide gates (core/gates.py) ------------------------------------------------------
 
@@ -284,7 +341,11 @@ class JobContext:
         """May this job call ``key`` now (its circuit closed, or this job takes the probe)?"""
         if not policy.enabled:
             return GateVerdict(0.0)
-        return await self._repository.circuit_gate(key, policy)
+        if self._circuits.closed(key, policy.cache_seconds):
+            return GateVerdict(0.0)
+        verdict = await self._repository.circuit_gate(key, policy)
+        self._circuits.saw(key, verdict)
+        return verdict
 
     async def circuit_failure(
         self, key: str, policy: CircuitPolicy, retry_after: float | None
@@ -292,6 +353,7 @@ class JobContext:
         """Count a transient failure of ``key``: seconds its circuit is now open (0: closed)."""
         if not policy.enabled:
             return 0.0
+        self._circuits.forget(key)
         return await self._repository.circuit_failure(key, policy, retry_after)
 
     async def circuit_success(self, key: str) -> None:

@@ -25,6 +25,8 @@ applies them in one transaction.
 from __future__ import annotations
 
 import dataclasses
+import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 
@@ -47,6 +49,8 @@ class CircuitPolicy:
     failures: int = 10
     cooldown_seconds: float = 30.0
     probe_seconds: float = DEFAULT_PROBE_SECONDS
+    #: A closed circuit a worker read is trusted this long (see :class:`ClosedCircuits`).
+    cache_seconds: float = 1.0
 
     @property
     def enabled(self) -> bool:
@@ -141,3 +145,33 @@ def rate_wait(count: int, oldest: float | None, now: float, per: int, seconds: f
     if count < per or oldest is None:
         return 0.0
     return max(oldest + seconds - now, 0.0) or 1e-3
+
+
+class ClosedCircuits:
+    """Keys this worker recently saw with a closed circuit and no failure.
+
+    Reading the circuit before every call is one store round trip per outside call; a worker
+    that saw a key closed within ``CircuitPolicy.cache_seconds`` calls without asking again. A
+    failure this worker meets forgets the key at once; failures met by other workers are seen
+    at the next read, ``cache_seconds`` later at most.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._seen: dict[str, float] = {}
+
+    def closed(self, key: str, max_age: float) -> bool:
+        """Whether ``key`` was seen closed less than ``max_age`` seconds ago."""
+        seen = self._seen.get(key)
+        return seen is not None and self._clock() - seen < max_age
+
+    def saw(self, key: str, verdict: GateVerdict) -> None:
+        """Remember what a read of ``key`` said (only a closed circuit with no failure is kept)."""
+        if verdict.go and not verdict.probe and verdict.failures == 0:
+            self._seen[key] = self._clock()
+        else:
+            self._seen.pop(key, None)
+
+    def forget(self, key: str) -> None:
+        """``key`` failed here: read it again next time."""
+        self._seen.pop(key, None)

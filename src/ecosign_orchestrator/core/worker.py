@@ -22,6 +22,7 @@ from typing import Any
 
 from ecosign_orchestrator.core import errors, observe, outcome
 from ecosign_orchestrator.core.context import JobContext
+from ecosign_orchestrator.core.gates import ClosedCircuits
 from ecosign_orchestrator.core.job import Job, JobError
 from ecosign_orchestrator.core.leases import LeaseKeeper
 from ecosign_orchestrator.core.observe import Instruments, NullInstruments, NullTracer, Tracer
@@ -92,6 +93,8 @@ class Worker:
         self._rng = rng or random.Random()
         self._running: dict[JobId, _Running] = {}
         self._leases = self._lease_keeper()
+        #: Closed circuits this worker read recently, shared by its jobs.
+        self._circuits = ClosedCircuits()
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
 
@@ -269,6 +272,7 @@ class Worker:
             progress_interval=self.settings.progress_seconds,
             instruments=self.instruments,
             tracer=self.tracer,
+            circuits=self._circuits,
         )
         running = _Running(job=job, ctx=ctx)
         self._running[job.id] = running
@@ -310,6 +314,7 @@ class Worker:
                 extra=self._extra(job, "worker_error"),
             )
         finally:
+            running.ctx.close()
             self._leases.release(job.id)
             self._running.pop(job.id, None)
             self._wake.set()

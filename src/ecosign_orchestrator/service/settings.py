@@ -180,6 +180,14 @@ class Settings(BaseSettings):
         description="how long an open circuit holds calls before one probe tries again "
         "(scaled by BACKOFF_SCALE); a Retry-After answer opens it for that long instead",
     )
+    circuit_cache_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description="how long a worker trusts a closed circuit it read (one read per function "
+        "and worker this often instead of one per call); failures elsewhere in the fleet are "
+        "seen this late at most (0: read before every call)",
+    )
     reconcile_every_seconds: float | None = Field(
         default=None,
         gt=0,

@@ -75,7 +75,9 @@ def ecosign_config(settings: Settings) -> ecosign.EcosignConfig:
             for function, rate in settings.function_rates.items()
         },
         circuit=CircuitPolicy(
-            failures=settings.circuit_failures, cooldown_seconds=settings.circuit_cooldown_seconds
+            failures=settings.circuit_failures,
+            cooldown_seconds=settings.circuit_cooldown_seconds,
+            cache_seconds=settings.circuit_cache_seconds,
         ),
     )
     config = config.with_overrides(

@@ -14,11 +14,13 @@ const STEP_STATUS = {
 };
 
 async function load() {
-  const job = await api(`/v1/jobs/${encodeURIComponent(jobId)}`);
-  jobId = job.id;
-  const [events, calls] = await Promise.all([
-    api(`/v1/jobs/${job.id}/events?limit=10000`),
-    api(`/v1/jobs/${job.id}/calls?limit=10000`),
+  if (jobId.length !== 36) jobId = (await api(`/v1/jobs/${encodeURIComponent(jobId)}`)).id;
+  // The events first, the job after: a job still active then has its terminal event after the
+  // last one read here, so following from it cannot miss the end.
+  const events = await api(`/v1/jobs/${jobId}/events?limit=10000`);
+  const [job, calls] = await Promise.all([
+    api(`/v1/jobs/${jobId}`),
+    api(`/v1/jobs/${jobId}/calls?limit=10000`),
   ]);
   if (events.length) lastEventId = Math.max(lastEventId, events[events.length - 1].id);
   drawHeader(job);
