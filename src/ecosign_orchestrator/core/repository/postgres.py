@@ -35,6 +35,7 @@ from ecosign_orchestrator.core.repository.base import (
     id_patterns,
     like_prefix,
 )
+from ecosign_orchestrator.core.repository.batching import Batcher
 from ecosign_orchestrator.core.repository.codec import RowCodec
 from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.core.transitions import EventDraft
@@ -210,6 +211,10 @@ class PostgresRepository(TransactionalRepository):
         #: Lease renewals run on their own connection, never behind the pool's queue.
         self._lease_conn: psycopg.AsyncConnection[Row] | None = None
         self._lease_lock = asyncio.Lock()
+        #: Group commit of completions (the hot path of short jobs).
+        self._completions: Batcher[tuple[JobId, LeaseToken, JSONValue], Job | None] = Batcher(
+            self._complete_many
+        )
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> PostgresRepository:
@@ -417,24 +422,44 @@ class PostgresRepository(TransactionalRepository):
         return jobs
 
     async def complete(self, job_id: JobId, token: LeaseToken, result: JSONValue) -> Job:
-        """running -> completed in one statement; ``LeaseLost`` if the token no longer holds it."""
-        rows = await self._fetch(
-            "complete", {"id": job_id, "token": token, "result": Jsonb(result)}
-        )
-        if not rows:
-            raise await self._lease_lost(job_id)
-        row = rows[0]
-        job = row_to_job(row)
-        event = Event(
-            id=row["event_id"],
-            job_id=job.id,
-            type=EventType.JOB_COMPLETED,
-            at=row["updated_at"],
-            attempt=job.attempts,
-            data={},
-        )
-        self.bus.publish([event])
-        return job
+        """running -> completed, fenced by the lease token (``LeaseLost`` if it no longer
+        holds); completions arriving together share one statement and one commit."""
+        answer = await self._completions.submit((job_id, token, result))
+        if isinstance(answer, Job):
+            return answer
+        raise await self._lease_lost(job_id)
+
+    async def _complete_many(
+        self, items: Sequence[tuple[JobId, LeaseToken, JSONValue]]
+    ) -> list[Job | None]:
+        """One statement for many completions: each one's job, or None if its lease is gone."""
+        params: Row = {
+            "ids": [job_id for job_id, _, _ in items],
+            "tokens": [token for _, token, _ in items],
+            "results": [Jsonb(result) for _, _, result in items],
+        }
+        rows = {r["id"]: r for r in await self._fetch("complete_many", params)}
+        jobs: list[Job | None] = []
+        events: list[Event] = []
+        for job_id, _, _ in items:
+            row = rows.pop(job_id, None)  # the same job twice in a batch: the second is refused
+            if row is None:
+                jobs.append(None)
+                continue
+            job = row_to_job(row)
+            jobs.append(job)
+            events.append(
+                Event(
+                    id=row["event_id"],
+                    job_id=job.id,
+                    type=EventType.JOB_COMPLETED,
+                    at=row["updated_at"],
+                    attempt=job.attempts,
+                    data={},
+                )
+            )
+        self.bus.publish(sorted(events, key=lambda e: e.id))
+        return jobs
 
     async def renew_leases(
         self, leases: Sequence[tuple[JobId, LeaseToken]], lease_seconds: float

@@ -68,10 +68,16 @@ ORDER BY claimed.priority DESC, claimed.run_at, claimed.id
 -- renew_leases --
 -- Renew every lease a worker still holds, by the database clock, in one statement. A job
 -- missing from the answer lost its lease.
+WITH locked AS (
+    SELECT j.id FROM {schema}.jobs j
+    JOIN unnest(%(ids)s::text[], %(tokens)s::text[]) AS l(id, token) ON j.id = l.id
+    WHERE j.lease_token = l.token AND j.status = 'running'
+    ORDER BY j.id
+    FOR UPDATE OF j
+)
 UPDATE {schema}.jobs AS j
 SET lease_expires_at = now() + make_interval(secs => %(lease_seconds)s), updated_at = now()
-FROM unnest(%(ids)s::text[], %(tokens)s::text[]) AS l(id, token)
-WHERE j.id = l.id AND j.lease_token = l.token AND j.status = 'running'
+FROM locked WHERE j.id = locked.id
 RETURNING j.id, j.cancel_requested
 
 -- expired --
@@ -132,13 +138,22 @@ SELECT kind, status, count(*) AS n FROM {schema}.jobs GROUP BY kind, status
 -- Wake idle workers (delivered at commit).
 SELECT pg_notify(%(channel)s, %(kind)s)
 
--- complete --
--- running -> completed by the lease holder, with its event, in one statement (the hot path;
--- mirrors transitions.complete, and the contract suite holds both to the same behaviour).
-WITH done AS (
-    UPDATE {schema}.jobs SET
+-- complete_many --
+-- running -> completed for many jobs in one statement (group commit: the completions that arrive
+-- while one is being written share the next). Each row is fenced by its own lease token; rows
+-- are locked in id order, as renewals lock them, so the two never deadlock.
+WITH input AS (
+    SELECT * FROM unnest(%(ids)s::text[], %(tokens)s::text[], %(results)s::jsonb[])
+        AS i(id, token, result)
+), locked AS (
+    SELECT j.id, i.result FROM {schema}.jobs j JOIN input i ON j.id = i.id
+    WHERE j.lease_token = i.token AND j.status = 'running'
+    ORDER BY j.id
+    FOR UPDATE OF j
+), done AS (
+    UPDATE {schema}.jobs AS j SET
         status = 'completed',
-        result = %(result)s,
+        result = locked.result,
         last_error = NULL,
         progress_fraction = 1.0,
         cancel_requested = false,
@@ -147,14 +162,14 @@ WITH done AS (
         lease_expires_at = NULL,
         finished_at = now(),
         updated_at = now()
-    WHERE id = %(id)s AND lease_token = %(token)s AND status = 'running'
-    RETURNING *
+    FROM locked WHERE j.id = locked.id
+    RETURNING j.*
 ), completed AS (
     INSERT INTO {schema}.events (job_id, type, at, attempt, data)
-    SELECT id, 'job_completed', now(), attempts, '{}'::jsonb FROM done
-    RETURNING id AS event_id
+    SELECT id, 'job_completed', now(), attempts, '{}'::jsonb FROM done ORDER BY id
+    RETURNING id AS event_id, job_id
 )
-SELECT done.*, completed.event_id FROM done, completed
+SELECT done.*, completed.event_id FROM done JOIN completed ON completed.job_id = done.id
 
 -- save_steps --
 -- Record a running job's steps (that column only), fenced by its lease token, with the step
