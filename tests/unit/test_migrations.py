@@ -40,7 +40,7 @@ def test_query_blocks_parse_and_cover_both_dialects() -> None:
     shared = {"find_holder", "find_idempotent", "insert_event", "renew_leases", "save_steps"}
     shared |= {"save_progress", "ids_matching", "last_event_id", "events", "list_jobs"}
     assert shared | {"load_job", "claimable"} <= set(sql.queries("sqlite"))
-    assert shared | {"claim", "complete", "notify"} <= set(sql.queries("postgres"))
+    assert shared | {"claim", "complete_many", "notify"} <= set(sql.queries("postgres"))
     assert sql.parse_queries("-- a --\n-- doc\nSELECT 1\n-- b --\nSELECT 2\n") == {
         "a": "SELECT 1",
         "b": "SELECT 2",
