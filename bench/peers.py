@@ -161,16 +161,17 @@ FLOW_ROWS = [
     ("pg", "7-step flows, PostgreSQL", "flows/s", True),
     ("sqlite", "7-step flows, SQLite", "flows/s", True),
     ("pg_cpu_ms", "CPU per flow, PostgreSQL", "ms", False),
-    ("inflight_seconds", "1,000 in flight, 50 ms steps", "s", False),
-    ("inflight_rss_mib", "peak RSS, 1,000 in flight", "MiB", False),
+    ("inflight_seconds", "{inflight:,} in flight, 50 ms steps", "s", False),
+    ("inflight_rss_mib", "peak RSS, {inflight:,} in flight", "MiB", False),
 ]
 
 
-def table(results: dict[str, Any]) -> list[str]:
-    lines = [f"{'measure':<32} {'system':<14} {'min':>9} {'median':>9} {'max':>9}  ratio"]
+def table(results: dict[str, Any], inflight: int) -> list[str]:
+    lines = [f"{'measure':<38} {'system':<14} {'min':>9} {'median':>9} {'max':>9}  ratio"]
     for group, rows in (("queues", QUEUE_ROWS), ("flows", FLOW_ROWS)):
         systems = results[group]
-        for key, label, unit, higher in rows:
+        for key, template, unit, higher in rows:
+            label = template.format(inflight=inflight)
             ours = systems["ours"].get(key)
             for system, record in systems.items():
                 if key not in record:
@@ -182,7 +183,7 @@ def table(results: dict[str, Any]) -> list[str]:
                     better = mine / theirs if higher else theirs / mine
                     ratio = f"ours {better:.2f}x {'(better)' if better >= 1 else '(worse)'}"
                 lines.append(
-                    f"{label + ' (' + unit + ')':<32} {system:<14} {s['min']:>9.1f} "
+                    f"{label + ' (' + unit + ')':<38} {system:<14} {s['min']:>9.1f} "
                     f"{s['median']:>9.1f} {s['max']:>9.1f}  {ratio}"
                 )
     return lines
@@ -201,11 +202,11 @@ def plot(results: dict[str, Any], path: Path) -> None:
         left.plot(xs, ys, marker="o", label=system)
     left.set(title="No-op drain", xlabel="worker processes", ylabel="jobs/s", xticks=[1, 4])
     left.legend()
-    labels = ["PG no-op", "SQLite no-op", "PG 1,000 in flight\n50 ms steps"]
+    labels = ["PG no-op", "SQLite no-op", "PG in flight\n50 ms steps"]
     width = 0.38
     for i, system in enumerate(("ours", "dbos")):
         record = results["flows"][system]
-        inflight = 1000 / statistics.median(record["inflight_seconds"])
+        inflight = results["meta_inflight"] / statistics.median(record["inflight_seconds"])
         ys = [statistics.median(record["pg"]), statistics.median(record["sqlite"]), inflight]
         right.bar([x + i * width for x in range(3)], ys, width, label=system)
     right.set(title="7-step flows", ylabel="flows/s")
@@ -242,13 +243,13 @@ async def main(args: argparse.Namespace) -> None:
         "params": vars(args) | {"json": str(args.json), "plot": str(args.plot)},
     }
     print()
-    print("\n".join(table(results)))
+    print("\n".join(table(results, args.inflight)))
     print(f"\nours, per 7-step flow on PostgreSQL: {results['flow_cost']}")
     print(f"\n{results['meta']}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     if args.plot:
-        plot(results, args.plot)
+        plot({**results, "meta_inflight": args.inflight}, args.plot)
 
 
 async def _server_version(cluster: PostgresCluster) -> str:
