@@ -185,6 +185,7 @@ async def ours(
                 proc.terminate()
                 proc.wait(30)
             after = await _stats(database_url)
+            starts = await repo.events(limit=100_000)
         ledger = (await client.get("/admin/ledger")).json()
     calls = ledger["calls"]
     notify = [c for c in calls if c["function"] == "notify-artifact-ready"]
@@ -197,6 +198,9 @@ async def ours(
         "edge_calls_per_flow": len(calls) / flows,
         "notify_calls_per_flow": len(notify) / flows,
         "steps_run_twice": len(keys) - len(set(keys)),
+        # Anchors confirm at once here, so no flow is snoozed: a second start would be a run
+        # begun again under a live worker (a lost lease).
+        "starts_per_flow": sum(e.type.value == "job_started" for e in starts) / flows,
     }
     if before is not None and after is not None:
         # The producer's batch is 1 transaction; each progress poll of this script is 1 more.
@@ -257,6 +261,7 @@ async def run(
                 found = await ours(database, url, args.inflight, args.inflight, 0.05)
                 out["ours"]["inflight_notify_per_flow"] = [found["notify_calls_per_flow"]]
                 out["ours"]["inflight_steps_run_twice"] = [found["steps_run_twice"]]
+                out["ours"]["inflight_starts_per_flow"] = [found["starts_per_flow"]]
             else:
                 found = dbos(database, args.inflight, 0.05)
             out[system]["inflight_seconds"] = [found["seconds"]]

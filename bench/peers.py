@@ -70,7 +70,7 @@ async def until(check: Callable[[], Awaitable[bool]], timeout: float, what: str)
     while not await check():
         if time.monotonic() > deadline:
             raise TimeoutError(what)
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.02)
 
 
 async def drain(peer: Peer, jobs: int, procs: int) -> float:
@@ -269,11 +269,11 @@ def _cpus() -> int:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--jobs", type=int, default=10_000, help="jobs per drain run")
-    parser.add_argument("--enqueue", type=int, default=2000, help="one-by-one enqueues per run")
+    parser.add_argument("--jobs", type=int, default=5000, help="jobs per drain run")
+    parser.add_argument("--enqueue", type=int, default=1000, help="one-by-one enqueues per run")
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--latency-seconds", type=float, default=5.0)
-    parser.add_argument("--flows", type=int, default=300, help="flows per no-op flow run")
+    parser.add_argument("--flows", type=int, default=200, help="flows per no-op flow run")
     parser.add_argument("--inflight", type=int, default=1000)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=None)

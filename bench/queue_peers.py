@@ -27,10 +27,18 @@ class Peer:
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
+        self._admin: psycopg.AsyncConnection[Any] | None = None
 
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...
+
+    async def _conn(self) -> psycopg.AsyncConnection[Any]:
+        """One connection for the benchmark's own reads (progress polls must not cost a
+        connection each: that load would land on the system being measured)."""
+        if self._admin is None or self._admin.closed:
+            self._admin = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
+        return self._admin
 
     async def reset(self) -> None:
         """Empty every table (between runs)."""
@@ -54,16 +62,15 @@ class Peer:
         raise NotImplementedError
 
     async def scalar(self, sql: str) -> Any:
-        async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:
-            cursor = await conn.execute(sql)
-            if cursor.description is None:  # a command, not a query
-                return None
-            row = await cursor.fetchone()
-            return None if row is None else row[0]
+        cursor = await (await self._conn()).execute(sql)
+        if cursor.description is None:  # a command, not a query
+            return None
+        row = await cursor.fetchone()
+        return None if row is None else row[0]
 
     async def column(self, sql: str) -> list[float]:
-        async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:
-            return [float(r[0]) for r in await (await conn.execute(sql)).fetchall()]
+        cursor = await (await self._conn()).execute(sql)
+        return [float(r[0]) for r in await cursor.fetchall()]
 
 
 class Ours(Peer):

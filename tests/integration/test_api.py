@@ -91,6 +91,19 @@ def _assert_step_events_follow_the_plan(
     assert ("step_skipped", "anchor_bitcoin") in steps
 
 
+async def two_failed_one_completed(api: dict[str, Any]) -> list[str]:
+    """Three flows, oldest first: two end failed at build_artifact with a 400, one completes."""
+    client: httpx.AsyncClient = api["client"]
+    docs = [await api["admin"].create_document() for _ in range(3)]
+    await api["admin"].set_faults(
+        {"build-artifact": {"rate": 1.0, "statuses": [400], "documents": docs[:2]}}
+    )
+    ids = [(await client.post("/v1/document-jobs", json=intent(d))).json()["id"] for d in docs]
+    finals = [await wait_terminal(client, i) for i in ids]
+    assert [f["status"] for f in finals] == ["failed", "failed", "completed"]
+    return ids
+
+
 async def count_jobs(client: httpx.AsyncClient) -> int:
     return len((await client.get("/v1/jobs", params={"limit": 500})).json()["jobs"])
 
@@ -511,13 +524,7 @@ async def test_failures_are_grouped_and_a_bulk_retry_brings_a_group_back(
     api: dict[str, Any],
 ) -> None:
     client: httpx.AsyncClient = api["client"]
-    docs = [await api["admin"].create_document() for _ in range(3)]
-    await api["admin"].set_faults(
-        {"build-artifact": {"rate": 1.0, "statuses": [400], "documents": docs[:2]}}
-    )
-    ids = [(await client.post("/v1/document-jobs", json=intent(d))).json()["id"] for d in docs]
-    finals = [await wait_terminal(client, i) for i in ids]
-    assert [f["status"] for f in finals] == ["failed", "failed", "completed"]
+    ids = await two_failed_one_completed(api)
     groups = (await client.get("/v1/failures")).json()
     assert len(groups) == 1 and groups[0]["count"] == 2
     assert groups[0]["kind"] == "ecosign.document" and groups[0]["step"] == "build_artifact"
@@ -592,16 +599,7 @@ async def test_the_overview_counts_and_the_list_filters_by_failing_step_and_reas
     api: dict[str, Any],
 ) -> None:
     client: httpx.AsyncClient = api["client"]
-    docs = [await api["admin"].create_document() for _ in range(3)]
-    await api["admin"].set_faults(
-        {"build-artifact": {"rate": 1.0, "statuses": [400], "documents": docs[:2]}}
-    )
-    ids = [(await client.post("/v1/document-jobs", json=intent(d))).json()["id"] for d in docs]
-    assert [(await wait_terminal(client, i))["status"] for i in ids] == [
-        "failed",
-        "failed",
-        "completed",
-    ]
+    ids = await two_failed_one_completed(api)
     view = (await client.get("/v1/overview")).json()
     assert view["statuses"] == {
         "queued": 0,
