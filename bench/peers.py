@@ -222,6 +222,8 @@ async def main(args: argparse.Namespace) -> None:
     try:
         print("queues: ours, PgQueuer, Procrastinate", flush=True)
         results: dict[str, Any] = {"queues": await queues(cluster, args)}
+        if args.json:  # kept even if a later part fails
+            args.json.write_text(json.dumps(results, indent=2))
         print("flows: ours (sandbox over HTTP), DBOS Transact", flush=True)
         results["flows"], results["flow_cost"] = await flow_peers.run(cluster, args)
         version = await _server_version(cluster)
@@ -245,6 +247,13 @@ async def main(args: argparse.Namespace) -> None:
     print()
     print("\n".join(table(results, args.inflight)))
     print(f"\nours, per 7-step flow on PostgreSQL: {results['flow_cost']}")
+    ours = results["flows"]["ours"]
+    print(
+        f"ours, {args.inflight:,} in flight: lease recoveries "
+        f"{ours['inflight_lease_recoveries'][0]} (none may happen: no worker is killed), "
+        f"notify-artifact-ready calls per flow {ours['inflight_notify_per_flow'][0]:.3f}, "
+        f"steps run twice {ours['inflight_steps_run_twice'][0]}"
+    )
     print(f"\n{results['meta']}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
