@@ -24,7 +24,11 @@ class ShardedTransport(httpx.AsyncBaseTransport):
     def __init__(self, slots: int) -> None:
         count = max(1, math.ceil(slots / SHARD))
         per = math.ceil(slots / count)
-        limits = httpx.Limits(max_connections=per + 2, max_keepalive_connections=per)
+        # An idle connection is dropped after 4 s, before the common 5 s server keep-alive
+        # (uvicorn's, nginx's) closes it under a request about to be sent (a ReadError).
+        limits = httpx.Limits(
+            max_connections=per, max_keepalive_connections=per, keepalive_expiry=4.0
+        )
         self._shards = [httpx.AsyncHTTPTransport(limits=limits) for _ in range(count)]
 
     @property
