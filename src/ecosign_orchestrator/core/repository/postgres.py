@@ -36,7 +36,7 @@ from ecosign_orchestrator.core.repository.base import (
     like_prefix,
 )
 from ecosign_orchestrator.core.repository.batching import Batcher
-from ecosign_orchestrator.core.repository.codec import RowCodec
+from ecosign_orchestrator.core.repository.codec import JOB_COLUMNS, RowCodec
 from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.core.transitions import EventDraft
 from ecosign_orchestrator.core.types import JobId, JSONValue, LeaseToken
@@ -139,43 +139,35 @@ class _PgTx:
     async def insert_many(self, jobs: Sequence[Job]) -> None:
         if not jobs:
             return
-        async with self._conn.cursor() as cursor:  # pipelined: one round trip for the batch
-            await cursor.executemany(
-                self._repo.query("insert_job_plain"), [CODEC.job_to_row(j) for j in jobs]
-            )
+        # COPY: one statement for the whole batch, rows streamed in PostgreSQL's own format.
+        async with self._conn.cursor() as cursor:
+            columns = ", ".join(JOB_COLUMNS)
+            async with cursor.copy(self._repo.query("copy_jobs").format(columns=columns)) as copy:
+                for job in jobs:
+                    row = CODEC.job_to_row(job)
+                    await copy.write_row([row[c] for c in JOB_COLUMNS])
 
     async def add_events(self, drafts: Sequence[EventDraft]) -> list[Event]:
         if not drafts:
             return []
-        params = [
-            {
-                "job_id": d.job_id,
-                "type": d.type.value,
-                "at": d.at,
-                "attempt": d.attempt,
-                "data": Jsonb(d.data),
-            }
-            for d in drafts
-        ]
-        ids: list[int] = []
-        async with self._conn.cursor() as cursor:
-            await cursor.executemany(self._repo.query("insert_event"), params, returning=True)
-            while True:
-                row = await cursor.fetchone()
-                assert row is not None
-                ids.append(row["id"])
-                if not cursor.nextset():
-                    break
+        params = {
+            "job_ids": [d.job_id for d in drafts],
+            "types": [d.type.value for d in drafts],
+            "ats": [d.at for d in drafts],
+            "attempts": [d.attempt for d in drafts],
+            "datas": [Jsonb(d.data) for d in drafts],
+        }
+        rows = await self._fetch("insert_events", params)  # one statement, ids in input order
         return [
             Event(
-                id=event_id,
+                id=row["id"],
                 job_id=d.job_id,
                 type=d.type,
                 at=d.at,
                 attempt=d.attempt,
                 data=d.data,
             )
-            for event_id, d in zip(ids, drafts, strict=True)
+            for row, d in zip(rows, drafts, strict=True)
         ]
 
     async def expired(self, *, limit: int, now: datetime) -> list[Job]:
