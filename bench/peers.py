@@ -257,6 +257,14 @@ async def main(args: argparse.Namespace) -> None:
     print(f"\n{results['meta']}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
+    broken = (
+        ours["inflight_lease_recoveries"][0] != 0
+        or ours["inflight_notify_per_flow"][0] != 1.0
+        or ours["inflight_steps_run_twice"][0] != 0
+    )
+    if broken:  # a guarantee, not a speed: the run fails
+        print("FAILED: a flow under load started again under a live worker or ran a step twice")
+        sys.exit(1)
     if args.plot:
         plot({**results, "meta_inflight": args.inflight}, args.plot)
 
