@@ -75,6 +75,8 @@ class JobContext:
         self._pending_progress: Progress | None = None
         self._steps: dict[str, StepRecord] = {s.name: s for s in job.steps}
         self._steps_dirty = False
+        #: Step changes made so far (a save knows whether more came while it was written).
+        self._changes = 0
         #: One save at a time (a deferred save and a direct one must not send the same events).
         self._save_lock = asyncio.Lock()
         self._deferred: asyncio.TimerHandle | None = None
@@ -148,11 +150,11 @@ class JobContext:
         self._cancel_deferred()
         async with self._save_lock:
             if self._steps_dirty or self._calls:
-                events, calls = self._step_events, self._calls
+                events, calls, changes = self._step_events, self._calls, self._changes
                 await self._repository.save_steps(
                     self.job.id, self._token, list(self._steps.values()), events, calls
                 )
-                self._saved(events, calls)
+                self._saved(events, calls, changes)
         pending = self._pending_progress
         if pending is not None:
             await self._repository.save_progress(self.job.id, self._token, pending)
@@ -265,18 +267,15 @@ class JobContext:
         """Step ``name`` waits for an asynchronous confirmation."""
         return await self.record_step(name, StepStatus.WAITING, message=message, data=data)
 
-    async def _save_steps(self) -> None:
-        # The full list is written each time, so a save missed during a store outage is caught
-        # up by the next one (or by the worker's final flush); the job itself goes on.
-        self._steps_dirty = True
-        await self._write_pending()
-
     async def _write_pending(self) -> None:
+        """Write the steps, their events and calls if anything is unsaved. The full list is
+        written each time, so a save missed during a store outage is caught up by the next one
+        (or by the worker's final flush); the job itself goes on."""
         self._cancel_deferred()
         async with self._save_lock:
             if not self._steps_dirty and not self._calls:
                 return  # another save took it meanwhile
-            events, calls = self._step_events, self._calls
+            events, calls, changes = self._step_events, self._calls, self._changes
             try:
                 await self._repository.save_steps(
                     self.job.id, self._token, list(self._steps.values()), events, calls
@@ -286,17 +285,18 @@ class JobContext:
                     "steps not saved yet (%s)", exc, extra={"action": "steps_deferred"}
                 )
                 return
-            self._saved(events, calls)
+            self._saved(events, calls, changes)
 
-    def _saved(self, events: list[EventDraft], calls: list[CallRecord]) -> None:
-        """What a save wrote is no longer pending (records added meanwhile still are)."""
-        self._steps_dirty = len(self._step_events) > len(events)
+    def _saved(self, events: list[EventDraft], calls: list[CallRecord], changes: int) -> None:
+        """What a save wrote is no longer pending (changes made during the save still are)."""
+        self._steps_dirty = self._changes != changes
         self._step_events = self._step_events[len(events) :]
         self._calls = self._calls[len(calls) :]
 
     def _defer_save(self) -> None:
         """Write the steps with the next write, or in ``DEFER_SECONDS`` at the latest."""
         self._steps_dirty = True
+        self._changes += 1
         if self._deferred is None:
             loop = asyncio.get_running_loop()
             self._deferred = loop.call_later(DEFER_SECONDS, self._save_deferred)
