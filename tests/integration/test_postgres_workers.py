@@ -159,7 +159,9 @@ async def test_a_sigkilled_worker_jobs_are_recovered_by_the_others(
     repo: PostgresRepository, env: dict[str, str], tmp_path: Path
 ) -> None:
     env = {**env, "ECOSIGN_ORCH_LEASE_SECONDS": "2", "ECOSIGN_ORCH_RECOVERY_SECONDS": "0.3"}
-    ids = await enqueue(repo, "test.slow_effect", 1500, {"seconds": 0.02})
+    # 50 ms a job: 32 in flight take ~2.5 s to drain the queue, so the victim is still busy when
+    # the test kills it (at 20 ms the queue could be empty by then: nothing left to recover).
+    ids = await enqueue(repo, "test.slow_effect", 1500, {"seconds": 0.05})
     workers = [
         start_worker(env, "--concurrency", "8", log=tmp_path / f"w{i}.log") for i in range(4)
     ]
@@ -172,6 +174,7 @@ async def test_a_sigkilled_worker_jobs_are_recovered_by_the_others(
         )
         victim.send_signal(signal.SIGKILL)
         assert victim.wait(10) == -signal.SIGKILL
+        assert await _holds_leases(repo, victim.pid), "the victim held no lease when it died"
         await eventually(
             lambda: _equals(completed(repo), 1500), timeout=120, interval=0.3, what="all completed"
         )

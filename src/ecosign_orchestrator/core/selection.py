@@ -118,19 +118,16 @@ async def page_failed_like(
 
 async def select(repository: JobRepository, selection: JobFilter) -> list[Job]:
     """The jobs ``selection`` names, newest first, at most ``selection.limit``."""
-    chosen: list[Job] = []
-    before = None
-    scanned = 0
-    while len(chosen) < selection.limit and scanned < MAX_SCAN:
-        page = await repository.list_jobs(
-            statuses=selection.statuses, kinds=selection.kinds, before=before, limit=PAGE
-        )
-        scanned += len(page)
-        chosen += [job for job in page if selection.matches(job)]
-        if len(page) < PAGE:
-            break
-        before = page[-1].id
-    return chosen[: selection.limit]
+    chosen, _ = await page_failed_like(
+        repository,
+        step=selection.step,
+        reason=selection.reason,
+        statuses=selection.statuses,
+        kinds=selection.kinds,
+        limit=selection.limit,
+        max_scan=MAX_SCAN,
+    )
+    return chosen
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
