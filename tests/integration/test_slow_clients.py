@@ -12,8 +12,8 @@ import pytest
 from pydantic import SecretStr
 
 from ecosign_orchestrator.service.api import create_app
+from ecosign_orchestrator.service.http_limits import HttpLimits
 from ecosign_orchestrator.service.settings import Settings
-from ecosign_orchestrator.service.slow_clients import HttpLimits
 from tests.support.api import serve_in_thread
 
 TOKEN = "slow-client-test-token-5e6f7a8b"

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import uvicorn
 from fastapi import FastAPI
 
+from ecosign_orchestrator.service.http_limits import HttpLimits
 from ecosign_orchestrator.service.listen import uvicorn_config
-from ecosign_orchestrator.service.slow_clients import HttpLimits
 
 
 def free_port() -> int:

@@ -12,7 +12,8 @@ from typing import Any
 import uvicorn
 
 from ecosign_orchestrator.core import errors
-from ecosign_orchestrator.service.slow_clients import HttpLimits, guarded_protocol
+from ecosign_orchestrator.service.http_limits import HttpLimits
+from ecosign_orchestrator.service.slow_clients import guarded_protocol
 
 
 def bind(host: str, port: int) -> socket.socket:

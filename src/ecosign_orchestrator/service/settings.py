@@ -25,7 +25,7 @@ from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.retention import RetentionPolicy, parse_keep
 from ecosign_orchestrator.core.schedules import Schedule
 from ecosign_orchestrator.core.status import JobStatus
-from ecosign_orchestrator.service.slow_clients import HttpLimits
+from ecosign_orchestrator.service.http_limits import HttpLimits
 
 DEFAULT_DATABASE_URL = "sqlite:///./.ecosign-orchestrator/jobs.db"
 

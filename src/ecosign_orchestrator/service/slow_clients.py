@@ -20,13 +20,13 @@ they need.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
-import resource
 from typing import Any, ClassVar
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from ecosign_orchestrator.service.http_limits import HttpLimits
 
 logger = logging.getLogger(__name__)
 
@@ -34,23 +34,6 @@ _REFUSE = (
     b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
     b"content-length: %d\r\n\r\n%s"
 )
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class HttpLimits:
-    """How long a client may take to send a request, and how many may be connected."""
-
-    header_timeout: float = 10.0
-    body_timeout: float = 30.0
-    max_connections: int = 1000
-
-    def effective_max_connections(self) -> int:
-        """The cap, kept below half the process's file-descriptor limit (the rest is for the
-        database, logs and the worker's HTTP client)."""
-        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if soft == resource.RLIM_INFINITY:
-            return self.max_connections
-        return max(1, min(self.max_connections, soft // 2))
 
 
 def _refusal(status: int, reason: str, text: str) -> bytes:
