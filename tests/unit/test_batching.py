@@ -47,3 +47,23 @@ async def test_a_failed_write_fails_its_batch_only() -> None:
     with pytest.raises(ConnectionError):
         await batcher.submit("a")
     assert await batcher.submit("b") == "b"
+
+
+async def test_a_cancelled_writer_leaves_no_caller_waiting_forever() -> None:
+    started = asyncio.Event()
+
+    async def flush(items: Sequence[int]) -> list[int | BaseException]:
+        started.set()
+        await asyncio.Event().wait()  # a write that never ends
+        return list(items)
+
+    batcher: Batcher[int, int] = Batcher(flush)
+    first = asyncio.create_task(batcher.submit(1))
+    await started.wait()
+    second = asyncio.create_task(batcher.submit(2))
+    await asyncio.sleep(0)
+    assert batcher._runner is not None
+    batcher._runner.cancel()
+    for caller in (first, second):
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(caller, 5)

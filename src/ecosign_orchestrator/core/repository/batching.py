@@ -40,6 +40,7 @@ class Batcher(Generic[Item, Answer]):
         return await asyncio.shield(future)  # a cancelled caller does not cancel the batch
 
     async def _run(self) -> None:
+        batch: list[tuple[Item, asyncio.Future[Answer]]] = []
         try:
             while self._pending:
                 batch, self._pending = self._pending[: self._max], self._pending[self._max :]
@@ -57,5 +58,10 @@ class Batcher(Generic[Item, Answer]):
                         future.set_exception(answer)
                     else:
                         future.set_result(answer)
+        except asyncio.CancelledError:  # the loop is shutting down: nobody waits forever
+            for _, future in [*batch, *self._pending]:
+                future.cancel()
+            self._pending = []
+            raise
         finally:
             self._runner = None
