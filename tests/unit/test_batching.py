@@ -67,3 +67,23 @@ async def test_a_cancelled_writer_leaves_no_caller_waiting_forever() -> None:
     for caller in (first, second):
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(caller, 5)
+
+
+async def test_drain_returns_once_every_accepted_write_is_done() -> None:
+    release = asyncio.Event()
+    written: list[int] = []
+
+    async def flush(items: Sequence[int]) -> list[int | BaseException]:
+        await release.wait()
+        written.extend(items)
+        return list(items)
+
+    batcher: Batcher[int, int] = Batcher(flush)
+    callers = [asyncio.create_task(batcher.submit(i)) for i in range(3)]
+    await asyncio.sleep(0)
+    draining = asyncio.create_task(batcher.drain())
+    await asyncio.sleep(0)
+    assert not draining.done()
+    release.set()
+    await asyncio.wait_for(draining, 5)
+    assert written == [0, 1, 2] and [c.result() for c in callers] == [0, 1, 2]

@@ -3,7 +3,7 @@ the next one.
 
 The first caller of an idle batcher is written at once (no added latency when the store is
 quiet); callers arriving meanwhile wait for the next write, which takes all of them (up to
-``max_batch``) in one statement and one commit. Each caller gets its own answer: its result, or
+``max_batch``) in one commit. Each caller gets its own answer: its result, or
 the error of its own item (a fenced write refused for one job fails that caller only), or the
 error of the whole batch when the write itself failed. A caller is answered only after the commit
 that holds its write.
@@ -38,6 +38,11 @@ class Batcher(Generic[Item, Answer]):
         if self._runner is None:
             self._runner = asyncio.create_task(self._run(), name="group-commit")
         return await asyncio.shield(future)  # a cancelled caller does not cancel the batch
+
+    async def drain(self) -> None:
+        """Wait until every write submitted so far is done (before the store closes)."""
+        while self._runner is not None:
+            await asyncio.wait({self._runner})
 
     async def _run(self) -> None:
         batch: list[tuple[Item, asyncio.Future[Answer]]] = []

@@ -316,6 +316,7 @@ class PostgresRepository(PostgresGates, TransactionalRepository):
 
     async def close(self) -> None:
         """Stop listening, close the lease connection and the pool."""
+        await self._completions.drain()  # completions already accepted reach the database
         await self._drop_lease_connection()
         if self._listener is not None:
             self._listener.cancel()

@@ -41,6 +41,7 @@ from ecosign_orchestrator.core.repository.base import (
     id_patterns,
     like_prefix,
 )
+from ecosign_orchestrator.core.repository.batching import Batcher
 from ecosign_orchestrator.core.repository.codec import RowCodec
 from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.core.transitions import EventDraft
@@ -164,8 +165,10 @@ class SqliteRepository(TransactionalRepository):
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
-        self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        #: Group commit of the hot writes (see ``_write``).
+        self._group: Batcher[Callable[[sqlite3.Connection], Any], Any] = Batcher(
+            self._commit, max_batch=GROUP_LIMIT
+        )
 
     @classmethod
     def from_url(cls, url: str) -> SqliteRepository:
@@ -207,9 +210,7 @@ class SqliteRepository(TransactionalRepository):
         """Close the connection and its thread."""
         if self._executor is None:
             return
-        if self._flusher is not None:  # let writes already accepted reach the disk
-            with contextlib.suppress(Exception):
-                await self._flusher
+        await self._group.drain()  # let writes already accepted reach the disk
         conn, self._conn = self._conn, None
         if conn is not None:
             await self._call_raw(conn.close)
@@ -249,33 +250,17 @@ class SqliteRepository(TransactionalRepository):
 
         The write happens even if the caller is cancelled (as with a single commit).
         """
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._pending.append((work, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush(), name="sqlite-group-commit")
-        return await asyncio.shield(future)
+        result: T = await self._group.submit(work)
+        return result
 
-    async def _flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending[:GROUP_LIMIT], self._pending[GROUP_LIMIT:]
-            group = functools.partial(_commit_group, works=[work for work, _ in batch])
-            try:
-                async with self._lock:
-                    outcomes = await self._call(group)
-            except BaseException as exc:  # the commit itself failed: nothing of the batch holds
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    raise
-                continue
-            for (_, future), (value, error) in zip(batch, outcomes, strict=True):
-                if future.done():
-                    continue
-                if error is None:
-                    future.set_result(value)
-                else:
-                    future.set_exception(error)
+    async def _commit(
+        self, works: Sequence[Callable[[sqlite3.Connection], Any]]
+    ) -> list[Any | BaseException]:
+        """One transaction for ``works``, each in its own savepoint: its value or its error."""
+        group = functools.partial(_commit_group, works=list(works))
+        async with self._lock:
+            outcomes = await self._call(group)
+        return [value if error is None else error for value, error in outcomes]
 
     async def _apply(self, job_id: JobId, change: Change, *, ready: bool = False) -> Job:
         new, event = await self._write(lambda c: _apply_sync(c, job_id, change))
