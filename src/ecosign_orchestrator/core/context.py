@@ -4,7 +4,6 @@ see cancellation), every write fenced by the job's lease token."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
@@ -147,14 +146,7 @@ class JobContext:
 
     async def flush(self) -> None:
         """Write unsaved steps and progress; raises if the store is still unreachable."""
-        self._cancel_deferred()
-        async with self._save_lock:
-            if self._steps_dirty or self._calls:
-                events, calls, changes = self._step_events, self._calls, self._changes
-                await self._repository.save_steps(
-                    self.job.id, self._token, list(self._steps.values()), events, calls
-                )
-                self._saved(events, calls, changes)
+        await self._write_steps()
         pending = self._pending_progress
         if pending is not None:
             await self._repository.save_progress(self.job.id, self._token, pending)
@@ -267,31 +259,22 @@ class JobContext:
         """Step ``name`` waits for an asynchronous confirmation."""
         return await self.record_step(name, StepStatus.WAITING, message=message, data=data)
 
-    async def _write_pending(self) -> None:
-        """Write the steps, their events and calls if anything is unsaved. The full list is
-        written each time, so a save missed during a store outage is caught up by the next one
-        (or by the worker's final flush); the job itself goes on."""
+    async def _write_steps(self) -> None:
+        """Write the steps, their events and calls if anything is unsaved (raises if the store
+        refuses). The full list is written each time, so a save missed during a store outage is
+        caught up by the next one, or by the worker's final flush."""
         self._cancel_deferred()
         async with self._save_lock:
             if not self._steps_dirty and not self._calls:
                 return  # another save took it meanwhile
             events, calls, changes = self._step_events, self._calls, self._changes
-            try:
-                await self._repository.save_steps(
-                    self.job.id, self._token, list(self._steps.values()), events, calls
-                )
-            except errors.RepositoryError as exc:
-                self.log.warning(
-                    "steps not saved yet (%s)", exc, extra={"action": "steps_deferred"}
-                )
-                return
-            self._saved(events, calls, changes)
-
-    def _saved(self, events: list[EventDraft], calls: list[CallRecord], changes: int) -> None:
-        """What a save wrote is no longer pending (changes made during the save still are)."""
-        self._steps_dirty = self._changes != changes
-        self._step_events = self._step_events[len(events) :]
-        self._calls = self._calls[len(calls) :]
+            await self._repository.save_steps(
+                self.job.id, self._token, list(self._steps.values()), events, calls
+            )
+            # What this save wrote is no longer pending; changes made during it still are.
+            self._steps_dirty = self._changes != changes
+            self._step_events = self._step_events[len(events) :]
+            self._calls = self._calls[len(calls) :]
 
     def _defer_save(self) -> None:
         """Write the steps with the next write, or in ``DEFER_SECONDS`` at the latest."""
@@ -308,8 +291,14 @@ class JobContext:
         task.add_done_callback(self._background.discard)
 
     async def _save_steps_quietly(self) -> None:
-        with contextlib.suppress(errors.LeaseLost):  # the worker learns it from its own writes
-            await self._write_pending()
+        """The deferred save: the job goes on whatever it meets (the worker learns of a lost
+        lease from its own writes; an unreachable store is retried by the next save)."""
+        try:
+            await self._write_steps()
+        except errors.LeaseLost:
+            pass
+        except errors.RepositoryError as exc:
+            self.log.warning("steps not saved yet (%s)", exc, extra={"action": "steps_deferred"})
 
     def _cancel_deferred(self) -> None:
         if self._deferred is not None:
