@@ -10,7 +10,7 @@ import dataclasses
 from datetime import datetime, timedelta
 
 from ecosign_orchestrator.core import errors
-from ecosign_orchestrator.core.events import EVENT_FOR_STATUS, EventType
+from ecosign_orchestrator.core.events import EVENT_FOR_STATUS, Event, EventType
 from ecosign_orchestrator.core.job import Job, JobError, NewJob, Progress, StepRecord
 from ecosign_orchestrator.core.status import JobStatus, check_transition
 from ecosign_orchestrator.core.types import JobId, JSONDict, JSONValue, LeaseToken
@@ -25,6 +25,17 @@ class EventDraft:
     at: datetime
     attempt: int
     data: JSONDict
+
+    def stored(self, event_id: int) -> Event:
+        """The event once the store gave it ``event_id``."""
+        return Event(
+            id=event_id,
+            job_id=self.job_id,
+            type=self.type,
+            at=self.at,
+            attempt=self.attempt,
+            data=self.data,
+        )
 
 
 Outcome = tuple[Job, EventDraft]

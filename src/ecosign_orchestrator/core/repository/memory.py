@@ -71,14 +71,7 @@ class _MemoryTx:
         return [await self.add_event(draft) for draft in drafts]
 
     async def add_event(self, draft: EventDraft) -> Event:
-        event = Event(
-            id=self._repo.last_event_id_sync + len(self.events) + 1,
-            job_id=draft.job_id,
-            type=draft.type,
-            at=draft.at,
-            attempt=draft.attempt,
-            data=draft.data,
-        )
+        event = draft.stored(self._repo.last_event_id_sync + len(self.events) + 1)
         self.events.append(event)
         return event
 

@@ -126,14 +126,7 @@ class _PgTx:
                 "data": Jsonb(draft.data),
             },
         )
-        return Event(
-            id=rows[0]["id"],
-            job_id=draft.job_id,
-            type=draft.type,
-            at=draft.at,
-            attempt=draft.attempt,
-            data=draft.data,
-        )
+        return draft.stored(rows[0]["id"])
 
     async def insert_many(self, jobs: Sequence[Job]) -> None:
         if not jobs:
@@ -157,17 +150,7 @@ class _PgTx:
             "datas": [Jsonb(d.data) for d in drafts],
         }
         rows = await self._fetch("insert_events", params)  # one statement, ids in input order
-        return [
-            Event(
-                id=row["id"],
-                job_id=d.job_id,
-                type=d.type,
-                at=d.at,
-                attempt=d.attempt,
-                data=d.data,
-            )
-            for row, d in zip(rows, drafts, strict=True)
-        ]
+        return [d.stored(row["id"]) for row, d in zip(rows, drafts, strict=True)]
 
     async def expired(self, *, limit: int, now: datetime) -> list[Job]:
         return [row_to_job(r) for r in await self._fetch("expired", {"limit": limit})]
@@ -437,15 +420,7 @@ class PostgresRepository(PostgresGates, TransactionalRepository):
             "channel": self.channel,
         }
         rows = await self._fetch("enqueue_plain", params)
-        event = Event(
-            id=rows[0]["id"],
-            job_id=job.id,
-            type=draft.type,
-            at=draft.at,
-            attempt=draft.attempt,
-            data=draft.data,
-        )
-        self.bus.publish([event])
+        self.bus.publish([draft.stored(rows[0]["id"])])
         self._notify_ready()
         return EnqueueResult(job=job, created=True)
 

@@ -583,15 +583,7 @@ def _insert_event(conn: sqlite3.Connection, draft: EventDraft) -> Event:
         "attempt": draft.attempt,
         "data": dumps(draft.data),
     }
-    event_id = conn.execute(Q["insert_event"], params).fetchone()["id"]
-    return Event(
-        id=event_id,
-        job_id=draft.job_id,
-        type=draft.type,
-        at=draft.at,
-        attempt=draft.attempt,
-        data=draft.data,
-    )
+    return draft.stored(conn.execute(Q["insert_event"], params).fetchone()["id"])
 
 
 def _load_sync(conn: sqlite3.Connection, job_id: JobId) -> Job:
