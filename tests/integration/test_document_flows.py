@@ -537,4 +537,10 @@ async def test_reconciliation_gives_a_flow_to_each_requested_document_without_on
         assert given.payload["metadata"]["source"] == "orchestrator.reconcile"
         scans = await flow.repository.list_jobs(kinds=[RECONCILE_KIND], limit=100)
         results = [s.result for s in scans if s.status is JobStatus.COMPLETED]
-        assert {"scanned": 3, "created": 2, "had_flow": 1, "unusable": 0} in results
+        assert results, "a scan completed"
+        # Scans may overlap (a tick every 0.2 s): each accounts for all three documents, and
+        # across them each missed document got its flow exactly once.
+        for result in results:
+            assert result["scanned"] == 3 and result["unusable"] == 0, result
+            assert result["created"] + result["had_flow"] == 3, result
+        assert sum(r["created"] for r in results) == 2, results

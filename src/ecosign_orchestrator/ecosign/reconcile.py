@@ -72,7 +72,9 @@ async def reconcile(
             if intent is None:
                 report["unusable"] += 1
                 continue
-            report["created"] += (await queue.submit(flow_request(intent))).created
+            # A flow submitted meanwhile (a CTA, or an overlapping scan) is returned, not doubled.
+            created = (await queue.submit(flow_request(intent))).created
+            report["created" if created else "had_flow"] += 1
         if len(rows) < page:
             break
     return report
