@@ -159,18 +159,23 @@ async def test_a_sigkilled_worker_jobs_are_recovered_by_the_others(
     repo: PostgresRepository, env: dict[str, str], tmp_path: Path
 ) -> None:
     env = {**env, "ECOSIGN_ORCH_LEASE_SECONDS": "2", "ECOSIGN_ORCH_RECOVERY_SECONDS": "0.3"}
-    # 50 ms a job: 32 in flight take ~2.5 s to drain the queue, so the victim is still busy when
-    # the test kills it (at 20 ms the queue could be empty by then: nothing left to recover).
+    # The victim must die holding leases, whatever the machine's speed: it starts alone (8 slots
+    # at 50 ms a job drain 160 jobs/s, so 1,500 jobs keep it busy for 9 s), the others join once
+    # it runs jobs, and it is killed as soon as they run jobs too, with most of the queue left.
     ids = await enqueue(repo, "test.slow_effect", 1500, {"seconds": 0.05})
-    workers = [
-        start_worker(env, "--concurrency", "8", log=tmp_path / f"w{i}.log") for i in range(4)
-    ]
-    victim = workers[0]
+    victim = start_worker(env, "--concurrency", "8", log=tmp_path / "w0.log")
+    workers = [victim]
     try:
-        await eventually(lambda: _at_least(completed(repo), 300), timeout=60, what="300 completed")
-        # Kill it while it holds leases: that is the case under test (not an idle worker).
         await eventually(
             lambda: _holds_leases(repo, victim.pid), timeout=60, what="the victim runs jobs"
+        )
+        workers += [
+            start_worker(env, "--concurrency", "8", log=tmp_path / f"w{i}.log") for i in (1, 2, 3)
+        ]
+        await eventually(
+            lambda: _all_hold_leases(repo, [w.pid for w in workers]),
+            timeout=60,
+            what="all four workers run jobs",
         )
         victim.send_signal(signal.SIGKILL)
         assert victim.wait(10) == -signal.SIGKILL
@@ -197,6 +202,10 @@ async def test_a_sigkilled_worker_jobs_are_recovered_by_the_others(
     assert len({r[0] for r in rows}) == len(ids)
     pids = {r[2] for r in rows}
     assert victim.pid in pids or extra == 0
+
+
+async def _all_hold_leases(repo: PostgresRepository, pids: list[int]) -> bool:
+    return all([await _holds_leases(repo, pid) for pid in pids])
 
 
 async def _at_least(value: Any, n: int) -> bool:
