@@ -83,3 +83,24 @@ async def test_sqlite_migrates_incrementally_to_the_same_schema(tmp_path: Path) 
             )
 
     assert schema(stepwise) == schema(tmp_path / "fresh.db")
+
+
+def test_statements_split_at_line_ends_but_not_inside_a_function_body() -> None:
+    script = (
+        "-- a comment; ignored\n"
+        "CREATE TABLE t (a int);\n"
+        "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$\n"
+        "BEGIN\n"
+        "    PERFORM 1;\n"
+        "    RETURN 2;\n"
+        "END\n"
+        "$$;\n"
+        "CREATE INDEX t_a ON t (a);\n"
+    )
+    assert sql.split_statements(script) == [
+        "CREATE TABLE t (a int)",
+        "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$\nBEGIN\n    PERFORM 1;\n"
+        "    RETURN 2;\nEND\n$$",
+        "CREATE INDEX t_a ON t (a)",
+    ]
+    assert sql.split_statements("-- only a comment\n") == []

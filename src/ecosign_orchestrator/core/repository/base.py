@@ -122,7 +122,9 @@ class TransactionalRepository(abc.ABC):
     async def _capped(self, timeout: float) -> float:
         """``timeout``, shortened to the next delayed job's due time."""
         try:
-            next_run_at = await self._next_run_at()
+            # Shielded: a waiter cancelled because a slot freed must not cancel the query
+            # (psycopg would open a connection to the server just to send the cancel request).
+            next_run_at = await asyncio.shield(self._next_run_at())
         except errors.RepositoryError:
             next_run_at = None
         if next_run_at is not None:

@@ -78,13 +78,24 @@ row_to_job = CODEC.row_to_job
 row_to_event = CODEC.row_to_event
 
 
+#: Queries planned afresh at every run, never prepared: psycopg prepares a statement run 5 times
+#: on a connection, and the generic plan PostgreSQL may then cache cannot see which optional
+#: filters (``param IS NULL OR ...``) are in use, so it scans the whole table.
+PLANNED_EACH_RUN = frozenset({"list_jobs"})
+
+
+def _prepare(name: str) -> bool | None:
+    """psycopg's ``prepare`` flag for a named query (None: its default threshold)."""
+    return False if name in PLANNED_EACH_RUN else None
+
+
 class _PgTx:
     def __init__(self, repo: PostgresRepository, conn: psycopg.AsyncConnection[Row]) -> None:
         self._repo = repo
         self._conn = conn
 
     async def _fetch(self, name: str, params: Row) -> list[Row]:
-        cursor = await self._conn.execute(self._repo.query(name), params)
+        cursor = await self._conn.execute(self._repo.query(name), params, prepare=_prepare(name))
         return await cursor.fetchall() if cursor.description else []
 
     async def load(self, job_id: JobId) -> Job:
@@ -328,7 +339,7 @@ class PostgresRepository(PostgresGates, TransactionalRepository):
     async def _fetch(self, name: str, params: Row) -> list[Row]:
         async with self._connection() as conn:
             with translate_errors():
-                cursor = await conn.execute(self.query(name), params)
+                cursor = await conn.execute(self.query(name), params, prepare=_prepare(name))
                 return await cursor.fetchall() if cursor.description else []
 
     # -- wake-ups ------------------------------------------------------------------------------

@@ -48,15 +48,10 @@ COPY {schema}.jobs ({columns}) FROM STDIN
 -- contract suite holds both to the same behaviour). The clock is the database's, so workers on
 -- machines with skewed clocks agree on leases.
 WITH candidates AS (
-    -- ready jobs of our kinds, best first; rows other workers are claiming are skipped
-    SELECT id FROM {schema}.jobs
-    WHERE status IN ('queued', 'retrying')
-      AND run_at <= now()
-      AND kind = ANY(%(kinds)s)
-      AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
-    ORDER BY priority DESC, run_at, id
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
+    -- ready jobs of our kinds, best first, locked; rows other workers are claiming are skipped
+    -- (migration 0009: read in index order whatever the statistics say)
+    SELECT ready_jobs AS id
+    FROM {schema}.ready_jobs(%(kinds)s::text[], %(queues)s::text[], %(limit)s::integer)
 ), claimed AS (
     -- spend one attempt and take a fresh lease (its token fences every later write)
     UPDATE {schema}.jobs AS j SET
@@ -68,8 +63,9 @@ WITH candidates AS (
         lease_token = replace(gen_random_uuid()::text, '-', ''),
         lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
         updated_at = now()
-    FROM candidates AS c
-    WHERE j.id = c.id
+    -- by primary key, not a join: a join lets a cached generic plan (psycopg prepares a
+    -- statement run 5 times) hash the whole table on every claim
+    WHERE j.id = ANY(ARRAY(SELECT id FROM candidates))
     RETURNING j.*
 ), started AS (
     -- one job_started event per claimed job, in the same transaction
@@ -88,7 +84,7 @@ ORDER BY claimed.priority DESC, claimed.run_at, claimed.id
 WITH locked AS (
     SELECT j.id FROM {schema}.jobs j
     JOIN unnest(%(ids)s::text[], %(tokens)s::text[]) AS l(id, token) ON j.id = l.id
-    WHERE j.lease_token = l.token AND j.status = 'running'
+    WHERE j.id = ANY(%(ids)s::text[]) AND j.lease_token = l.token AND j.status = 'running'
     ORDER BY j.id
     FOR UPDATE OF j
 )
@@ -164,7 +160,8 @@ WITH input AS (
         AS i(id, token, result)
 ), locked AS (
     SELECT j.id, i.result FROM {schema}.jobs j JOIN input i ON j.id = i.id
-    WHERE j.lease_token = i.token AND j.status = 'running'
+    WHERE j.id = ANY(%(ids)s::text[])  -- by primary key, not by reading every running job
+      AND j.lease_token = i.token AND j.status = 'running'
     ORDER BY j.id
     FOR UPDATE OF j
 ), done AS (
@@ -248,24 +245,29 @@ SELECT coalesce((
 
 -- prune --
 -- Delete one retention batch: finished jobs in one status finished before a cutoff, oldest
--- first, with their events. Rows another pruner holds are skipped, not waited for.
+-- first, with their events. Rows another pruner holds are skipped, not waited for. The repeated
+-- finished-status list lets any plan use the partial index jobs_finished; `= ANY(ARRAY(...))`
+-- reaches the other tables by index whatever the plan's row estimates.
 WITH doomed AS (
     SELECT id FROM {schema}.jobs
-    WHERE status = %(status)s AND finished_at < %(before)s
+    WHERE status = %(status)s AND status IN ('completed', 'failed', 'cancelled')
+      AND finished_at < %(before)s
     ORDER BY finished_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ), events_gone AS (
-    DELETE FROM {schema}.events WHERE job_id IN (SELECT id FROM doomed)
+    DELETE FROM {schema}.events WHERE job_id = ANY(ARRAY(SELECT id FROM doomed))
 ), calls_gone AS (
-    DELETE FROM {schema}.calls WHERE job_id IN (SELECT id FROM doomed)
+    DELETE FROM {schema}.calls WHERE job_id = ANY(ARRAY(SELECT id FROM doomed))
 )
-DELETE FROM {schema}.jobs WHERE id IN (SELECT id FROM doomed)
+DELETE FROM {schema}.jobs WHERE id = ANY(ARRAY(SELECT id FROM doomed))
 RETURNING id
 
 -- count_prunable --
 -- How many jobs a retention pass would delete.
-SELECT count(*) AS n FROM {schema}.jobs WHERE status = %(status)s AND finished_at < %(before)s
+SELECT count(*) AS n FROM {schema}.jobs
+WHERE status = %(status)s AND status IN ('completed', 'failed', 'cancelled')
+  AND finished_at < %(before)s
 
 -- probe_write --
 -- Readiness: rewrite the one probe row (fails on a read-only or full server).

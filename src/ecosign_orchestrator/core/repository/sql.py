@@ -42,6 +42,15 @@ def migrations(dialect: str) -> list[tuple[str, str]]:
 
 
 def split_statements(script: str) -> list[str]:
-    """Split a migration script on ``;`` at line ends (our migrations keep no ``;`` in literals)."""
+    """Split a migration script on ``;`` at line ends, except inside a ``$$``-quoted function
+    body (our migrations keep no ``;`` in other literals)."""
     lines = [line for line in script.splitlines() if not line.lstrip().startswith("--")]
-    return [stmt.strip() for stmt in "\n".join(lines).split(";\n") if stmt.strip().strip(";")]
+    statements: list[str] = []
+    pending = ""
+    for piece in "\n".join(lines).split(";\n"):
+        pending = f"{pending};\n{piece}" if pending else piece
+        if pending.count("$$") % 2 == 0:  # not inside a body
+            statements.append(pending)
+            pending = ""
+    statements.append(pending)
+    return [stmt.strip().removesuffix(";") for stmt in statements if stmt.strip().strip(";")]

@@ -1,0 +1,3 @@
+-- PostgreSQL's 0009 pins the claim's candidate scan to the ready index's order. SQLite plans
+-- each claim with the values bound and has no bitmap scans: nothing to change (the number is
+-- kept so both dialects share one version list).
