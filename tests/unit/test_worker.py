@@ -350,3 +350,41 @@ async def test_a_store_error_under_the_processor_is_retried_not_fatal(
     start()
     job = await wait_status(memory_repository, job_id, JobStatus.COMPLETED, JobStatus.FAILED)
     assert job.status is JobStatus.COMPLETED and runs == 2
+
+
+async def test_a_job_whose_outcome_is_being_written_frees_its_slot_up_to_a_bound(
+    memory_repository: MemoryRepository, registry: Registry, start: Callable[..., Worker]
+) -> None:
+    """Waiting for the store to commit an outcome is not work: the slot takes the next job.
+    At most ``concurrency`` outcomes may be pending, so a slow store still holds claims back."""
+    commit, two_pending = asyncio.Event(), asyncio.Event()
+    pending: list[str] = []
+    original = memory_repository.complete
+
+    async def slow_complete(job_id, token, result):  # type: ignore[no-untyped-def]
+        pending.append(job_id)
+        if len(pending) == 2:
+            two_pending.set()
+        await commit.wait()
+        return await original(job_id, token, result)
+
+    memory_repository.complete = slow_complete  # type: ignore[method-assign]
+    started: list[str] = []
+
+    @registry.processor("quick", retry=FAST)
+    async def quick(ctx: JobContext) -> JSONValue:
+        started.append(ctx.job.id)
+        return None
+
+    queue = JobQueue(memory_repository, registry)
+    ids = [(await queue.enqueue("quick")).job.id for _ in range(3)]
+    worker = start(concurrency=1)
+    async with asyncio.timeout(5):
+        await two_pending.wait()  # the second ran while the first's outcome was pending
+    assert started == ids[:2]
+    assert worker._free_slots() == 0, "bound: one pending outcome per slot"
+    assert (await memory_repository.get(ids[2])).status is JobStatus.QUEUED
+    commit.set()
+    for job_id in ids:
+        await wait_status(memory_repository, job_id, JobStatus.COMPLETED)
+    assert started == ids

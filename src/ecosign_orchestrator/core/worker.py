@@ -92,6 +92,8 @@ class Worker:
             registry.get(name)  # unknown kinds fail at start-up, not mid-run
         self._rng = rng or random.Random()
         self._running: dict[JobId, _Running] = {}
+        #: How many of ``_running`` have returned and are having their outcome written.
+        self._recording = 0
         self._leases = self._lease_keeper()
         #: Closed circuits this worker read recently, shared by its jobs.
         self._circuits = ClosedCircuits()
@@ -193,7 +195,10 @@ class Worker:
     async def _claim_loop(self) -> None:
         idle = self.settings.poll_seconds
         while not self._stopping.is_set():
-            free = self.settings.concurrency - len(self._running)
+            free = self._free_slots()
+            if free <= 0:
+                await self._wait(None)  # every slot busy: a job that returns wakes us
+                continue
             claimed: list[Job] = []
             sent_at = time.monotonic()  # the leases last from the claim's sending on
             try:
@@ -232,13 +237,22 @@ class Worker:
             await self._wait(idle)
             idle = min(idle * 2, self.settings.max_poll_seconds)
 
+    def _free_slots(self) -> int:
+        """Slots for new jobs. A job whose processor has returned stops holding one while its
+        outcome is written (it keeps its lease until that commits): waiting for a group commit
+        is not work, and counting it made the commit's latency the worker's pace. At most
+        ``concurrency`` outcomes may be pending, so a slow store still holds claims back."""
+        limit = self.settings.concurrency
+        executing = len(self._running) - self._recording
+        return max(0, min(limit - executing, 2 * limit - len(self._running)))
+
     def _claim_plan(self, free: int) -> list[tuple[list[str], int]]:
         """What to claim with ``free`` slots: each capped kind up to its room, then every other
         kind with what is left."""
         if free <= 0:
             return []
         caps = self.settings.kind_concurrency
-        running = collections.Counter(r.job.kind for r in self._running.values())
+        running = collections.Counter(r.job.kind for r in self._running.values() if not r.recording)
         plan = [
             ([kind], min(free, caps[kind] - running[kind]))
             for kind in self.kinds
@@ -293,6 +307,8 @@ class Worker:
                 error = getattr(ended, "error", None)
                 trace.outcome(ended.label, error.message if isinstance(error, JobError) else "")
             running.recording = True
+            self._recording += 1
+            self._wake.set()  # its slot is free for the next claim
             await asyncio.shield(self._persist(running, kind, ended))
             self.instruments.job_finished(job.kind, ended.label)
         except errors.LeaseLost:
@@ -316,7 +332,8 @@ class Worker:
         finally:
             running.ctx.close()
             self._leases.release(job.id)
-            self._running.pop(job.id, None)
+            if self._running.pop(job.id, None) is not None and running.recording:
+                self._recording -= 1
             self._wake.set()
 
     async def _execute(self, running: _Running, kind: JobKind) -> outcome.Outcome:
