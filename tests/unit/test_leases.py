@@ -19,7 +19,7 @@ from ecosign_orchestrator.core import (
     WorkerSettings,
     errors,
 )
-from ecosign_orchestrator.core.job import Job, utcnow
+from ecosign_orchestrator.core.job import utcnow
 from ecosign_orchestrator.core.repository import MemoryRepository
 from ecosign_orchestrator.core.types import JobId, LeaseToken
 
@@ -118,7 +118,7 @@ class SlowToRecord(MemoryRepository):
     ) -> dict[JobId, bool]:
         return {}  # as if another worker had taken every lease over
 
-    async def complete(self, job_id: JobId, token: LeaseToken, result: object) -> Job:
+    async def complete(self, job_id: JobId, token: LeaseToken, result: object) -> None:
         self.recording.set()
         await self.gate.wait()
         raise errors.LeaseLost(job_id)

@@ -340,9 +340,9 @@ class TransactionalRepository(abc.ABC):
                 published.append(await tx.add_event(draft))
         return published
 
-    async def complete(self, job_id: JobId, token: LeaseToken, result: JSONValue) -> Job:
+    async def complete(self, job_id: JobId, token: LeaseToken, result: JSONValue) -> None:
         """running -> completed."""
-        return await self._apply(
+        await self._apply(
             job_id, lambda job, now: transitions.complete(job, token=token, now=now, result=result)
         )
 

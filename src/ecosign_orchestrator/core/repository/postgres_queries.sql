@@ -154,10 +154,10 @@ SELECT pg_notify(%(channel)s, %(kind)s)
 -- complete_many --
 -- running -> completed for many jobs in one statement (group commit: the completions that arrive
 -- while one is being written share the next). Each row is fenced by its own lease token; rows
--- are locked in id order, as renewals lock them, so the two never deadlock.
+-- are locked in id order, as renewals lock them, so the two never deadlock. Only what the
+-- completed events need comes back.
 WITH input AS (
-    SELECT * FROM unnest(%(ids)s::text[], %(tokens)s::text[], %(results)s::jsonb[])
-        AS i(id, token, result)
+    SELECT * FROM jsonb_to_recordset(%(items)s::jsonb) AS i(id text, token text, result jsonb)
 ), locked AS (
     SELECT j.id, i.result FROM {schema}.jobs j JOIN input i ON j.id = i.id
     WHERE j.id = ANY(%(ids)s::text[])  -- by primary key, not by reading every running job
@@ -177,7 +177,7 @@ WITH input AS (
         finished_at = now(),
         updated_at = now()
     FROM locked WHERE j.id = locked.id
-    RETURNING j.*
+    RETURNING j.id, j.attempts, j.updated_at
 ), completed AS (
     INSERT INTO {schema}.events (job_id, type, at, attempt, data)
     SELECT id, 'job_completed', now(), attempts, '{}'::jsonb FROM done ORDER BY id

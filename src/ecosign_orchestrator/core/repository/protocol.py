@@ -91,8 +91,9 @@ class JobStore(Protocol):
         """Record the job's steps, their ``events`` and the outside ``calls`` made since the
         last save, in one transaction (fenced); the events as stored, in order."""
 
-    async def complete(self, job_id: JobId, token: LeaseToken, result: JSONValue) -> Job:
-        """running -> completed."""
+    async def complete(self, job_id: JobId, token: LeaseToken, result: JSONValue) -> None:
+        """running -> completed. The hot path of every job: it writes and reads nothing back
+        (``get`` reads the job); returning means the completion is committed."""
 
     async def fail(self, job_id: JobId, token: LeaseToken, error: JobError) -> Job:
         """running -> failed."""
