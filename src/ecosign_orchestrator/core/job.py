@@ -163,7 +163,12 @@ class RetryOverride:
 
     def to_json(self) -> JSONDict:
         """JSON form, as stored (only the fields that are set)."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        fields = (
+            ("max_attempts", self.max_attempts),
+            ("base_seconds", self.base_seconds),
+            ("cap_seconds", self.cap_seconds),
+        )  # not dataclasses.asdict: it deep-copies, and every enqueue calls this
+        return {k: v for k, v in fields if v is not None}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> Self:

@@ -25,6 +25,7 @@ from ecosign_orchestrator.core import errors, ids, transitions
 from ecosign_orchestrator.core.calls import CallRecord
 from ecosign_orchestrator.core.events import Event, EventType
 from ecosign_orchestrator.core.job import EnqueueResult, Job, NewJob, Progress, StepRecord, utcnow
+from ecosign_orchestrator.core.repository import postgres_documents as documents
 from ecosign_orchestrator.core.repository import postgres_schema, sql
 from ecosign_orchestrator.core.repository.base import (
     TransactionalRepository,
@@ -34,7 +35,7 @@ from ecosign_orchestrator.core.repository.base import (
     like_prefix,
 )
 from ecosign_orchestrator.core.repository.batching import Batcher
-from ecosign_orchestrator.core.repository.codec import JOB_COLUMNS, RowCodec
+from ecosign_orchestrator.core.repository.codec import RowCodec
 from ecosign_orchestrator.core.repository.postgres_gates import PostgresGates
 from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.core.transitions import EventDraft
@@ -142,24 +143,13 @@ class _PgTx:
     async def insert_many(self, jobs: Sequence[Job]) -> None:
         if not jobs:
             return
-        # COPY: one statement for the whole batch, rows streamed in PostgreSQL's own format.
-        async with self._conn.cursor() as cursor:
-            columns = ", ".join(JOB_COLUMNS)
-            async with cursor.copy(self._repo.query("copy_jobs").format(columns=columns)) as copy:
-                for job in jobs:
-                    row = CODEC.job_to_row(job)
-                    await copy.write_row([row[c] for c in JOB_COLUMNS])
+        # One statement and one parameter for the whole batch (see postgres_documents).
+        await self._fetch("insert_jobs", {"jobs": Jsonb([documents.job_document(j) for j in jobs])})
 
     async def add_events(self, drafts: Sequence[EventDraft]) -> list[Event]:
         if not drafts:
             return []
-        params = {
-            "job_ids": [d.job_id for d in drafts],
-            "types": [d.type.value for d in drafts],
-            "ats": [d.at for d in drafts],
-            "attempts": [d.attempt for d in drafts],
-            "datas": [Jsonb(d.data) for d in drafts],
-        }
+        params = {"events": Jsonb([documents.event_document(d) for d in drafts])}
         rows = await self._fetch("insert_events", params)  # one statement, ids in input order
         return [d.stored(row["id"]) for row, d in zip(rows, drafts, strict=True)]
 
@@ -235,12 +225,21 @@ class PostgresRepository(PostgresGates, TransactionalRepository):
                 # A job no key can collide with: the row, its event and the wake-up in one
                 # statement, one round trip, one commit.
                 "enqueue_plain": "WITH job AS ("
-                + CODEC.insert_job_sql("{schema}.jobs", suffix="RETURNING id")
-                + "), queued AS (INSERT INTO {schema}.events (job_id, type, at, attempt, data) "
+                f"INSERT INTO {{schema}}.jobs ({documents.job_columns_sql()}) "
+                f"SELECT {documents.job_values_sql('src.d', 'r')} "
+                "FROM (SELECT %(job)s::jsonb AS d) AS src "
+                "CROSS JOIN LATERAL jsonb_populate_record(NULL::{schema}.jobs, src.d) AS r "
+                "RETURNING id), "
+                "queued AS (INSERT INTO {schema}.events (job_id, type, at, attempt, data) "
                 "SELECT id, %(event_type)s, %(event_at)s, %(event_attempt)s, %(event_data)s "
                 "FROM job RETURNING id), woken AS (SELECT pg_notify(%(channel)s, '') AS n) "
                 "SELECT queued.id FROM queued, woken",
                 "update_job": CODEC.update_job_sql("{schema}.jobs"),
+                # Many new jobs in one statement (the batch enqueue), from one JSON document.
+                "insert_jobs": f"INSERT INTO {{schema}}.jobs ({documents.job_columns_sql()}) "
+                f"SELECT {documents.job_values_sql('src.d', 'r')} "
+                "FROM jsonb_array_elements(%(jobs)s::jsonb) AS src(d) "
+                "CROSS JOIN LATERAL jsonb_populate_record(NULL::{schema}.jobs, src.d) AS r",
             }
             self._queries = {
                 # Only vetted SQL reaches the driver: package files, the codec's statements, and
@@ -423,7 +422,7 @@ class PostgresRepository(PostgresGates, TransactionalRepository):
             new, job_id=ids.new_job_id(), now=utcnow(), max_attempts=max_attempts
         )
         params = {
-            **CODEC.job_to_row(job),
+            "job": Jsonb(documents.job_document(job)),
             "event_type": draft.type.value,
             "event_at": draft.at,
             "event_attempt": draft.attempt,

@@ -27,21 +27,17 @@ VALUES (%(job_id)s, %(type)s, %(at)s, %(attempt)s, %(data)s)
 RETURNING id
 
 -- insert_events --
--- Append many events in one statement (arrays of equal length); ids come back in input order.
+-- Append many events in one statement (one JSON array of them); ids come back in input order.
 WITH added AS (
     INSERT INTO {schema}.events (job_id, type, at, attempt, data)
     SELECT e.job_id, e.type, e.at, e.attempt, e.data
-    FROM unnest(%(job_ids)s::text[], %(types)s::text[], %(ats)s::timestamptz[],
-                %(attempts)s::int[], %(datas)s::jsonb[]) WITH ORDINALITY
+    FROM ROWS FROM (jsonb_to_recordset(%(events)s::jsonb)
+        AS (job_id text, type text, at timestamptz, attempt int, data jsonb)) WITH ORDINALITY
         AS e(job_id, type, at, attempt, data, n)
     ORDER BY e.n
     RETURNING id
 )
 SELECT id FROM added ORDER BY id
-
--- copy_jobs --
--- Many new jobs in one COPY (the batch enqueue); {columns} is the codec's column list.
-COPY {schema}.jobs ({columns}) FROM STDIN
 
 -- claim --
 -- Take up to :limit ready jobs in one statement (the rules mirror transitions.claim, and the
