@@ -388,3 +388,31 @@ async def test_a_job_whose_outcome_is_being_written_frees_its_slot_up_to_a_bound
     for job_id in ids:
         await wait_status(memory_repository, job_id, JobStatus.COMPLETED)
     assert started == ids
+
+
+async def test_a_freed_slot_does_not_make_an_idle_worker_claim_again(
+    memory_repository: MemoryRepository, registry: Registry, start: Callable[..., Worker]
+) -> None:
+    """Once a claim found fewer jobs than it asked for, only the store's wake-up (here an
+    enqueue) or the poll makes the worker claim again: each finished job used to cost an empty
+    claim (and a due-time query)."""
+    claims: list[int] = []
+    original = memory_repository.claim
+
+    async def counting_claim(**options):  # type: ignore[no-untyped-def]
+        claimed = await original(**options)
+        claims.append(len(claimed))
+        return claimed
+
+    memory_repository.claim = counting_claim  # type: ignore[method-assign]
+
+    @registry.processor("quick", retry=FAST)
+    async def quick(ctx: JobContext) -> JSONValue:
+        return None
+
+    queue = JobQueue(memory_repository, registry)
+    start(concurrency=4, poll_seconds=60, max_poll_seconds=60)  # no poll within the test
+    for _ in range(3):
+        job_id = (await queue.enqueue("quick")).job.id
+        await wait_status(memory_repository, job_id, JobStatus.COMPLETED)
+    assert claims[-3:] == [1, 1, 1] and claims.count(0) <= 1, claims  # 1: the start's claim

@@ -200,12 +200,14 @@ class Worker:
                 await self._wait(None)  # every slot busy: a job that returns wakes us
                 continue
             claimed: list[Job] = []
+            asked = 0
             sent_at = time.monotonic()  # the leases last from the claim's sending on
             try:
                 for kinds, room in self._claim_plan(free):
                     batch = min(room, free - len(claimed), self.settings.claim_batch or free)
                     if batch <= 0:
                         break
+                    asked += batch
                     claimed += await self.repository.claim(
                         worker_id=self.worker_id,
                         kinds=kinds,
@@ -214,6 +216,7 @@ class Worker:
                         queues=self.settings.queues,
                     )
             except errors.RepositoryError as exc:
+                asked = len(claimed) + 1  # as if drained: wait a poll period before retrying
                 logger.warning(
                     "claim failed (%s); retrying in %.1fs",
                     exc,
@@ -229,13 +232,21 @@ class Worker:
                     extra={"action": "worker_drained", "worker_id": self.worker_id},
                 )
                 break
+            if asked == 0:  # every kind this worker runs is at its cap: wait for one to free
+                await self._wait(None)
+                continue
             if claimed:
                 idle = self.settings.poll_seconds
-                if len(claimed) == free:
-                    await self._wait(None)  # full: wait for a slot
-                continue
-            await self._wait(idle)
-            idle = min(idle * 2, self.settings.max_poll_seconds)
+            if len(claimed) == asked:
+                continue  # the store may hold more: claim again as soon as a slot frees
+            # Fewer ready jobs than asked for: a freed slot brings no new work, so only the
+            # store's wake-up (NOTIFY, an in-process enqueue, the next due time) or the poll
+            # ends the wait. Each freed slot used to cost an empty claim and a due-time query.
+            # Slots still wake a burst worker (it exits once the last job is done) and a worker
+            # whose capped kinds were full (a freed slot of that kind is work to claim).
+            await self._wait(idle, slots=self.settings.burst or self._capped_out())
+            if not claimed:
+                idle = min(idle * 2, self.settings.max_poll_seconds)
 
     def _free_slots(self) -> int:
         """Slots for new jobs. A job whose processor has returned stops holding one while its
@@ -263,9 +274,20 @@ class Worker:
             plan.append((uncapped, free))
         return plan
 
-    async def _wait(self, timeout: float | None) -> None:
-        """Until a slot frees, a stop, or (if ``timeout``) new work may be ready."""
-        waiters: list[asyncio.Future[object]] = [asyncio.ensure_future(self._wake.wait())]
+    def _capped_out(self) -> bool:
+        """Whether a kind with a cap has every one of its slots running."""
+        caps = self.settings.kind_concurrency
+        if not caps:
+            return False
+        running = collections.Counter(r.job.kind for r in self._running.values() if not r.recording)
+        return any(running[kind] >= caps[kind] for kind in self.kinds if kind in caps)
+
+    async def _wait(self, timeout: float | None, *, slots: bool = True) -> None:
+        """Until a stop, a freed slot (if ``slots``), or (if ``timeout``) new work may be
+        ready."""
+        waiters: list[asyncio.Future[object]] = [asyncio.ensure_future(self._stopping.wait())]
+        if slots:
+            waiters.append(asyncio.ensure_future(self._wake.wait()))
         if timeout is not None:
             waiters.append(asyncio.ensure_future(self.repository.wait_for_jobs(timeout)))
         try:
