@@ -330,11 +330,9 @@ class JobContext:
         """May this job call ``key`` now (its circuit closed, or this job takes the probe)?"""
         if not policy.enabled:
             return GateVerdict(0.0)
-        if self._circuits.closed(key, policy.cache_seconds):
-            return GateVerdict(0.0)
-        verdict = await self._repository.circuit_gate(key, policy)
-        self._circuits.saw(key, verdict)
-        return verdict
+        return await self._circuits.gate(
+            key, policy.cache_seconds, lambda: self._repository.circuit_gate(key, policy)
+        )
 
     async def circuit_failure(
         self, key: str, policy: CircuitPolicy, retry_after: float | None

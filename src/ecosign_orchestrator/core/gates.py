@@ -24,9 +24,10 @@ applies them in one transaction.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 
@@ -159,6 +160,34 @@ class ClosedCircuits:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._seen: dict[str, float] = {}
+        self._reading: dict[str, asyncio.Future[GateVerdict]] = {}
+
+    async def gate(
+        self, key: str, max_age: float, read: Callable[[], Awaitable[GateVerdict]]
+    ) -> GateVerdict:
+        """``key``'s verdict: a closed circuit seen within ``max_age`` seconds, else ``read()``.
+
+        Jobs that ask while a read of the same key is on its way wait for it instead of reading
+        too (with 100 flows in lockstep every step was 100 reads: the cache never had a value
+        yet). Only a plain closed circuit is shared; any other answer (open, a probe that must
+        go to one job only, an error) makes each waiter read for itself."""
+        if self.closed(key, max_age):
+            return GateVerdict(0.0)
+        pending = self._reading.get(key)
+        if pending is not None:
+            await asyncio.wait({pending})  # its outcome, whatever it is, never raises here
+            if self.closed(key, max_age):
+                return GateVerdict(0.0)
+        task = asyncio.ensure_future(read())
+        self._reading[key] = task
+        task.add_done_callback(lambda done: self._read(key, done))  # runs before any waiter
+        return await asyncio.shield(task)  # a cancelled reader leaves the read to the waiters
+
+    def _read(self, key: str, task: asyncio.Future[GateVerdict]) -> None:
+        if self._reading.get(key) is task:
+            del self._reading[key]
+        if not task.cancelled() and task.exception() is None:
+            self.saw(key, task.result())
 
     def closed(self, key: str, max_age: float) -> bool:
         """Whether ``key`` was seen closed less than ``max_age`` seconds ago."""
