@@ -221,25 +221,20 @@ class PostgresRepository(PostgresGates, TransactionalRepository):
                 "insert_job": CODEC.insert_job_sql(
                     "{schema}.jobs", suffix="ON CONFLICT DO NOTHING RETURNING id"
                 ),
-                "insert_job_plain": CODEC.insert_job_sql("{schema}.jobs"),
                 # A job no key can collide with: the row, its event and the wake-up in one
                 # statement, one round trip, one commit.
                 "enqueue_plain": "WITH job AS ("
-                f"INSERT INTO {{schema}}.jobs ({documents.job_columns_sql()}) "
-                f"SELECT {documents.job_values_sql('src.d', 'r')} "
-                "FROM (SELECT %(job)s::jsonb AS d) AS src "
-                "CROSS JOIN LATERAL jsonb_populate_record(NULL::{schema}.jobs, src.d) AS r "
-                "RETURNING id), "
+                + documents.insert_jobs_sql("{schema}.jobs", "(SELECT %(job)s::jsonb)")
+                + " RETURNING id), "
                 "queued AS (INSERT INTO {schema}.events (job_id, type, at, attempt, data) "
                 "SELECT id, %(event_type)s, %(event_at)s, %(event_attempt)s, %(event_data)s "
                 "FROM job RETURNING id), woken AS (SELECT pg_notify(%(channel)s, '') AS n) "
                 "SELECT queued.id FROM queued, woken",
                 "update_job": CODEC.update_job_sql("{schema}.jobs"),
                 # Many new jobs in one statement (the batch enqueue), from one JSON document.
-                "insert_jobs": f"INSERT INTO {{schema}}.jobs ({documents.job_columns_sql()}) "
-                f"SELECT {documents.job_values_sql('src.d', 'r')} "
-                "FROM jsonb_array_elements(%(jobs)s::jsonb) AS src(d) "
-                "CROSS JOIN LATERAL jsonb_populate_record(NULL::{schema}.jobs, src.d) AS r",
+                "insert_jobs": documents.insert_jobs_sql(
+                    "{schema}.jobs", "jsonb_array_elements(%(jobs)s::jsonb)"
+                ),
             }
             self._queries = {
                 # Only vetted SQL reaches the driver: package files, the codec's statements, and

@@ -68,14 +68,12 @@ def event_document(draft: EventDraft) -> dict[str, Any]:
     }
 
 
-def job_columns_sql() -> str:
-    """The insert's column list."""
-    return ", ".join(JOB_COLUMNS)
-
-
-def job_values_sql(document: str, record: str) -> str:
-    """The select list that turns a document (``document``, a ``jsonb`` expression) and its
-    ``jsonb_populate_record`` (alias ``record``) back into the insert's columns."""
-    return ", ".join(
-        f"{document} -> '{c}'" if c in JSONB_COLUMNS else f"{record}.{c}" for c in JOB_COLUMNS
+def insert_jobs_sql(table: str, documents: str) -> str:
+    """``INSERT`` of the jobs in ``documents``, a set-returning SQL expression of one ``jsonb``
+    job document per row (one document, or the elements of an array of them)."""
+    values = ", ".join(f"src.d -> '{c}'" if c in JSONB_COLUMNS else f"r.{c}" for c in JOB_COLUMNS)
+    return (
+        f"INSERT INTO {table} ({', '.join(JOB_COLUMNS)}) SELECT {values} "
+        f"FROM {documents} AS src(d) "
+        f"CROSS JOIN LATERAL jsonb_populate_record(NULL::{table}, src.d) AS r"
     )
