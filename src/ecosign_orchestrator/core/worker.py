@@ -263,7 +263,7 @@ class Worker:
         if free <= 0:
             return []
         caps = self.settings.kind_concurrency
-        running = collections.Counter(r.job.kind for r in self._running.values() if not r.recording)
+        running = self._executing_by_kind()
         plan = [
             ([kind], min(free, caps[kind] - running[kind]))
             for kind in self.kinds
@@ -279,8 +279,12 @@ class Worker:
         caps = self.settings.kind_concurrency
         if not caps:
             return False
-        running = collections.Counter(r.job.kind for r in self._running.values() if not r.recording)
+        running = self._executing_by_kind()
         return any(running[kind] >= caps[kind] for kind in self.kinds if kind in caps)
+
+    def _executing_by_kind(self) -> collections.Counter[str]:
+        """Jobs whose processor is still running, per kind (what a kind's cap counts)."""
+        return collections.Counter(r.job.kind for r in self._running.values() if not r.recording)
 
     async def _wait(self, timeout: float | None, *, slots: bool = True) -> None:
         """Until a stop, a freed slot (if ``slots``), or (if ``timeout``) new work may be
