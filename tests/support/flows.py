@@ -49,8 +49,10 @@ class SandboxAdmin:
         return response.json()  # type: ignore[no-any-return]
 
     async def set_witness(self, doc_id: str, witness_hash: str, path: str) -> None:
-        """Make a witness version current, as EcoSign's client does (``ensureWitnessCurrent``:
-        a REST ``PATCH`` with the service key)."""
+        """Make a witness version current, as EcoSign's client does: a REST ``PATCH`` with the
+        service key setting the witness columns and appending it to ``witness_history``."""
+        history = (await self.document(doc_id)).get("witness_history") or []
+        entry = {"hash": witness_hash, "mime_type": "application/pdf", "storage_path": path}
         response = await self.client.patch(
             "/rest/v1/document_entities",
             params={"id": f"eq.{doc_id}"},
@@ -59,8 +61,15 @@ class SandboxAdmin:
                 "witness_current_hash": witness_hash,
                 "witness_hash": witness_hash,
                 "witness_current_storage_path": path,
+                "witness_history": [*history, {**entry, "status": "generated"}],
             },
         )
+        response.raise_for_status()
+
+    async def add_request(self, doc_id: str, **options: Any) -> None:
+        """Record one more protection request in the document's ledger (a signature stage):
+        ``signature_flow=True, anchor_stage="final", step_index=2, witness_hash=...``."""
+        response = await self.client.post(f"/admin/documents/{doc_id}/requests", json=options)
         response.raise_for_status()
 
     async def set_faults(self, faults: dict[str, Any]) -> None:

@@ -34,6 +34,9 @@ class Fault:
     body: dict[str, Any] | None = None
     #: Only calls for these documents fail (None: every call).
     documents: list[str] | None = None
+    #: The failure's error text repeats the request's headers, secrets included (a careless
+    #: function: what the orchestrator keeps of the answer must not leak them).
+    echo_headers: bool = False
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Fault:

@@ -36,6 +36,31 @@ def _error(status: int, error: str, *, retryable: bool | None = None) -> Result:
     return status, body, False
 
 
+def witness_columns(doc: dict[str, Any], witness_hash: str, path: str) -> dict[str, Any]:
+    """The columns EcoSign's client sets to make a witness version current
+    (``ensureWitnessCurrent``): the witness, its hash in the hash chain, and one more entry in
+    the append-only ``witness_history``."""
+    generated_at = now_iso()
+    entry = {
+        "hash": witness_hash,
+        "mime_type": "application/pdf",
+        "storage_path": path,
+        "status": "generated",
+        "generated_at": generated_at,
+    }
+    return {
+        "witness_current_hash": witness_hash,
+        "witness_hash": witness_hash,
+        "witness_current_mime": "application/pdf",
+        "witness_current_status": "generated",
+        "witness_current_storage_path": path,
+        "witness_current_generated_at": generated_at,
+        "witness_history": [*doc.get("witness_history", []), entry],
+        "hash_chain": {**doc.get("hash_chain", {}), "witness_hash": witness_hash},
+        "lifecycle_status": "witness_ready",
+    }
+
+
 def _has_tsa(doc: dict[str, Any], witness_hash: str) -> bool:
     return any(
         e["kind"] == "tsa.confirmed" and e.get("witness_hash") == witness_hash
@@ -76,35 +101,26 @@ class Functions:
         )
 
     def create_witness(self, body: dict[str, Any]) -> Result:
-        """Set the current witness PDF (``ensureWitnessCurrent``): a no-op when already current."""
+        """Set the current witness PDF (``ensureWitnessCurrent``): a no-op when the document
+        already has one; otherwise the witness becomes current and joins ``witness_history``."""
         doc = self._doc(body)
         if isinstance(doc, tuple):
             return doc
+        if doc["witness_current_hash"]:
+            return 200, {"success": True, "noop": True, "witness_hash": doc["witness_hash"]}, False
         witness_hash = hashlib.sha256(f"witness:{doc['source_hash']}".encode()).hexdigest()
         path = f"{doc['owner_id']}/{doc['id']}/witness/{witness_hash[:16]}.pdf"
-        if (
-            doc["witness_current_hash"] == witness_hash
-            and doc["witness_current_storage_path"] == path
-        ):
-            return 200, {"success": True, "noop": True, "witness_hash": witness_hash}, False
-        self.store.update(
-            doc["id"],
-            witness_current_hash=witness_hash,
-            witness_hash=witness_hash,
-            witness_current_mime="application/pdf",
-            witness_current_status="generated",
-            witness_current_storage_path=path,
-            witness_current_generated_at=now_iso(),
-            lifecycle_status="witness_ready",
-        )
+        self.store.update(doc["id"], **witness_columns(doc, witness_hash, path))
         return 200, {"success": True, "witness_hash": witness_hash, "storage_path": path}, True
 
     def run_tsa(self, body: dict[str, Any]) -> Result:
-        """RFC 3161 timestamp of the witness hash, appended as ``tsa.confirmed``."""
+        """RFC 3161 timestamp of the witness hash, appended as ``tsa.confirmed``. The ledger's
+        trigger refuses a TSA for any hash but the row's current ``witness_hash``; ``run-tsa``
+        then records ``tsa.failed`` and answers 500 with the trigger's message."""
         doc = self._doc(body)
         if isinstance(doc, tuple):
             return doc
-        witness_hash = body.get("witness_hash")
+        witness_hash = body.get("witness_hash") or doc["witness_hash"]
         if not witness_hash:
             return _error(400, "witness_hash missing")
         if _has_tsa(doc, witness_hash):
@@ -125,7 +141,9 @@ class Functions:
                 "run-tsa",
             )
         except EventRejected as exc:
-            return _error(500, f"authority_reject:{exc}", retryable=True)
+            failed = {"retryable": True, "error": {"message": str(exc)}}
+            self.store.append_event(doc["id"], {"kind": "tsa.failed", "payload": failed}, "run-tsa")
+            return 500, {"error": str(exc)}, False
         return 200, {"success": True}, True
 
     def _submit_anchor(self, body: dict[str, Any], network: str) -> Result:

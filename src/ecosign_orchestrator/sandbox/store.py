@@ -87,6 +87,34 @@ def _anchor_key(event: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
+def _check_append(doc: dict[str, Any], event: dict[str, Any]) -> None:
+    """EcoSign's ``enforce_events_append_only`` trigger: the rules a new event must meet
+    (``EventRejected`` with the trigger's own message otherwise)."""
+    kind = event.get("kind")
+    events: list[dict[str, Any]] = doc["events"]
+    current = doc.get("witness_hash")
+    if kind in ("tsa", "tsa.confirmed"):
+        if not any(e.get("kind") == "document.protected.requested" for e in events):
+            raise EventRejected("TSA evidence requires prior document.protected.requested")
+        if kind == "tsa.confirmed" and event.get("_source") != "run-tsa":
+            raise EventRejected(
+                f"tsa.confirmed must be emitted by run-tsa (got source={event.get('_source')})"
+            )
+        if any(
+            e.get("kind") in ("tsa", "tsa.confirmed") and e.get("witness_hash") == current
+            for e in events
+        ):
+            raise EventRejected(f"TSA event is unique per witness_hash: cannot append {kind} twice")
+        # (SQL's NULL comparison: with no witness on the row the check does not fire.)
+        if current is not None and event.get("witness_hash") != current:
+            raise EventRejected(
+                f"TSA event witness_hash ({event.get('witness_hash')}) must match document "
+                f"witness_hash ({current})"
+            )
+    if kind == "artifact.finalized" and any(e.get("kind") == kind for e in events):
+        raise EventRejected("artifact.finalized is unique per document entity")
+
+
 class Store:
     """Documents, anchors and the ledger of calls; thread-safe."""
 
@@ -190,8 +218,7 @@ class Store:
             events: list[dict[str, Any]] = doc["events"]
             if kind in ANCHOR_DEDUPED and any(_anchor_key(e) == _anchor_key(event) for e in events):
                 return False
-            if kind == "artifact.finalized" and any(e["kind"] == kind for e in events):
-                raise EventRejected("artifact.finalized is unique per document entity")
+            _check_append(doc, {**event, "_source": source})
             envelope = {
                 "id": str(uuid.uuid4()),
                 "at": now_iso(),

@@ -93,11 +93,13 @@ class DevSession:
         )
 
 
-async def create_document(sandbox_url: str, key: str) -> str:
-    """A new document in the sandbox; its ``document_entity_id``."""
+async def create_document(sandbox_url: str, key: str, request_shape: str | None = None) -> str:
+    """A new document in the sandbox, with EcoSign's protection request (in the sandbox's
+    request shape, or ``request_shape``); its ``document_entity_id``."""
     headers = {"Authorization": f"Bearer {key}"}
+    body = {} if request_shape is None else {"request": {"shape": request_shape}}
     async with httpx.AsyncClient(base_url=sandbox_url, headers=headers, timeout=10) as client:
-        response = await client.post("/admin/documents", json={})
+        response = await client.post("/admin/documents", json=body)
         response.raise_for_status()
         document_id: str = response.json()["id"]
         return document_id

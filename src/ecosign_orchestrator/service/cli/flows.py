@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,6 +31,14 @@ sandbox_app = typer.Typer(
 app.add_typer(sandbox_app, name="sandbox")
 
 DEFAULT_SANDBOX_KEY = "sandbox-service-key"
+
+
+class RequestShape(enum.StrEnum):
+    """The protection request shapes EcoSign has written (``sandbox.requests.SHAPES``; kept
+    here so that ``--help`` does not import the sandbox)."""
+
+    REQUIRED_EVIDENCE = "required-evidence"
+    PROTECTION_DETAILS = "protection-details"
 
 
 def _intent_from_flags(
@@ -206,6 +215,13 @@ def sandbox_serve(
             help="notify-artifact-ready demands it in x-cron-secret, like EcoSign's.",
         ),
     ] = None,
+    request_shape: Annotated[
+        RequestShape,
+        typer.Option(
+            envvar="ECOSIGN_SANDBOX_REQUEST_SHAPE",
+            help="Which of EcoSign's protection request shapes new documents get.",
+        ),
+    ] = RequestShape.REQUIRED_EVIDENCE,
 ) -> None:
     """Run the sandbox alone (Edge Functions + REST + admin API) in the foreground."""
     from ecosign_orchestrator import sandbox
@@ -225,7 +241,12 @@ def sandbox_serve(
     store = sandbox.Store(db)
     try:
         application = sandbox.create_app(
-            service_key, store=store, faults=plan, timing=timing, cron_secret=cron_secret
+            service_key,
+            store=store,
+            faults=plan,
+            timing=timing,
+            cron_secret=cron_secret,
+            request_shape=request_shape.value,
         )
     except ValueError as exc:
         raise fail(str(exc)) from None
@@ -260,10 +281,20 @@ def sandbox_new_document(
             help="Its service key (ECOSIGN_ORCH_SERVICE_KEY).",
         ),
     ] = None,
+    request_shape: Annotated[
+        RequestShape | None,
+        typer.Option(
+            help="The shape of its protection request (default: the sandbox's): "
+            "required-evidence (flow_type + required_evidence) or protection-details "
+            "(EcoSign's newest: no flow_type, evidence in protection_details).",
+        ),
+    ] = None,
 ) -> None:
     """Create a document in a running sandbox and print its id (a document_entity_id).
 
-    In production the id is that of EcoSign's document_entities row the CTA acts on.
+    Its ledger starts with the protection request EcoSign writes (anchor_stage "initial",
+    step_index 0). In production the id is that of EcoSign's document_entities row the CTA
+    acts on.
     """
     import httpx
 
@@ -274,7 +305,8 @@ def sandbox_new_document(
 
     async def go() -> str:
         try:
-            return await create_document(url, service_key)
+            shape = None if request_shape is None else request_shape.value
+            return await create_document(url, service_key, shape)
         except httpx.HTTPError as exc:
             raise errors.Unavailable(
                 f"the sandbox at {url} refused or is unreachable: {exc}"
