@@ -14,6 +14,7 @@ from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.service.api import create_app
 from ecosign_orchestrator.service.settings import Settings
 from tests.support.api import serve_in_thread
+from tests.support.media import mp4_header_only
 
 TOKEN = "confinement-test-token-7d2c1e9a"
 
@@ -22,8 +23,8 @@ TOKEN = "confinement-test-token-7d2c1e9a"
 def roots(tmp_path: Path) -> ffmpeg.MediaRoots:
     (tmp_path / "in").mkdir()
     (tmp_path / "out").mkdir()
-    (tmp_path / "in" / "clip.mp4").write_bytes(b"not really a video")
-    (tmp_path / "secret.mp4").write_bytes(b"outside the roots")
+    mp4_header_only(tmp_path / "in" / "clip.mp4")
+    mp4_header_only(tmp_path / "secret.mp4")  # outside the roots
     (tmp_path / "in" / "link.mp4").symlink_to(tmp_path / "secret.mp4")
     return ffmpeg.MediaRoots.of([tmp_path / "in"], tmp_path / "out")
 
@@ -80,8 +81,7 @@ async def test_the_api_refuses_ffmpeg_jobs_without_media_roots(tmp_path: Path) -
     settings = Settings(
         database_url=SecretStr(f"sqlite:///{tmp_path}/jobs.db"), api_tokens=[SecretStr(TOKEN)]
     )
-    source = tmp_path / "in.mp4"
-    source.write_bytes(b"x")
+    source = mp4_header_only(tmp_path / "in.mp4")
     with serve_in_thread(create_app(settings, embedded_worker=False)) as url:
         async with httpx.AsyncClient(
             base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}

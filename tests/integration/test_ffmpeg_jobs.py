@@ -24,7 +24,7 @@ from ecosign_orchestrator.core import (
 from ecosign_orchestrator.core.repository import SqliteRepository
 from ecosign_orchestrator.ffmpeg import KIND, FFmpegProcessor, validate_payload
 from ecosign_orchestrator.ffmpeg.progress import parse_duration_line
-from tests.support.media import make_input
+from tests.support.media import MP4_HEADER, make_input
 from tests.support.waiting import wait_status
 
 pytestmark = pytest.mark.ffmpeg
@@ -156,8 +156,8 @@ def _alive(pid: int) -> bool:
 
 
 async def test_corrupt_input_fails_at_once_with_ffmpegs_reason(env: dict[str, Any]) -> None:
-    corrupt = env["dir"] / "corrupt.mp4"
-    corrupt.write_bytes(os.urandom(64 * 1024))
+    corrupt = env["dir"] / "corrupt.mp4"  # an MP4 header, then noise: accepted, unreadable
+    corrupt.write_bytes(MP4_HEADER + os.urandom(64 * 1024))
     job = (
         await env["queue"].enqueue(
             KIND, {"input": str(corrupt), "output": str(env["dir"] / "o.mp4")}

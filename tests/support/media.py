@@ -20,3 +20,14 @@ def make_input(ffmpeg: str, path: Path, seconds: int, size: str = "640x360") -> 
         timeout=120,
     )  # fmt: skip
     return path
+
+
+#: The first box of an ISO MP4 file: what the enqueue-time container check reads. Enough for
+#: tests that validate a job without running ffmpeg on it.
+MP4_HEADER = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
+
+
+def mp4_header_only(path: Path) -> Path:
+    """A file that starts like an MP4 and holds nothing else (validation tests only)."""
+    path.write_bytes(MP4_HEADER)
+    return path

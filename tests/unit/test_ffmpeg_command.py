@@ -10,6 +10,7 @@ import pytest
 from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.ffmpeg import CommandBuilder, InvalidCommand, validate_payload
 from ecosign_orchestrator.ffmpeg.command import BASE_OPTIONS
+from tests.support.media import mp4_header_only
 
 
 def test_argv_is_a_list_with_the_base_options_first() -> None:
@@ -96,8 +97,7 @@ def test_typed_options_refuse_bad_values(call: object, field: str) -> None:
 
 
 def test_payload_validation_names_the_field(tmp_path: Path) -> None:
-    source = tmp_path / "in.mp4"
-    source.write_bytes(b"x")
+    source = mp4_header_only(tmp_path / "in.mp4")
     ok = validate_payload({"input": str(source), "output": str(tmp_path / "o.mp4")})
     assert ok["overwrite"] is True
     cases = [

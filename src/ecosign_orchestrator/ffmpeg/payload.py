@@ -14,6 +14,7 @@ from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.types import JSONDict
 from ecosign_orchestrator.ffmpeg.command import PRESETS, CommandBuilder, InvalidCommand, check_path
 from ecosign_orchestrator.ffmpeg.confinement import MediaRoots, check_generator
+from ecosign_orchestrator.ffmpeg.containers import INPUT_OPTIONS, check_container
 
 _SCALE = re.compile(r"^(-1|\d{1,5})x(-1|\d{1,5})$")
 Preset = Literal[
@@ -63,7 +64,10 @@ class FFmpegJob(BaseModel):
         builder = CommandBuilder(ffmpeg, base_dir=self.base_dir, overwrite=self.overwrite)
         if self.stats_period is not None:
             builder.stats_period(self.stats_period)
-        builder.input(self.input, format=self.input_format)
+        # A file input is read only as a plain media container, from a plain file (ffmpeg's
+        # own whitelists: ffmpeg/containers.py).
+        options = () if self.input_format == "lavfi" else INPUT_OPTIONS
+        builder.input(self.input, format=self.input_format, options=options)
         builder.output(self.output)
         if self.video_codec:
             builder.video_codec(self.video_codec)
@@ -81,15 +85,25 @@ class FFmpegJob(BaseModel):
         return builder
 
 
+def check_input(job: FFmpegJob, builder: CommandBuilder) -> None:
+    """What the job reads, checked when it is submitted and again when it runs: a lavfi input
+    is one vetted generator, a file input an existing plain media container (never a playlist
+    or a list of files that would make ffmpeg read others), with or without media roots."""
+    if job.input_format == "lavfi":
+        check_generator(job.input)
+        return
+    source = Path(builder.input_paths[0])
+    if not source.is_file():
+        raise InvalidCommand("input", f"{job.input!r} does not exist or is not a file")
+    check_container(str(source))
+
+
 def check_files(job: FFmpegJob, builder: CommandBuilder) -> None:
     """Refuse, before anything is queued, an input that is missing or an output we cannot write."""
     output = Path(builder.output_path)
-    if job.input_format is None:
-        source = Path(builder.input_paths[0])
-        if not source.is_file():
-            raise InvalidCommand("input", f"{job.input!r} does not exist or is not a file")
-        if source.resolve() == output.resolve():
-            raise InvalidCommand("output", "must differ from the input")
+    check_input(job, builder)
+    if job.input_format is None and Path(builder.input_paths[0]).resolve() == output.resolve():
+        raise InvalidCommand("output", "must differ from the input")
     folder = output.parent
     if not folder.is_dir():
         raise InvalidCommand("output", f"folder {str(folder)!r} does not exist")
@@ -105,8 +119,7 @@ def confine(job: FFmpegJob, roots: MediaRoots) -> FFmpegJob:
     if job.base_dir is not None:
         raise InvalidCommand("base_dir", "the server's media roots confine every path")
     if job.input_format == "lavfi":
-        check_generator(job.input)
-        source = job.input
+        source = job.input  # a generator reads no file (check_input vets it)
     else:
         source = roots.resolve_input(check_path(job.input, "input"))
     output = roots.resolve_output(check_path(job.output, "output"))

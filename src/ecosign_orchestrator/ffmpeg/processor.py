@@ -29,7 +29,8 @@ from ecosign_orchestrator.core.types import JSONValue
 from ecosign_orchestrator.ffmpeg.binaries import Binaries, find_binaries
 from ecosign_orchestrator.ffmpeg.command import InvalidCommand
 from ecosign_orchestrator.ffmpeg.confinement import MediaRoots
-from ecosign_orchestrator.ffmpeg.payload import FFmpegJob, confine
+from ecosign_orchestrator.ffmpeg.containers import INPUT_OPTIONS
+from ecosign_orchestrator.ffmpeg.payload import FFmpegJob, check_input, confine
 from ecosign_orchestrator.ffmpeg.progress import (
     ProgressParser,
     ProgressSnapshot,
@@ -103,6 +104,7 @@ async def probe_duration(ffprobe: Path, source: str) -> float | None:
         "format=duration",
         "-of",
         "json",
+        *INPUT_OPTIONS,  # the same whitelists as the job's ffmpeg: no file but this one is read
         "--",
         source,
         stdout=asyncio.subprocess.PIPE,
@@ -148,6 +150,7 @@ class FFmpegProcessor:
             if self.roots is not None:
                 job = confine(job, self.roots)
             builder = job.builder(self.binaries.ffmpeg)
+            check_input(job, builder)  # again: the file may have changed since submission
         except (pydantic.ValidationError, InvalidCommand) as exc:
             raise errors.FatalError(f"invalid ffmpeg job: {exc}") from None
         final = Path(builder.output_path)
