@@ -158,6 +158,25 @@ def _walk(command: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...]
         ({}, ["--api-url", "http://127.0.0.1:{closed}", "jobs", "list"], 3, "unreachable"),
         ({}, ["status", "0123456789ab"], 2, "searched {dir}/.ecosign-orchestrator/jobs.db"),
         ({"ECOSIGN_ORCH_CONFIRMATION_SCALE": "1/0"}, ["config", "show"], 2, "fraction"),
+        # configuration never replaces a flow's identity fields (issue 19 §2)
+        (
+            {"ECOSIGN_ORCH_STEP_BODY": '{{"anchor_polygon": {{"anchor_stage": "final"}}}}'},
+            ["worker", "--burst"],
+            2,
+            "step_body.anchor_polygon.anchor_stage: set by the orchestrator itself",
+        ),
+        (
+            {"ECOSIGN_ORCH_STEP_BODY": '{{"append_tsa": {{"step_index": 3}}}}'},
+            ["serve"],
+            2,
+            "step_body.append_tsa.step_index: set by the orchestrator itself",
+        ),
+        (
+            {"ECOSIGN_ORCH_STEP_BODY": '{{"build_artifact": {{"correlation_id": "x"}}}}'},
+            ["config", "check"],
+            2,
+            "step_body.build_artifact.correlation_id: set by the orchestrator itself",
+        ),
     ],
 )
 def test_errors_are_one_line_naming_the_cause_with_exit_2_or_3(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -197,21 +198,28 @@ async def test_fatal_400_on_build_artifact_fails_the_flow_at_once(flow: FlowHarn
     assert step is not None and step.status is StepStatus.FAILED and step.error is not None
 
 
+@pytest.mark.parametrize("circuit_failures", [10, 3], ids=["default-breaker", "breaker-at-3"])
 async def test_transient_failures_use_the_step_budget_then_fail(
-    sandbox_url: str, tmp_path: Path
+    sandbox_url: str, tmp_path: Path, circuit_failures: int
 ) -> None:
-    # the step budget alone (the circuit breaker, which would hold these calls, is off here)
-    async with harness(sandbox_url, tmp_path, circuit_failures=0) as flow:
+    # The breaker is on: with its default threshold (10 failures) and with one lower than the
+    # step's budget, where the circuit opens on this flow's own failures and used to hand every
+    # later attempt back (a budget that never ended). Every call sent counts.
+    async with harness(sandbox_url, tmp_path, circuit_failures=circuit_failures) as flow:
         doc = await flow.admin.create_document()
-        await flow.admin.set_faults({"notify-artifact-ready": {"rate": 1.0, "statuses": [503]}})
+        alone = {"rate": 1.0, "statuses": [503], "documents": [doc]}  # 503 for this flow alone
+        await flow.admin.set_faults({"notify-artifact-ready": alone})
         job_id = await flow.submit(doc, {"protect": True})
         [job] = await flow.run_to_end([job_id])
         calls = [c["function"] for c in (await flow.admin.ledger(doc))["calls"]]
+        events = await flow.repository.events(job_id=job_id)
     assert job.status is JobStatus.FAILED
     step = job.step(Step.NOTIFY_ARTIFACT_READY.value)
     assert step is not None and step.attempts == 10  # design §3: notify has 10 attempts
     assert job.last_error is not None and "attempts exhausted: 10/10" in job.last_error.message
     assert calls.count("notify-artifact-ready") == 10
+    retrying = [e for e in events if e.type.value == "step_retrying"]
+    assert len(retrying) == 9  # one event per failed attempt that is retried
 
 
 async def test_an_outage_opens_the_circuit_and_flows_wait_instead_of_failing(
@@ -287,9 +295,13 @@ async def test_bitcoin_confirmation_after_several_polls_costs_no_attempts(
     events = await flow.repository.events(job_id=job_id)
     snoozes = [e for e in events if e.data.get("reason") == "snoozed"]
     assert len(snoozes) >= 2 and not [e for e in events if e.type.value == "job_retrying"]
-    calls = [c["function"] for c in (await flow.admin.ledger(doc))["calls"]]
-    assert calls.index("build-artifact") < len(calls)  # the artifact did not wait for bitcoin
-    assert calls.count("submit-anchor-bitcoin") == 1
+    ledger = (await flow.admin.ledger(doc))["calls"]
+    assert [c["function"] for c in ledger].count("submit-anchor-bitcoin") == 1
+    # the artifact did not wait for bitcoin: it was built before the confirmation came
+    built = next(c["at"] for c in ledger if c["function"] == "build-artifact")
+    events = (await flow.admin.document(doc))["events"]
+    confirmed = next(e["at"] for e in events if e["kind"] == "anchor.confirmed")
+    assert datetime.fromisoformat(built) < datetime.fromisoformat(confirmed)
 
 
 async def test_each_network_is_polled_on_its_own_schedule(sandbox_url: str, tmp_path: Any) -> None:

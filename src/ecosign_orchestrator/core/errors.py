@@ -41,11 +41,13 @@ class JobNotFound(OrchestratorError):
 class IllegalTransition(OrchestratorError):
     """A job cannot move from its current status to the requested one."""
 
-    def __init__(self, job_id: str, current: str, target: str) -> None:
+    def __init__(self, job_id: str, current: str, target: str, words: str = "") -> None:
         self.job_id = job_id
         self.current = current
         self.target = target
-        super().__init__(f"job {job_id}: illegal transition {current} -> {target}")
+        # ``words``: what a person asked for and why it cannot be done (a user's retry or
+        # cancel); the engine's own wrong moves keep the state-machine form.
+        super().__init__(f"job {job_id}: {words or f'illegal transition {current} -> {target}'}")
 
 
 class UnknownJobKind(OrchestratorError):

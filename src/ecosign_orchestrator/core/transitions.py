@@ -241,8 +241,23 @@ def recover(job: Job, *, now: datetime) -> Outcome:
     return _move(job, JobStatus.QUEUED, now, requeued, run_at=now, **_NO_LEASE)
 
 
+#: Why a person cannot retry or cancel a job in this status, in their words.
+_ALREADY = {
+    JobStatus.COMPLETED: "already completed",
+    JobStatus.FAILED: "already failed",
+    JobStatus.CANCELLED: "already cancelled",
+}
+
+
 def cancel(job: Job, *, now: datetime) -> tuple[Job, EventDraft | None]:
     """A user cancels: waiting jobs end at once; a running one gets a request its worker obeys."""
+    if job.status.is_terminal:
+        raise errors.IllegalTransition(
+            job.id,
+            job.status.value,
+            JobStatus.CANCELLED.value,
+            f"{_ALREADY[job.status]}: an ended job cannot be cancelled",
+        )
     if job.status is JobStatus.RUNNING:
         if job.cancel_requested:
             return job, None
@@ -254,7 +269,12 @@ def manual_retry(job: Job, *, now: datetime) -> Outcome:
     """A user re-runs a failed or cancelled job: a fresh start, attempts reset to zero."""
     if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
         # running -> queued is legal for leases, not for users: only ended jobs are re-run.
-        raise errors.IllegalTransition(job.id, job.status.value, "queued (manual retry)")
+        words = (
+            "already completed: there is nothing to retry"
+            if job.status is JobStatus.COMPLETED
+            else f"is {job.status.value}, not ended: only a failed or cancelled job can be retried"
+        )
+        raise errors.IllegalTransition(job.id, job.status.value, "queued (manual retry)", words)
     return _move(
         job,
         JobStatus.QUEUED,

@@ -5,6 +5,7 @@ It only coordinates: it runs no binaries and holds none of the steps' business l
 
 from __future__ import annotations
 
+from ecosign_orchestrator.ecosign.admission import Admission
 from ecosign_orchestrator.ecosign.config import EcosignConfig
 from ecosign_orchestrator.ecosign.edge import EdgeClient
 from ecosign_orchestrator.ecosign.lifecycle import FlowLifecycle, flow_lifecycle
@@ -31,6 +32,7 @@ __all__ = [
     "KIND",
     "RECONCILE_KIND",
     "STEPS",
+    "Admission",
     "DocumentJob",
     "DocumentProcessor",
     "DocumentState",

@@ -173,8 +173,12 @@ def _confirmation(
 
 #: Headers the orchestrator sets itself on every call.
 RESERVED_HEADERS = frozenset({"authorization", "apikey", "idempotency-key", "content-type"})
-#: Body fields the orchestrator sets itself (what the step acts on).
-RESERVED_FIELDS = frozenset({"document_entity_id", "correlation_id", "witness_hash"})
+#: Body fields the orchestrator sets itself: the flow's identity (which document, which witness
+#: version, which signature stage) and what EcoSign's unique keys are made of. Configuration
+#: may add fields, never replace these.
+RESERVED_FIELDS = frozenset(
+    {"document_entity_id", "correlation_id", "witness_hash", "anchor_stage", "step_index"}
+)
 _GATE_DEFAULT = ConfirmationPolicy(schedule_seconds=(10.0, 30.0, 60.0), deadline_seconds=3600.0)
 
 
@@ -196,7 +200,8 @@ def _per_step_body(body: Mapping[str, Mapping[str, Any]]) -> dict[Step, dict[str
         reserved = sorted(set(fields) & RESERVED_FIELDS)
         if reserved:
             raise errors.ConfigurationError(
-                f"step_body.{name}: {reserved} are set by the orchestrator itself"
+                f"step_body.{name}.{reserved[0]}: set by the orchestrator itself (part of a "
+                "flow's identity); configuration cannot replace it"
             )
         out[_step(name)] = dict(fields)
     return out

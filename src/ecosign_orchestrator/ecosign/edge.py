@@ -6,7 +6,8 @@ and never logged or put in an error message.
 Each exchange can be handed to a call log (:class:`CallRecord`): the status or the network
 error, the latency, the headers worth keeping, the response body up to ``log_body_bytes``, and
 of the request only its field names and sizes (the whole body with ``log_request_bodies``).
-The service key and any extra header value are replaced by ``[redacted]`` wherever they appear.
+The service key and any extra header value are replaced by ``[redacted]`` in everything read
+from an answer: the call log, the error a failed call raises, and the body a success returns.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import httpx
 from ecosign_orchestrator.core.calls import CallRecord
 from ecosign_orchestrator.core.types import JSONDict
 from ecosign_orchestrator.ecosign.http import CallError, classify
+from ecosign_orchestrator.ecosign.redaction import Redactor
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +45,6 @@ KEPT_HEADERS = frozenset(
         "x-deno-execution-id",
     }
 )
-REDACTED = "[redacted]"
 
 
 def decode_json(response: httpx.Response) -> Any:
@@ -112,7 +113,7 @@ class EdgeClient:
 
         ``log`` receives the exchange's record (``step`` and ``attempt`` label it)."""
         url = f"{self.base_url}/functions/v1/{function}"
-        secrets = [self._service_key, *(headers or {}).values()]
+        secrets = Redactor([self._service_key, *(headers or {}).values()])
         exchange = _Exchange(self, function, body, idempotency_key, step, attempt, secrets)
         headers = {**(headers or {}), **self._headers, "Idempotency-Key": idempotency_key}
         started = time.perf_counter()
@@ -138,6 +139,8 @@ class EdgeClient:
         elapsed = time.perf_counter() - started
         self._observe(function, response.status_code, elapsed)
         payload = decode_json(response)
+        if secrets.found_in(response.content):  # a function echoing what it was sent
+            payload = secrets.json(payload)
         verdict = classify(response.status_code, payload, response.headers)
         outcome = "ok" if verdict.ok else ("transient" if verdict.transient else "fatal")
         logger.info(
@@ -160,7 +163,7 @@ class EdgeClient:
             return result
         raise CallError(
             function,
-            verdict.message,
+            secrets.text(verdict.message),
             status=response.status_code,
             transient=verdict.transient,
             precondition=verdict.precondition,
@@ -179,7 +182,7 @@ class _Exchange:
         idempotency_key: str,
         step: str,
         attempt: int,
-        secrets: list[str],
+        secrets: Redactor,
     ) -> None:
         self.client = client
         self.function = function
@@ -187,18 +190,14 @@ class _Exchange:
         self.idempotency_key = idempotency_key
         self.step = step
         self.attempt = attempt
-        self.secrets = [s for s in secrets if s]
+        self.secrets = secrets
         self.started_at = datetime.now(UTC)
         self.clock = time.perf_counter()
 
-    def _redact(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, REDACTED)
-        return text
-
     def _request(self) -> JSONDict:
         if self.client.log_request_bodies:
-            return {"body": json.loads(self._redact(json.dumps(self.body)))}
+            body: JSONDict = self.secrets.json(self.body)
+            return {"body": body}
         sizes: JSONDict = {k: len(json.dumps(v, ensure_ascii=False)) for k, v in self.body.items()}
         return {"fields": sizes}
 
@@ -206,12 +205,9 @@ class _Exchange:
         duration_ms = (time.perf_counter() - self.clock) * 1000
         body, headers, truncated = "", {}, False
         if response is not None:
-            limit = self.client.log_body_bytes
-            raw = response.content
-            truncated = len(raw) > limit
-            body = self._redact(raw[:limit].decode("utf-8", errors="replace"))
+            body, truncated = self.secrets.cut(response.content, self.client.log_body_bytes)
             headers = {
-                name: self._redact(value)
+                name: self.secrets.text(value)
                 for name, value in response.headers.items()
                 if name.lower() in KEPT_HEADERS
             }
@@ -223,7 +219,7 @@ class _Exchange:
             started_at=self.started_at,
             duration_ms=duration_ms,
             status=None if response is None else response.status_code,
-            error=self._redact(error),
+            error=self.secrets.text(error),
             response_headers=headers,
             response_body=body,
             truncated=truncated,

@@ -141,7 +141,8 @@ class DocumentJob(BaseModel):
 
     @property
     def anchor_stage(self) -> str | None:
-        """``metadata.anchor_stage`` of a signature-workflow stage (None: not a staged flow)."""
+        """``metadata.anchor_stage`` as given (None: absent). It names a stage only for a
+        signature workflow (see :attr:`is_staged`); any flow carries it to the anchor functions."""
         stage = (self.metadata or {}).get("anchor_stage")
         return stage if isinstance(stage, str) else None
 
@@ -152,22 +153,38 @@ class DocumentJob(BaseModel):
         return index if isinstance(index, int) else 0
 
     @property
-    def stage_witness_hash(self) -> str | None:
-        """``metadata.witness_hash``: the witness version this stage signs (None: the document's
-        current witness)."""
+    def declared_witness_hash(self) -> str | None:
+        """``metadata.witness_hash`` as given (None: absent). It must be a witness the document
+        has had; only a signature-workflow stage signs it (:attr:`stage_witness_hash`)."""
         value = (self.metadata or {}).get("witness_hash")
         return value if isinstance(value, str) else None
 
     @property
     def is_staged(self) -> bool:
-        """A stage of a signature workflow (it names a stage, a signer index or a witness)."""
+        """A stage of a signature workflow: a ``sign_workflow`` intent that names a stage, a
+        signer index or a witness. EcoSign writes ``anchor_stage: "initial", step_index: 0`` on
+        every protection request too; for protect, NDA and owner signature those fields are only
+        carried to the functions and change nothing about the flow."""
         metadata = self.metadata or {}
-        return any(key in metadata for key in ("anchor_stage", "step_index", "witness_hash"))
+        return self.actions.sign_workflow and any(
+            key in metadata for key in ("anchor_stage", "step_index", "witness_hash")
+        )
+
+    @property
+    def stage_witness_hash(self) -> str | None:
+        """The witness version a signature-workflow stage signs (None: the document's current
+        witness, which is what every other flow signs)."""
+        return self.declared_witness_hash if self.is_staged else None
+
+    @property
+    def stage(self) -> tuple[str, int] | None:
+        """``(anchor_stage, step_index)`` of a signature-workflow stage (None: not a stage)."""
+        return (self.anchor_stage or "initial", self.step_index) if self.is_staged else None
 
     @property
     def builds_artifact(self) -> bool:
         """Whether this flow builds the final artifact: EcoSign's ``artifact.finalized`` is unique
-        per document, so only an unstaged flow or a workflow's final stage builds it."""
+        per document, so a signature workflow builds it at its final stage only."""
         return not self.is_staged or self.anchor_stage == "final"
 
     def intent_key(self) -> str:
@@ -179,7 +196,7 @@ class DocumentJob(BaseModel):
         custody = "hash_only" if self.custody_mode == "hash_only" else "custody"
         prefix = f"ecosign:{self.document_entity_id}:"  # submission.document_prefix
         key = f"{prefix}{actions}:{forensic or '-'}:{custody}"
-        if self.is_staged:
-            stage = self.anchor_stage or "initial"
-            key += f":stage={stage}/{self.step_index}/{self.stage_witness_hash or 'current'}"
+        if self.stage is not None:
+            stage, index = self.stage
+            key += f":stage={stage}/{index}/{self.stage_witness_hash or 'current'}"
         return key

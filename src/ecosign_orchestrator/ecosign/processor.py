@@ -82,6 +82,64 @@ def _schedule_next_poll(
     return delay
 
 
+def _check_witness(intent: DocumentJob, state: st.DocumentState) -> None:
+    """A ``metadata.witness_hash`` must be a witness the document has had (the current one or
+    one in its history): the caller never chooses what is signed."""
+    declared = intent.declared_witness_hash
+    if declared is not None and not state.has_witness(declared):
+        raise errors.FatalError(
+            f"metadata.witness_hash: {WITNESS_UNKNOWN}",
+            details={"field": "metadata.witness_hash", "witness_hash": declared},
+        )
+
+
+def _check_signable(step: Step, plan: Plan, state: st.DocumentState) -> None:
+    """EcoSign timestamps only the document's current witness (its ledger trigger refuses a
+    ``tsa.confirmed`` for any other hash): a stage whose witness has been superseded before its
+    TSA was taken can never get one, so the flow fails now instead of spending the budget."""
+    if step is Step.APPEND_TSA and plan.witness_hash != state.current_witness_hash:
+        raise errors.FatalError(
+            f"{step.value}: the witness this stage signs ({plan.witness_hash}) is no longer the "
+            "document's current witness, and EcoSign timestamps only the current one",
+            details={"step": step.value, "witness_hash": plan.witness_hash},
+        )
+
+
+def _deadline_reason(network: str, policy: ConfirmationPolicy, resubmitted: bool) -> str:
+    """Why waiting for an anchor's confirmation ended at its deadline."""
+    if not resubmitted:
+        return f"no {network} confirmation within {policy.deadline_seconds:g}s"
+    # EcoSign keys anchor.timeout by (witness, network, stage, step): the confirmer's give-up on
+    # a re-submission is de-duplicated away, so the deadline is what ends this wait.
+    return (
+        f"no {network} confirmation within {policy.deadline_seconds:g}s of its re-submission "
+        "(EcoSign records a repeated give-up only once: the deadline ends the wait)"
+    )
+
+
+#: Why a ``metadata.witness_hash`` is refused (at submission, or when the flow runs).
+WITNESS_UNKNOWN = (
+    "not a witness of this document (neither its current witness nor one in its witness "
+    "history); a flow signs only a witness the document has had"
+)
+
+
+async def _stop_waiting(ctx: JobContext, exc: errors.FatalError) -> None:
+    """A failed flow waits for nothing: steps still waiting (another anchor's confirmation) or
+    due for a retry go back to pending, with no next poll, saying why. Their records keep what
+    was submitted, so a retry of the flow resumes waiting instead of submitting again."""
+    failed = exc.details.get("step")
+    for name, record in ctx.steps.items():
+        if name == failed or record.status not in (StepStatus.WAITING, StepStatus.RETRYING):
+            continue
+        await ctx.record_step(
+            name,
+            StepStatus.PENDING,
+            message=f"no longer waited for: the flow failed{f' at {failed}' if failed else ''}",
+            data={"next_poll_at": None, "retry_at": None, "held_until": None},
+        )
+
+
 class DocumentProcessor:
     """The core ``Processor`` for kind ``ecosign.document``."""
 
@@ -104,7 +162,11 @@ class DocumentProcessor:
         except pydantic.ValidationError as exc:
             raise errors.FatalError(f"invalid DocumentJob payload: {exc}") from None
         with observe.bind(document_id=intent.document_entity_id):
-            return await self._run(ctx, intent)
+            try:
+                return await self._run(ctx, intent)
+            except errors.FatalError as exc:
+                await _stop_waiting(ctx, exc)
+                raise
 
     async def _run(self, ctx: JobContext, intent: DocumentJob) -> JSONValue:
         if not ctx.steps:
@@ -113,6 +175,7 @@ class DocumentProcessor:
         called: set[Step] = set()
         for _ in range(self.config.max_calls_per_run):
             state = await self._read(intent)
+            _check_witness(intent, state)
             plan = self._plan(ctx, intent, state)
             await self._record_plan(ctx, plan)
             nxt = plan.next_call()
@@ -134,6 +197,7 @@ class DocumentProcessor:
                     transient=True,
                 )
                 await self._step_failed(ctx, nxt.step, unseen)
+            _check_signable(nxt.step, plan, state)
             try:
                 with observe.bind(step=nxt.step.value):
                     await self._call(ctx, intent, plan, nxt)
@@ -190,8 +254,8 @@ class DocumentProcessor:
             if planned.disposition is Disposition.NOT_REQUIRED and status is not StepStatus.SKIPPED:
                 await ctx.step_skipped(planned.step.value, "not required by this intent")
             elif planned.disposition is Disposition.SATISFIED:
-                if status is StepStatus.WAITING:
-                    await ctx.step_succeeded(planned.step.value, "confirmed")
+                if status is StepStatus.WAITING:  # a confirmation or a state gate came true
+                    await ctx.step_succeeded(planned.step.value, planned.step.spec.done_in_state)
                 elif status not in (StepStatus.SUCCEEDED, StepStatus.SKIPPED):
                     attempted = record is not None and record.attempts > 0
                     if attempted:
@@ -231,10 +295,12 @@ class DocumentProcessor:
         function = self.config.functions[step]
         record = ctx.steps.get(step.value)
         if record is not None and record.status is StepStatus.FAILED:
-            # A manual retry of a failed flow: this step gets a fresh set of attempts.
-            await ctx.record_step(
-                step.value, StepStatus.PENDING, data={"attempt_base": record.attempts}
-            )
+            # A manual retry of a failed flow: this step gets a fresh set of attempts (and an
+            # anchor is submitted again: its earlier confirmation was given up on).
+            fresh: JSONDict = {"attempt_base": record.attempts}
+            if step.network is not None:
+                fresh["resubmitted"] = True
+            await ctx.record_step(step.value, StepStatus.PENDING, data=fresh)
         limit = self.config.function_limits.get(function)
         if limit is not None and not await ctx.take_slot(function, limit):
             await self._hold(
@@ -294,9 +360,11 @@ class DocumentProcessor:
         ctx.snooze(seconds, why)
 
     async def _step_failed(self, ctx: JobContext, step: Step, exc: CallError) -> None:
+        """A call that was sent and failed: it always counts against the step's budget (only
+        calls an open circuit held back, never sent, are free). A transient failure within the
+        budget retries after the step's backoff, or later if the failure opened the circuit."""
         policy = self.config.policies[step]
-        record = ctx.steps[step.value]
-        attempts = _step_attempts(record)
+        attempts = _step_attempts(ctx.steps[step.value])
         error = JobError(
             type="EdgeFunctionError",
             message=str(exc),
@@ -304,34 +372,26 @@ class DocumentProcessor:
             details=exc.details(),
         )
         function = self.config.functions[step]
+        held = 0.0
         if exc.transient and exc.status != 200:  # (200: answered, but the state disagrees)
             # only a rate limit (429, 546) holds everyone for its Retry-After; for other
             # answers it is this flow's own backoff
             pause = exc.retry_after if exc.status in (429, 546) else None
-            opened = await ctx.circuit_failure(function, self.config.circuit, pause)
-            if opened > 0:
-                # An outage, not this flow's fault: the attempt is given back, the flow waits.
-                base = record.data.get("attempt_base", 0)
-                await ctx.record_step(
-                    step.value,
-                    StepStatus.RETRYING,
-                    message=f"{exc}; circuit open for {function}, calls held {opened:.1f}s",
-                    error=error,
-                    data={"attempt_base": (base if isinstance(base, int) else 0) + 1},
-                )
-                await self._hold(ctx, step, opened, f"circuit open for {function}")
+            held = await ctx.circuit_failure(function, self.config.circuit, pause)
         if exc.transient and attempts < policy.max_attempts:
             backoff = RetryPolicy(
                 max_attempts=policy.max_attempts,
                 base_seconds=policy.base_seconds,
                 cap_seconds=policy.cap_seconds,
             )
-            delay = backoff.delay(attempts, retry_after=exc.retry_after, rng=self._rng)
-            await ctx.step_failed(step.value, error, retrying=True)
+            delay = max(backoff.delay(attempts, retry_after=exc.retry_after, rng=self._rng), held)
+            why = f"; circuit open for {function}, calls held" if held >= delay > 0 else ""
             await ctx.record_step(
                 step.value,
                 StepStatus.RETRYING,
-                message=f"{exc} (attempt {attempts}/{policy.max_attempts}; retry in {delay:.1f}s)",
+                message=(
+                    f"{exc} (attempt {attempts}/{policy.max_attempts}; retry in {delay:.1f}s{why})"
+                ),
                 error=error,
                 data={"retry_at": _isoformat(utcnow() + timedelta(seconds=delay))},
             )
@@ -377,7 +437,7 @@ class DocumentProcessor:
                 reason = (
                     f"the {step.network} confirmer gave up: {given_up}"
                     if given_up
-                    else f"no {step.network} confirmation within {policy.deadline_seconds:g}s"
+                    else _deadline_reason(step.network, policy, bool(data.get("resubmitted")))
                 )
                 error = JobError(type="ConfirmationFailed", message=reason, transient=False)
                 await ctx.step_failed(step.value, error)

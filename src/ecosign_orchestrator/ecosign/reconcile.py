@@ -1,16 +1,30 @@
 """Reconciliation: documents whose protection was requested in EcoSign and that have no flow
-here get one (an opt-in scheduled scan, for requests made while the CTA could not reach the
-orchestrator).
+for that request here get one (an opt-in scheduled scan, for requests made while the CTA could
+not reach the orchestrator).
 
-The intent is read from the latest ``document.protected.requested`` event of the document: a
-``SIGNATURE_FLOW`` asks for workflow signatures, anything else for protection; its
-``required_evidence`` is the forensic evidence; its stage and step index go to the metadata.
-A document with any flow (active, completed, failed or cancelled) is left alone: a failed flow
-is an operator's call (``jobs retry``), not the scan's.
+The intent is read from the latest ``document.protected.requested`` event of the document, in
+either shape EcoSign has written:
+
+- with ``flow_type`` and ``required_evidence``: ``SIGNATURE_FLOW`` asks for workflow signatures,
+  anything else for protection; the evidence is ``required_evidence``;
+- the newest, with no ``flow_type`` (absent means ``DIRECT_PROTECTION``, as EcoSign's own decision
+  code reads it) and the evidence given as ``protection_details.{tsa,polygon,bitcoin}_requested``
+  (already resolved by the owner's plan) or the ``protection`` array.
+
+EcoSign writes ``anchor_stage: "initial", step_index: 0`` on every protection request; only a
+``SIGNATURE_FLOW`` request's stage fields make the flow a stage. Its ``witness_hash`` is passed on
+only when it is a witness the document has had: EcoSign writes the **source hash** there when no
+witness exists yet, and that must never become the hash a stage signs.
+
+A request is served when the document has a flow for it: any flow that is not a signature stage
+for a protection request, a flow of the same stage for a signature stage. A later signature stage
+of a document with a flow for an earlier one is therefore picked up. A failed flow for the same
+request is an operator's call (``jobs retry``), not the scan's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pydantic
@@ -20,6 +34,7 @@ from ecosign_orchestrator.core.queue import JobQueue
 from ecosign_orchestrator.core.registry import Registry
 from ecosign_orchestrator.core.types import JSONValue
 from ecosign_orchestrator.ecosign.model import DocumentJob
+from ecosign_orchestrator.ecosign.state import DocumentState
 from ecosign_orchestrator.ecosign.state_source import RestStateSource
 from ecosign_orchestrator.ecosign.submission import document_prefix, flow_request
 
@@ -27,29 +42,65 @@ from ecosign_orchestrator.ecosign.submission import document_prefix, flow_reques
 RECONCILE_KIND = "ecosign.reconcile"
 REQUEST_EVENT = "document.protected.requested"
 EVIDENCE = ("tsa", "polygon", "bitcoin")
+#: Flows of one document looked at to decide whether a request is served.
+FLOWS_PER_DOCUMENT = 200
 
 
-def intent_from_request(document_id: str, events: list[Any]) -> DocumentJob | None:
-    """The intent the latest protection request of a document states (None: none usable)."""
-    requests = [e for e in events if isinstance(e, dict) and e.get("kind") == REQUEST_EVENT]
+def _evidence(payload: Mapping[str, Any]) -> list[str]:
+    """The evidence a request asks for, from whichever field its shape carries."""
+    required = payload.get("required_evidence")
+    if isinstance(required, list):
+        return [name for name in EVIDENCE if name in required]
+    details = payload.get("protection_details")
+    if isinstance(details, Mapping):
+        return [name for name in EVIDENCE if details.get(f"{name}_requested") is True]
+    protection = payload.get("protection")
+    if isinstance(protection, list):
+        return [name for name in EVIDENCE if name in protection]
+    return []
+
+
+def intent_from_request(row: Mapping[str, Any]) -> DocumentJob | None:
+    """The intent the latest protection request of a ``document_entities`` row states (None:
+    no request, or none usable)."""
+    events = row.get("events")
+    events = events if isinstance(events, list) else []
+    requests = [e for e in events if isinstance(e, Mapping) and e.get("kind") == REQUEST_EVENT]
     if not requests:
         return None
     payload = requests[-1].get("payload")
-    payload = payload if isinstance(payload, dict) else {}
-    evidence = payload.get("required_evidence")
-    evidence = evidence if isinstance(evidence, list) else []
+    payload = payload if isinstance(payload, Mapping) else {}
     signature = payload.get("flow_type") == "SIGNATURE_FLOW"
-    metadata = {k: payload[k] for k in ("anchor_stage", "step_index") if k in payload}
+    metadata: dict[str, Any] = {"source": "orchestrator.reconcile"}
+    if signature:
+        metadata.update({k: payload[k] for k in ("anchor_stage", "step_index") if k in payload})
+        witness = payload.get("witness_hash")
+        state = DocumentState.from_row({**row, "events": []})
+        if isinstance(witness, str) and state.has_witness(witness):
+            metadata["witness_hash"] = witness
     body: dict[str, Any] = {
-        "document_entity_id": document_id,
+        "document_entity_id": str(row.get("id", "")),
         "actions": {"sign_workflow": True} if signature else {"protect": True},
-        "forensic": {name: True for name in EVIDENCE if name in evidence},
-        "metadata": {**metadata, "source": "orchestrator.reconcile"},
+        "forensic": {name: True for name in _evidence(payload)},
+        "metadata": metadata,
     }
     try:
         return DocumentJob.model_validate(body)
-    except pydantic.ValidationError:
+    except (pydantic.ValidationError, ValueError):
         return None
+
+
+def _served(intent: DocumentJob, payloads: list[Any]) -> bool:
+    """Whether one of a document's flows (their payloads) serves the request ``intent`` states:
+    the same signature stage, or for a protection request any flow that is not a stage."""
+    for payload in payloads:
+        try:
+            flow = DocumentJob.model_validate(payload)
+        except pydantic.ValidationError:
+            continue
+        if flow.stage == intent.stage:
+            return True
+    return False
 
 
 async def reconcile(
@@ -63,14 +114,15 @@ async def reconcile(
         for row in rows:
             report["scanned"] += 1
             after = str(row.get("id", after))
-            prefix = document_prefix(after)
-            if await queue.repository.list_jobs(dedupe_prefix=prefix, limit=1):
-                report["had_flow"] += 1
-                continue
-            events = row.get("events")
-            intent = intent_from_request(after, events if isinstance(events, list) else [])
+            intent = intent_from_request(row)
             if intent is None:
                 report["unusable"] += 1
+                continue
+            flows = await queue.repository.list_jobs(
+                dedupe_prefix=document_prefix(after), limit=FLOWS_PER_DOCUMENT
+            )
+            if _served(intent, [job.payload for job in flows]):
+                report["had_flow"] += 1
                 continue
             # A flow submitted meanwhile (a CTA, or an overlapping scan) is returned, not doubled.
             created = (await queue.submit(flow_request(intent))).created

@@ -20,6 +20,7 @@ COLUMNS = (
     "witness_current_hash",
     "witness_current_storage_path",
     "witness_hash",
+    "witness_history",
     "events",
 )
 
@@ -35,6 +36,8 @@ class DocumentState:
     witness_current_hash: str | None = None
     witness_current_storage_path: str | None = None
     witness_hash: str | None = None
+    #: Hashes of every witness version the document has had (``witness_history[].hash``).
+    witness_history: tuple[str, ...] = ()
     events: tuple[Mapping[str, Any], ...] = ()
 
     @classmethod
@@ -51,6 +54,7 @@ class DocumentState:
             witness_current_hash=row.get("witness_current_hash") or None,
             witness_current_storage_path=row.get("witness_current_storage_path") or None,
             witness_hash=row.get("witness_hash") or None,
+            witness_history=_history_hashes(row.get("witness_history")),
             events=tuple(e for e in events if isinstance(e, Mapping)),
         )
 
@@ -59,9 +63,23 @@ class DocumentState:
         """The hash TSA and anchors sign: the current witness's."""
         return self.witness_current_hash or self.witness_hash
 
+    def has_witness(self, witness_hash: str) -> bool:
+        """Whether ``witness_hash`` is the current witness or one in the witness history (the
+        only hashes a flow may be asked to sign: never the source hash, never a made-up one)."""
+        return witness_hash in (self.current_witness_hash, *self.witness_history)
+
     def of_kind(self, kind: str) -> list[Mapping[str, Any]]:
         """Events of one kind, in ledger order."""
         return [e for e in self.events if e.get("kind") == kind]
+
+
+def _history_hashes(value: Any) -> tuple[str, ...]:
+    """The hashes of ``witness_history`` entries (EcoSign's client appends ``{hash, mime_type,
+    storage_path, status, generated_at}``; a bare hash string is read too)."""
+    if not isinstance(value, list):
+        return ()
+    hashes = (entry.get("hash") if isinstance(entry, Mapping) else entry for entry in value)
+    return tuple(h for h in hashes if isinstance(h, str) and h)
 
 
 def _anchor_field(event: Mapping[str, Any], name: str) -> Any:

@@ -8,6 +8,7 @@ import httpx
 
 from ecosign_orchestrator.ecosign.edge import decode_json, translate_transport_error
 from ecosign_orchestrator.ecosign.http import CallError, classify
+from ecosign_orchestrator.ecosign.redaction import Redactor
 from ecosign_orchestrator.ecosign.state import COLUMNS, DocumentState
 
 OBJECT_MEDIA = "application/vnd.pgrst.object+json"
@@ -43,6 +44,7 @@ class RestStateSource:
             raise ValueError("SUPABASE_URL must be an http(s) URL")
         self.base_url = base_url.rstrip("/")
         self._headers = {"apikey": service_key, "Authorization": f"Bearer {service_key}"}
+        self._secrets = Redactor([service_key])
         self._client = client
         self._timeout = timeout
 
@@ -72,7 +74,7 @@ class RestStateSource:
         response = await self._send(
             "GET", document_id, headers={**self._headers, "Accept": OBJECT_MEDIA}
         )
-        body = decode_json(response)
+        body = self._decode(response)
         if (
             response.status_code == 406
             and isinstance(body, dict)
@@ -91,10 +93,11 @@ class RestStateSource:
             ) from None
 
     async def list_requested(self, after: str, limit: int) -> list[dict[str, Any]]:
-        """Rows (``id``, ``events``) whose events hold a ``document.protected.requested``, in id
-        order after ``after`` (a reconciliation scan's page)."""
+        """Rows (``id``, ``events`` and the witness columns) whose events hold a
+        ``document.protected.requested``, in id order after ``after`` (a reconciliation scan's
+        page)."""
         params = {
-            "select": "id,events",
+            "select": "id,events,witness_current_hash,witness_hash,witness_history",
             "events": 'cs.[{"kind":"document.protected.requested"}]',
             "order": "id.asc",
             "limit": str(limit),
@@ -108,7 +111,7 @@ class RestStateSource:
             )
         except httpx.HTTPError as exc:
             raise translate_transport_error("rest/document_entities", exc) from None
-        body = decode_json(response)
+        body = self._decode(response)
         if response.status_code != 200:
             _raise_unless_ok(response, body)  # the answer table judges errors; 200 is a list
         if not isinstance(body, list):
@@ -116,6 +119,12 @@ class RestStateSource:
                 "rest/document_entities", "a listing is not an array", status=200, transient=False
             )
         return [row for row in body if isinstance(row, dict)]
+
+    def _decode(self, response: httpx.Response) -> Any:
+        """The JSON answer, with the service key redacted if the endpoint echoed it (every
+        error message and record is made from this)."""
+        body = decode_json(response)
+        return self._secrets.json(body) if self._secrets.found_in(response.content) else body
 
     async def write_lifecycle(
         self, document_id: str, lifecycle_status: str, *, expected: str | None
@@ -130,7 +139,7 @@ class RestStateSource:
             json={"lifecycle_status": lifecycle_status},
             extra_params={"lifecycle_status": condition},
         )
-        body = decode_json(response)
+        body = self._decode(response)
         if response.status_code == 200 and body == []:
             await self.read(document_id)  # DocumentNotFound if the row is gone
             raise CallError(

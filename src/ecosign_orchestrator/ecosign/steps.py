@@ -83,9 +83,6 @@ class ConfirmationPolicy:
 MINUTE = 60.0
 HOUR = 3600.0
 
-MINUTE = 60.0
-HOUR = 3600.0
-
 #: Why an intent needs a step (None: it does not).
 RequiredWhen = Callable[[DocumentJob], str | None]
 #: Whether the document's state shows the step done, given the current witness hash.
@@ -106,6 +103,9 @@ class StepSpec:
     required_when: RequiredWhen
     #: None: only the flow's own record of a successful call satisfies it (notify).
     satisfied_by: SatisfiedBy | None
+    #: What the document's state shows once the step is done, in words ("witness present"):
+    #: the message of a step that was waited on (a confirmation, a state gate) and is now done.
+    done_in_state: str = "done (seen in the document's state)"
     #: Constant fields of the request body, besides ``document_entity_id``.
     body: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     #: The call signs the current witness: send its hash as ``witness_hash``.
@@ -157,6 +157,7 @@ def _anchor_spec(step: Step, network: str, **fields: Any) -> StepSpec:
         step=step,
         required_when=required,
         satisfied_by=satisfied,
+        done_in_state=f"confirmed on {network}",
         signs_witness=True,
         network=network,
         **fields,
@@ -173,6 +174,7 @@ STEPS: tuple[StepSpec, ...] = (
         policy=StepPolicy(max_attempts=5, base_seconds=2, cap_seconds=60, timeout_seconds=30),
         required_when=_encrypt_required,
         satisfied_by=lambda state, _witness: st.source_encrypted(state),
+        done_in_state="encrypted source in custody",
         body={"purpose": "source"},
         # The client-side ciphertext and its file facts (the server never sees the key).
         caller_inputs=frozenset({"encrypted_data", "metadata"}),
@@ -183,10 +185,9 @@ STEPS: tuple[StepSpec, ...] = (
         label="witness",
         short_label="wit",
         policy=StepPolicy(max_attempts=5, base_seconds=2, cap_seconds=60, timeout_seconds=30),
-        required_when=lambda _: (
-            "required: the artifact embeds the witness; TSA and anchors sign it"
-        ),
+        required_when=lambda _: WITNESS_REASON,
         satisfied_by=lambda state, _witness: st.witness_ready(state),
+        done_in_state="witness present",
     ),
     StepSpec(
         step=Step.APPEND_TSA,
@@ -196,6 +197,7 @@ STEPS: tuple[StepSpec, ...] = (
         policy=StepPolicy(max_attempts=8, base_seconds=5, cap_seconds=600, timeout_seconds=30),
         required_when=_tsa_required,
         satisfied_by=st.tsa_confirmed,
+        done_in_state="TSA confirmed for the witness",
         signs_witness=True,
         caller_inputs=frozenset({"signer_id", "workflow_id"}),
     ),
@@ -233,6 +235,7 @@ STEPS: tuple[StepSpec, ...] = (
         policy=StepPolicy(max_attempts=5, base_seconds=5, cap_seconds=300, timeout_seconds=120),
         required_when=_artifact_required,
         satisfied_by=lambda state, _witness: st.artifact_finalized(state),
+        done_in_state="artifact finalized",
         caller_inputs=frozenset({"artifact_version"}),
     ),
     StepSpec(

@@ -114,6 +114,9 @@ class Runtime:
     metrics: Metrics | None = None
     #: Where runs and step attempts are traced (OpenTelemetry when configured).
     tracer: Tracer = dataclasses.field(default_factory=NullTracer)
+    #: The checks a DocumentJob passes before its flow is created (None: document flows are not
+    #: configured here, so their state cannot be read).
+    admission: ecosign.Admission | None = None
 
     def runnable_kinds(self, requested: Sequence[str] | None) -> list[str]:
         """Kinds a worker should claim; requesting an unconfigured kind is an error."""
@@ -142,6 +145,7 @@ async def runtime(
     if settings.with_demo_kinds:
         registry.include(demo_kinds.registry)
     unconfigured: dict[str, str] = {}
+    admission = None
     config = ecosign_config(settings)
     retry = RetryPolicy(max_attempts=config.job_max_attempts(), base_seconds=2, cap_seconds=60)
     async with contextlib.AsyncExitStack() as stack:
@@ -151,6 +155,7 @@ async def runtime(
             processor = _not_configured
         else:
             processor = await _document_processor(settings, config, stack, metrics)
+            admission = ecosign.Admission(processor.source)
             if settings.reconcile_every_seconds is not None:
                 _register_reconcile(registry, processor, settings.reconcile_every_seconds)
         registry.register(ecosign.KIND, processor, retry=retry, validate=ecosign.validate_payload)
@@ -162,7 +167,13 @@ async def runtime(
             registry.schedule(schedule)
         tracer = tracing.tracer_from_environment()
         stack.callback(tracing.shutdown, tracer)
-        yield Runtime(registry=registry, unconfigured=unconfigured, metrics=metrics, tracer=tracer)
+        yield Runtime(
+            registry=registry,
+            unconfigured=unconfigured,
+            metrics=metrics,
+            tracer=tracer,
+            admission=admission,
+        )
 
 
 def _register_reconcile(

@@ -50,6 +50,7 @@ def create_app(
         ):
             app.state.repository = repository
             app.state.queue = wiring.build_queue(repository, rt.registry)
+            app.state.admission = rt.admission
             task = None
             worker = None
             if embedded_worker:

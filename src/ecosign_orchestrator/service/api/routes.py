@@ -88,8 +88,16 @@ def queue(request: Request) -> JobQueue:
     return q
 
 
+def admission(request: Request) -> ecosign.Admission | None:
+    """The checks a DocumentJob passes before its flow is created (None: this server cannot
+    read EcoSign's state; the flow checks when it runs)."""
+    checks: ecosign.Admission | None = getattr(request.app.state, "admission", None)
+    return checks
+
+
 Repo = Annotated[JobRepository, Depends(repository)]
 Queue = Annotated[JobQueue, Depends(queue)]
+Admit = Annotated[ecosign.Admission | None, Depends(admission)]
 
 
 @router.post(
@@ -111,6 +119,7 @@ async def submit_document_job(
     intent: ecosign.DocumentJob,
     response: Response,
     q: Queue,
+    checks: Admit,
     idempotency_key: IDEMPOTENCY_KEY = None,
     priority: Annotated[
         int, Query(ge=-(2**31 - 1), le=2**31 - 1, description="Higher runs first")
@@ -121,11 +130,15 @@ async def submit_document_job(
     ] = None,
 ) -> JobOut:
     """One flow per document and intent: the orchestrator takes it through its steps.
-    ``priority`` and ``not_before`` schedule a new flow (a repeat returns the existing one)."""
+    ``priority`` and ``not_before`` schedule a new flow (a repeat returns the existing one).
+    The document's state is read once first: a document EcoSign does not have, or a
+    ``metadata.witness_hash`` it never had, is refused (422 naming the field)."""
     rank, delay = schedule_options(priority, not_before)
     request = ecosign.flow_request(
         intent, priority=rank, delay=delay, idempotency_key=idempotency_key
     )
+    if checks is not None:  # after the body's own checks: a state read costs a round trip
+        await checks.check(intent)
     result = await q.submit(request)
     response.status_code = 201 if result.created else 200
     response.headers["Location"] = f"/v1/jobs/{result.job.id}"
@@ -138,12 +151,17 @@ async def submit_document_job(
     responses={**AUTH_RESPONSES, **BODY_RESPONSES},
     summary="Submit many DocumentJobs in one transaction",
 )
-async def submit_document_jobs(batch: DocumentJobBatch, q: Queue) -> list[BatchItemOut]:
+async def submit_document_jobs(
+    batch: DocumentJobBatch, q: Queue, checks: Admit
+) -> list[BatchItemOut]:
     """Up to 1,000 intents, each with the rules of a single submission (one flow per document
     and intent: a repeat returns the existing flow, also within the batch). Every intent is
     checked before anything is written (422 names the first bad one); the flows are written
     in one transaction. The answers keep the batch's order."""
-    results = await q.submit_many([ecosign.flow_request(intent) for intent in batch.jobs])
+    requests = [ecosign.flow_request(intent) for intent in batch.jobs]
+    if checks is not None:
+        await checks.check_many(batch.jobs)
+    results = await q.submit_many(requests)
     return [BatchItemOut(created=r.created, job=JobOut.of(r.job)) for r in results]
 
 

@@ -95,9 +95,15 @@ class Target(Protocol):
 class LocalTarget:
     """Acts on the database directly."""
 
-    def __init__(self, repository: JobRepository, queue: JobQueue) -> None:
+    def __init__(
+        self,
+        repository: JobRepository,
+        queue: JobQueue,
+        admission: ecosign.Admission | None = None,
+    ) -> None:
         self.repository = repository
         self.queue = queue
+        self.admission = admission
 
     async def resolve(self, job_id: str) -> JobId:
         """The full id a full or short id names."""
@@ -109,7 +115,10 @@ class LocalTarget:
         from ecosign_orchestrator import ecosign
 
         rank, delay = schedule_options(priority, not_before)
-        result = await self.queue.submit(ecosign.flow_request(intent, priority=rank, delay=delay))
+        request = ecosign.flow_request(intent, priority=rank, delay=delay)
+        if self.admission is not None:
+            await self.admission.check(intent)
+        result = await self.queue.submit(request)
         return result.job, result.created
 
     async def get(self, job_id: str) -> Job:
@@ -350,12 +359,12 @@ async def open_target(*, registry: bool = False) -> AsyncIterator[Target]:
 
     async with contextlib.AsyncExitStack() as stack:
         job_kinds = Registry()
+        admission = None
         if registry:
-            job_kinds = (
-                await stack.enter_async_context(wiring.runtime(settings, state.apps))
-            ).registry
+            rt = await stack.enter_async_context(wiring.runtime(settings, state.apps))
+            job_kinds, admission = rt.registry, rt.admission
         repository = await stack.enter_async_context(wiring.open_repository(settings))
-        yield LocalTarget(repository, wiring.build_queue(repository, job_kinds))
+        yield LocalTarget(repository, wiring.build_queue(repository, job_kinds), admission)
 
 
 def run_on_target(action: Callable[[Target], Awaitable[T]], *, registry: bool = False) -> T:
