@@ -60,6 +60,8 @@ async def test_create_witness_as_a_state_gate_waits_for_the_witness_then_continu
             await h.admin.set_witness(doc, witness, f"witness/{doc}/client.pdf")
             job = await wait_job(h.repository, job_id, lambda j: j.status.is_terminal, timeout=20)
         assert job.status is JobStatus.COMPLETED, job.last_error
+        witnessed = job.step("create_witness")
+        assert witnessed is not None and witnessed.message == "witness present"  # in its words
         calls = [c["function"] for c in (await h.admin.ledger(doc))["calls"]]
         assert "create-witness" not in calls  # a gate calls nothing
         tsa = [e for e in (await h.admin.document(doc))["events"] if e["kind"] == "tsa.confirmed"]
