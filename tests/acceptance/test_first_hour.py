@@ -173,7 +173,7 @@ def _walk(command: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...]
         ),
         (
             {"ECOSIGN_ORCH_STEP_BODY": '{{"build_artifact": {{"correlation_id": "x"}}}}'},
-            ["config", "check"],
+            ["config", "show"],
             2,
             "step_body.build_artifact.correlation_id: set by the orchestrator itself",
         ),

@@ -118,3 +118,29 @@ def test_the_cli_refuses_a_missing_document_with_exit_2(sandbox_url: str, tmp_pa
     assert "document_entity_id: no such document in EcoSign" in result.stderr
     listed = cli("jobs", "list", "--json", env=env)
     assert listed.returncode == 0 and '"id"' not in listed.stdout
+
+
+async def test_a_job_stream_resumed_after_its_end_ends_at_once(api: dict[str, Any]) -> None:
+    """A browser's EventSource reconnects with the terminal event's id: it is told (204) that
+    nothing more will come, instead of holding a connection forever."""
+    client: httpx.AsyncClient = api["client"]
+    doc = await api["admin"].create_document()
+    body = {"document_entity_id": doc, "actions": {"protect": True}}
+    job_id = (await client.post("/v1/document-jobs", json=body)).json()["id"]
+    ids = []
+    async with client.stream("GET", "/v1/events/stream", params={"job_id": job_id}) as stream:
+        async for line in stream.aiter_lines():
+            if line.startswith("id: "):
+                ids.append(int(line.removeprefix("id: ")))
+    last = ids[-1]  # the terminal event's
+    resumed = await client.get(
+        f"/v1/events/stream?job_id={job_id}", headers={"Last-Event-ID": str(last)}
+    )
+    assert resumed.status_code == 204
+    after = await client.get("/v1/events/stream", params={"job_id": job_id, "after": last + 5})
+    assert after.status_code == 204
+    async with client.stream(
+        "GET", "/v1/events/stream", params={"job_id": job_id, "after": ids[-2]}
+    ) as stream:  # resumed before the end: the rest, then the stream ends
+        rest = [line async for line in stream.aiter_lines() if line.startswith("id: ")]
+    assert rest == [f"id: {last}"]

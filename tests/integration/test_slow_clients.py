@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from ecosign_orchestrator.service.api import create_app
 from ecosign_orchestrator.service.http_limits import HttpLimits
 from ecosign_orchestrator.service.settings import Settings
 from tests.support.api import serve_in_thread
+from tests.support.procs import eventually
 
 TOKEN = "slow-client-test-token-5e6f7a8b"
 
@@ -73,19 +75,96 @@ async def test_half_open_and_trickling_clients_are_cut_off_while_others_are_serv
             writer.close()
 
 
-async def test_connections_beyond_the_cap_get_503_at_once_and_service_resumes(
+async def test_at_the_cap_the_server_stops_accepting_and_serves_once_a_slot_frees(
     serve: Serve,
 ) -> None:
     with serve(HttpLimits(max_connections=20, header_timeout=30)) as url:
-        held = [await _connect(url) for _ in range(25)]
-        refused = []
-        for reader, _ in held[20:]:
-            refused.append(await _answer(reader))
-        assert all(a.startswith(b"HTTP/1.1 503 Service Unavailable") for a in refused)
-        for _, writer in held:
+        held = [await _connect(url) for _ in range(20)]
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            waiting = asyncio.create_task(client.get("/healthz"))
+            # not refused, not answered: it waits in the kernel's backlog, costing nothing here
+            done, _ = await asyncio.wait({waiting}, timeout=1.0)
+            assert not done
+            for _, writer in held[:5]:
+                writer.close()
+                await writer.wait_closed()
+            answer = await waiting
+            assert answer.status_code == 200
+        for _, writer in held[5:]:
             writer.close()
-            await writer.wait_closed()
+
+
+async def _connect_from(
+    url: str, source: str, *, receive_buffer: int | None = None
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection from another loopback address (another client), optionally with a small
+    receive buffer (a client that holds little of what it is sent)."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.socket()
+    if receive_buffer is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    sock.bind((source, 0))
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+    return await asyncio.open_connection(sock=sock)
+
+
+async def _ends(reader: asyncio.StreamReader) -> int:
+    """Read until the server closes or resets the connection; the bytes read."""
+    size = 0
+    with contextlib.suppress(ConnectionResetError):
+        async with asyncio.timeout(20):
+            while chunk := await reader.read(65536):
+                size += len(chunk)
+    return size
+
+
+async def test_clients_that_never_read_are_dropped_while_others_are_served(
+    serve: Serve,
+) -> None:
+    """Pipelined requests whose answers are never read: each such connection is dropped once
+    its answer has sat unread for ``send_timeout``; an authenticated client is answered at once
+    all along."""
+    request = b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n" * 200
+    with serve(HttpLimits(send_timeout=1.0)) as url:
+        attackers = [await _connect_from(url, "127.0.0.2", receive_buffer=4096) for _ in range(20)]
+        for _, writer in attackers:
+            writer.write(request)
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=5) as client:
+            answers: list[int] = []
+
+            async def all_cut() -> bool:
+                answers.append((await client.get("/v1/jobs")).status_code)  # served throughout
+                return _cut(await client.get("/metrics"), "stalled") >= len(attackers)
+
+            await eventually(all_cut, timeout=30, what="every unread connection to be cut")
+            assert set(answers) == {200}
+        sizes = await asyncio.gather(*(_ends(reader) for reader, _ in attackers))
+        one = len(await _connect_and_fetch(url))  # the size of one answer's body
+        assert all(size < 200 * one for size in sizes), "cut before every answer was sent"
+        for _, writer in attackers:
+            writer.close()
+
+
+def _cut(metrics: httpx.Response, reason: str) -> float:
+    """``ecosign_orch_http_connections_cut_total`` for ``reason`` (0 before any)."""
+    prefix = f'ecosign_orch_http_connections_cut_total{{reason="{reason}"}} '
+    lines = [line for line in metrics.text.splitlines() if line.startswith(prefix)]
+    return float(lines[0].removeprefix(prefix)) if lines else 0.0
+
+
+async def _connect_and_fetch(url: str) -> bytes:
+    async with httpx.AsyncClient(base_url=url, timeout=5) as client:
+        return (await client.get("/openapi.json")).content
+
+
+async def test_one_client_cannot_take_every_connection(serve: Serve) -> None:
+    with serve(HttpLimits(max_per_client=10, header_timeout=30)) as url:
+        held = [await _connect_from(url, "127.0.0.3") for _ in range(10)]
+        over = await _connect_from(url, "127.0.0.3")
+        assert await _answer(over[0]) == b""  # closed at once: that client is at its cap
         async with httpx.AsyncClient(base_url=url, timeout=5) as client:
-            async with asyncio.timeout(10):
-                while (await client.get("/healthz")).status_code != 200:
-                    await asyncio.sleep(0.05)  # the server notices the closed sockets
+            assert (await client.get("/healthz")).status_code == 200  # another client is served
+        for _, writer in [*held, over]:
+            writer.close()

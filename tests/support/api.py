@@ -8,9 +8,9 @@ import threading
 import time
 from collections.abc import Iterator
 
-import uvicorn
 from fastapi import FastAPI
 
+from ecosign_orchestrator.service.acceptor import GuardedServer
 from ecosign_orchestrator.service.http_limits import HttpLimits
 from ecosign_orchestrator.service.listen import uvicorn_config
 
@@ -27,7 +27,7 @@ def serve_in_thread(app: FastAPI, limits: HttpLimits | None = None) -> Iterator[
     yields the base URL."""
     port = free_port()
     config = uvicorn_config(app, limits or HttpLimits(), host="127.0.0.1", port=port)
-    server = uvicorn.Server(config)
+    server = GuardedServer(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

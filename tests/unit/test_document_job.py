@@ -160,3 +160,80 @@ def test_malformed_stage_fields_are_refused_naming_them(
         _staged(**metadata)
     [error] = info.value.errors()
     assert error["loc"] == ("metadata",) and reason in error["msg"]
+
+
+@pytest.mark.parametrize(
+    ("step_inputs", "field", "says"),
+    [
+        (
+            {"build_artifact": {"artifact_version": "../../0b6c8a5e-other/evil"}},
+            "metadata.step_inputs.build_artifact.artifact_version",
+            "never a path",
+        ),
+        (
+            {"build_artifact": {"artifact_version": "v1\n"}},
+            "metadata.step_inputs.build_artifact.artifact_version",
+            "a version",
+        ),
+        (
+            {"append_tsa": {"signer_id": "x" * 500_000}},
+            "metadata.step_inputs.append_tsa.signer_id",
+            "a lowercase UUID",
+        ),
+        (
+            {"encrypt_source": {"metadata": {"original_name": {"deep": {"deeper": {}}}}}},
+            "metadata.step_inputs.encrypt_source.metadata",
+            "original_name",
+        ),
+        (
+            {"encrypt_source": {"encrypted_data": "not base64!"}},
+            "metadata.step_inputs.encrypt_source.encrypted_data",
+            "base64",
+        ),
+    ],
+)
+def test_step_inputs_have_a_type_a_pattern_and_a_size(
+    step_inputs: dict[str, Any], field: str, says: str
+) -> None:
+    payload = {
+        "document_entity_id": "0b6c8a5e-5d3f-4f5e-9a41-2f4b8f1a9c10",
+        "actions": {"protect": True},
+        "metadata": {"step_inputs": step_inputs},
+    }
+    with pytest.raises(errors.InvalidJob) as refused:
+        validate_payload(payload)
+    assert refused.value.field == field
+    assert says in refused.value.reason
+
+
+def test_well_formed_step_inputs_are_accepted() -> None:
+    inputs = {
+        "build_artifact": {"artifact_version": "v2"},
+        "append_tsa": {"signer_id": "0b6c8a5e-5d3f-4f5e-9a41-2f4b8f1a9c10"},
+        "encrypt_source": {
+            "encrypted_data": "QUJDRA==",
+            "metadata": {
+                "original_name": "contrato final.pdf",
+                "original_mime": "application/pdf",
+                "original_size": 48213,
+            },
+        },
+    }
+    payload = {
+        "document_entity_id": "0b6c8a5e-5d3f-4f5e-9a41-2f4b8f1a9c10",
+        "actions": {"protect": True},
+        "metadata": {"step_inputs": inputs},
+    }
+    assert validate_payload(payload)["metadata"]["step_inputs"] == inputs
+
+
+@pytest.mark.parametrize("witness", ["ab" * 32 + "\n", "ab" * 31 + "a\uff11"])
+def test_a_witness_hash_is_64_ascii_hex_digits_and_nothing_more(witness: str) -> None:
+    with pytest.raises(ValueError, match="witness_hash must be 64 lowercase hex"):
+        DocumentJob.model_validate(
+            {
+                "document_entity_id": "0b6c8a5e-5d3f-4f5e-9a41-2f4b8f1a9c10",
+                "actions": {"sign_workflow": True},
+                "metadata": {"witness_hash": witness},
+            }
+        )

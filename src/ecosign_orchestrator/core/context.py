@@ -7,7 +7,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, NoReturn
 
@@ -62,9 +62,12 @@ class JobContext:
         instruments: Instruments | None = None,
         tracer: Tracer | None = None,
         circuits: ClosedCircuits | None = None,
+        lease_trusted: Callable[[], bool] | None = None,
     ) -> None:
         if job.lease_token is None:
             raise errors.LeaseLost(job.id)
+        #: Whether the worker still trusts this job's lease (None: run alone, always).
+        self._lease_trusted = lease_trusted
         self.job = job
         self.worker_id = worker_id
         self._repository = repository
@@ -348,6 +351,14 @@ class JobContext:
         await self._repository.circuit_success(key)
 
     # -- outside calls -------------------------------------------------------------------------
+
+    def ensure_lease(self) -> None:
+        """Raise ``LeaseLost`` unless the job's lease is still this worker's, judged on the
+        monotonic clock now. Processors call it right before every outside call (an Edge
+        Function, a state read, a write-back, a subprocess): a worker that wakes after its lease
+        is gone calls nothing."""
+        if self._lease_trusted is not None and not self._lease_trusted():
+            raise errors.LeaseLost(self.job.id)
 
     def record_call(self, call: CallRecord) -> None:
         """Add one outside call to the job's call log; it is written with the next step record

@@ -60,6 +60,14 @@ class LeaseKeeper:
         """Keep the lease a claim sent at ``sent_at`` (monotonic) obtained."""
         self._held[job_id] = _Lease(token, sent_at + self.lease_seconds - self.margin)
 
+    def trusted(self, job_id: JobId) -> bool:
+        """Whether this worker may still act for the job: its lease is held and, on the
+        monotonic clock, not past the moment it is given up. Read right before an outside
+        call, it stops a worker that was frozen (SIGSTOP, a VM pause, a swap storm) past its
+        lease from calling anything, even before its own overdue check has run."""
+        lease = self._held.get(job_id)
+        return lease is not None and time.monotonic() < lease.trusted_until
+
     def release(self, job_id: JobId) -> None:
         """Stop keeping a lease (the job's run is over)."""
         self._held.pop(job_id, None)

@@ -17,7 +17,7 @@ from ecosign_orchestrator.core.job import utcnow
 from ecosign_orchestrator.core.repository.protocol import JobRepository
 from ecosign_orchestrator.core.status import TERMINAL, JobStatus
 
-_DURATION = re.compile(r"^(\d{1,6})([smhdw])$")
+_DURATION = re.compile(r"([0-9]{1,6})([smhdw])", re.ASCII)
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 #: Spellings of "keep forever".
 FOREVER = ("never", "forever", "off")
@@ -25,7 +25,7 @@ FOREVER = ("never", "forever", "off")
 
 def parse_duration(text: str, *, field: str) -> timedelta:
     """``90s``, ``45m``, ``12h``, ``30d`` or ``2w`` as a duration (else ``InvalidJob``)."""
-    match = _DURATION.match(text.strip().lower())
+    match = _DURATION.fullmatch(text.strip().lower())
     if match is None:
         raise errors.InvalidJob(field, f"must be a duration like 30d, 12h, 45m or 90s: {text!r}")
     return timedelta(seconds=int(match[1]) * _UNIT[match[2]])

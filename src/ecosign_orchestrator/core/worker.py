@@ -313,6 +313,7 @@ class Worker:
             instruments=self.instruments,
             tracer=self.tracer,
             circuits=self._circuits,
+            lease_trusted=lambda: self._leases.trusted(job.id),
         )
         running = _Running(job=job, ctx=ctx)
         self._running[job.id] = running

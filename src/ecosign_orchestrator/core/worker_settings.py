@@ -8,6 +8,9 @@ from collections.abc import Mapping
 from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.retention import RetentionPolicy
 
+#: The longest lease a worker takes (a day).
+MAX_LEASE_SECONDS = 86_400.0
+
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class WorkerSettings:
@@ -53,8 +56,18 @@ class WorkerSettings:
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise errors.ConfigurationError("concurrency must be at least 1")
-        if self.lease_seconds <= 0 or self.poll_seconds <= 0:
-            raise errors.ConfigurationError("lease_seconds and poll_seconds must be positive")
+        if not 0 < self.lease_seconds <= MAX_LEASE_SECONDS or not 0 < self.poll_seconds < 3600:
+            raise errors.ConfigurationError(
+                "lease_seconds must be positive and at most a day, poll_seconds positive"
+            )
+        # A lease renewed too rarely, or given up before its first renewal, breaks "nothing
+        # starts twice while its worker lives" (a live worker would lose its own jobs).
+        if not 0 < self.heartbeat_every <= self.lease_seconds / 2:
+            raise errors.ConfigurationError("heartbeat_seconds must be at most half the lease")
+        if not 0 < self.lease_margin < self.lease_seconds - self.heartbeat_every:
+            raise errors.ConfigurationError(
+                "lease_margin_seconds must be less than the lease minus the heartbeat"
+            )
         if self.shutdown_grace_seconds < 0:
             raise errors.ConfigurationError("shutdown_grace_seconds must not be negative")
         for kind, cap in self.kind_concurrency.items():

@@ -2,9 +2,10 @@
 
 One read of the document's state per intent: a document EcoSign does not have (PostgREST's 406
 ``PGRST116``) is refused naming ``document_entity_id``, and a ``metadata.witness_hash`` the
-document never had is refused naming that field. When the state cannot be read (the REST
-endpoint is down or slow) the intent is admitted: the flow makes the same checks when it runs and
-fails at once with the same reason.
+document never had is refused naming that field. When the state cannot be read within
+``timeout`` (the REST endpoint is down or slow) the intent is admitted: the flow makes the same
+checks when it runs and fails at once with the same reason. A CTA's submission is never held up
+longer than that by EcoSign's REST endpoint.
 """
 
 from __future__ import annotations
@@ -23,26 +24,32 @@ logger = logging.getLogger(__name__)
 
 #: How many state reads a batch makes at once.
 BATCH_READS = 16
+#: How long a submission waits for the document's state before admitting it unread.
+READ_TIMEOUT_SECONDS = 2.0
 NOT_FOUND = "no such document in EcoSign (no document_entities row has this id)"
 
 
 class Admission:
     """The checks a submission passes before a flow is created."""
 
-    def __init__(self, source: DocumentStateSource) -> None:
+    def __init__(
+        self, source: DocumentStateSource, *, timeout: float = READ_TIMEOUT_SECONDS
+    ) -> None:
         self.source = source
+        self.timeout = timeout
 
     async def check(self, intent: DocumentJob, *, field_prefix: str = "") -> None:
         """``InvalidJob`` naming the field if the intent cannot succeed; returns otherwise."""
         try:
-            state = await self.source.read(intent.document_entity_id)
+            async with asyncio.timeout(self.timeout):
+                state = await self.source.read(intent.document_entity_id)
         except DocumentNotFound:
             raise errors.InvalidJob(f"{field_prefix}document_entity_id", NOT_FOUND) from None
-        except CallError as exc:
+        except (CallError, TimeoutError) as exc:
             logger.warning(
                 "document %s not readable at submission (%s); its flow checks it when it runs",
                 intent.document_entity_id,
-                exc,
+                exc or "timed out",
                 extra={"action": "admission_unread", "document_id": intent.document_entity_id},
             )
             return

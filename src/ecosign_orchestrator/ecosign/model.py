@@ -18,7 +18,7 @@ ACTIONS = ("protect", "nda", "sign_owner", "sign_workflow")
 FORENSIC = ("tsa", "polygon", "bitcoin")
 #: Stages of a signature workflow, in order; each stage signs its own witness version.
 ANCHOR_STAGES = ("initial", "intermediate", "final")
-_WITNESS_HASH = re.compile(r"^[0-9a-f]{64}$")
+_WITNESS_HASH = re.compile(r"[0-9a-f]{64}", re.ASCII)
 _CANONICAL_UUID = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z"
 )
@@ -64,7 +64,9 @@ def _check_stage(metadata: dict[str, Any]) -> None:
     if index is not None and index > 10_000:
         raise ValueError("step_index must be at most 10000")
     witness = metadata.get("witness_hash")
-    if witness is not None and (not isinstance(witness, str) or not _WITNESS_HASH.match(witness)):
+    if witness is not None and (
+        not isinstance(witness, str) or not _WITNESS_HASH.fullmatch(witness)
+    ):
         raise ValueError("witness_hash must be 64 lowercase hex characters (a SHA-256)")
 
 

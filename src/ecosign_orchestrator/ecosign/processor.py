@@ -174,7 +174,7 @@ class DocumentProcessor:
         replanned = False
         called: set[Step] = set()
         for _ in range(self.config.max_calls_per_run):
-            state = await self._read(intent)
+            state = await self._read(ctx, intent)
             _check_witness(intent, state)
             plan = self._plan(ctx, intent, state)
             await self._record_plan(ctx, plan)
@@ -212,7 +212,8 @@ class DocumentProcessor:
 
     # -- reading and planning ------------------------------------------------------------------
 
-    async def _read(self, intent: DocumentJob) -> st.DocumentState:
+    async def _read(self, ctx: JobContext, intent: DocumentJob) -> st.DocumentState:
+        ctx.ensure_lease()
         try:
             return await self.source.read(intent.document_entity_id)
         except DocumentNotFound as exc:
@@ -320,6 +321,7 @@ class DocumentProcessor:
                     ctx, step, gate.wait_seconds, f"circuit open for {function}: calls held"
                 )
             started = await ctx.step_started(step.value, f"calling {function}")
+            ctx.ensure_lease()
             response = await self.edge.call(
                 function,
                 self._body(intent, plan, step),
@@ -502,6 +504,7 @@ class DocumentProcessor:
             and lifecycle is not None
             and may_write_back(current, lifecycle)
         ):
+            ctx.ensure_lease()
             try:
                 await self.source.write_lifecycle(
                     intent.document_entity_id, lifecycle, expected=current

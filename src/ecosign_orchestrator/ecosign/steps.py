@@ -15,7 +15,9 @@ import enum
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ecosign_orchestrator.ecosign import inputs
 from ecosign_orchestrator.ecosign import state as st
+from ecosign_orchestrator.ecosign.inputs import InputRule
 from ecosign_orchestrator.ecosign.model import DocumentJob
 
 
@@ -110,9 +112,9 @@ class StepSpec:
     body: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     #: The call signs the current witness: send its hash as ``witness_hash``.
     signs_witness: bool = False
-    #: Body fields a CTA may supply through ``metadata.step_inputs.<step>`` (never what the step
-    #: acts on: that comes from the document's state).
-    caller_inputs: frozenset[str] = frozenset()
+    #: Body fields a CTA may supply through ``metadata.step_inputs.<step>``, each with what it
+    #: may be (never what the step acts on: that comes from the document's state).
+    caller_inputs: Mapping[str, InputRule] = dataclasses.field(default_factory=dict)
     #: Anchor steps: the network, and how its asynchronous confirmation is polled.
     network: str | None = None
     confirmation: ConfirmationPolicy | None = None
@@ -177,7 +179,7 @@ STEPS: tuple[StepSpec, ...] = (
         done_in_state="encrypted source in custody",
         body={"purpose": "source"},
         # The client-side ciphertext and its file facts (the server never sees the key).
-        caller_inputs=frozenset({"encrypted_data", "metadata"}),
+        caller_inputs={"encrypted_data": inputs.ENCRYPTED_DATA, "metadata": inputs.FILE_FACTS},
     ),
     StepSpec(
         step=Step.CREATE_WITNESS,
@@ -199,7 +201,7 @@ STEPS: tuple[StepSpec, ...] = (
         satisfied_by=st.tsa_confirmed,
         done_in_state="TSA confirmed for the witness",
         signs_witness=True,
-        caller_inputs=frozenset({"signer_id", "workflow_id"}),
+        caller_inputs={"signer_id": inputs.UUID, "workflow_id": inputs.UUID},
     ),
     _anchor_spec(
         Step.ANCHOR_POLYGON,
@@ -236,7 +238,7 @@ STEPS: tuple[StepSpec, ...] = (
         required_when=_artifact_required,
         satisfied_by=lambda state, _witness: st.artifact_finalized(state),
         done_in_state="artifact finalized",
-        caller_inputs=frozenset({"artifact_version"}),
+        caller_inputs={"artifact_version": inputs.ARTIFACT_VERSION},
     ),
     StepSpec(
         step=Step.NOTIFY_ARTIFACT_READY,

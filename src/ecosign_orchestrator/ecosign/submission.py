@@ -11,6 +11,7 @@ from __future__ import annotations
 from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.job import NewJob
 from ecosign_orchestrator.core.types import JSONDict
+from ecosign_orchestrator.ecosign.inputs import problem
 from ecosign_orchestrator.ecosign.model import ACTIONS, FORENSIC, DocumentJob
 from ecosign_orchestrator.ecosign.steps import Step
 
@@ -20,8 +21,9 @@ KIND = "ecosign.document"
 
 def check_step_inputs(intent: DocumentJob) -> None:
     """``metadata.step_inputs`` may only carry, per step, the fields the step table lets a caller
-    give (``InvalidJob`` naming the first other one): what a step acts on, such as the witness
-    hash TSA signs, comes from the document's state and never from the caller."""
+    give, each of the type, pattern and size its rule says (``InvalidJob`` naming the first
+    other one): what a step acts on, such as the witness hash TSA signs, comes from the
+    document's state and never from the caller."""
     inputs = (intent.metadata or {}).get("step_inputs")
     if inputs is None:
         return
@@ -35,13 +37,17 @@ def check_step_inputs(intent: DocumentJob) -> None:
             raise errors.InvalidJob(field, "no such step") from None
         if not isinstance(fields, dict):
             raise errors.InvalidJob(field, "must be an object of body fields")
-        for key in fields:
-            if key not in spec.caller_inputs:
+        for key, value in fields.items():
+            rule = spec.caller_inputs.get(key)
+            if rule is None:
                 allowed = ", ".join(sorted(spec.caller_inputs)) or "none"
                 raise errors.InvalidJob(
                     f"{field}.{key}",
                     f"not an input a caller may give this step (allowed: {allowed})",
                 )
+            why = problem(rule, value)
+            if why is not None:
+                raise errors.InvalidJob(f"{field}.{key}", why)
 
 
 def flow_request(

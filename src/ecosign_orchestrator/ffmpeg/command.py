@@ -225,10 +225,10 @@ class CommandBuilder:
         return argv
 
 
-_TOKEN = re.compile(r"^[A-Za-z0-9_.+\-]{1,64}$")
+_TOKEN = re.compile(r"[A-Za-z0-9_.+\-]{1,64}", re.ASCII)
 
 
 def _token(field: str, value: str) -> str:
-    if not _TOKEN.match(value) or value.startswith("-"):
+    if not _TOKEN.fullmatch(value) or value.startswith("-"):
         raise InvalidCommand(field, f"{value!r} is not a valid name")
     return value

@@ -2,28 +2,20 @@
 
 A job's paths come from whoever submits it; the worker runs ffmpeg with the service's own rights.
 So the service, not the client, says where media lives: every input must resolve (symlinks
-included) inside one of the input roots, every output inside the output root. lavfi inputs are
-limited to a vetted list of generators with no file options (``movie=`` reads any file, and
-``metadata=...:file=`` writes one). The same check runs at enqueue and again when the job runs.
+included) inside one of the input roots, every output inside the output root. (lavfi inputs are
+vetted in ``generators.py``, file contents in ``containers.py``.) The same check runs at enqueue
+and again when the job runs.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.ffmpeg.command import InvalidCommand
-
-#: lavfi sources that generate media and touch no file.
-SAFE_GENERATORS = frozenset(
-    {"testsrc", "testsrc2", "rgbtestsrc", "smptebars", "smptehdbars", "color", "sine", "anullsrc"}
-)
-#: One generator with simple ``key=value:key=value`` options (no filter chain, no quoting).
-_GENERATOR = re.compile(r"^([a-z0-9]+)(=[A-Za-z0-9_.:=#+-]*)?$")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -63,14 +55,6 @@ class MediaRoots:
                 "output", f"{text!r} is not in an existing folder inside {str(self.output)!r}"
             )
         return str(candidate)
-
-
-def check_generator(graph: str) -> None:
-    """A lavfi input must be one vetted generator with simple options."""
-    match = _GENERATOR.match(graph)
-    if match is None or match.group(1) not in SAFE_GENERATORS:
-        allowed = ", ".join(sorted(SAFE_GENERATORS))
-        raise InvalidCommand("input", f"lavfi input must be one generator of: {allowed}")
 
 
 def _folder(setting: str, value: str | os.PathLike[str]) -> Path:

@@ -13,10 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.types import JSONDict
 from ecosign_orchestrator.ffmpeg.command import PRESETS, CommandBuilder, InvalidCommand, check_path
-from ecosign_orchestrator.ffmpeg.confinement import MediaRoots, check_generator
+from ecosign_orchestrator.ffmpeg.confinement import MediaRoots
 from ecosign_orchestrator.ffmpeg.containers import INPUT_OPTIONS, check_container
+from ecosign_orchestrator.ffmpeg.generators import check_generator
 
-_SCALE = re.compile(r"^(-1|\d{1,5})x(-1|\d{1,5})$")
+_SCALE = re.compile(r"(-1|[0-9]{1,5})x(-1|[0-9]{1,5})", re.ASCII)
 Preset = Literal[
     "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"
 ]
@@ -55,7 +56,7 @@ class FFmpegJob(BaseModel):
     @field_validator("scale")
     @classmethod
     def _scale(cls, value: str | None) -> str | None:
-        if value is not None and not _SCALE.match(value):
+        if value is not None and not _SCALE.fullmatch(value):
             raise ValueError("must be WxH, e.g. 640x360 or -1x720")
         return value
 
@@ -98,8 +99,43 @@ def check_input(job: FFmpegJob, builder: CommandBuilder) -> None:
     check_container(str(source))
 
 
+#: A file name's longest length on the file systems we write to, in bytes.
+NAME_MAX = 255
+#: What the temporary name adds to the output's: ``.<stem>.partial-<12 chars><suffix>``.
+PARTIAL_EXTRA = len(".") + len(".partial-") + 12
+
+
+def partial_path(final: Path, job_id: str) -> Path:
+    """Where a job writes before it renames the finished file to ``final`` (so an output that
+    exists is complete)."""
+    return final.with_name(f".{final.stem}.partial-{job_id[-12:]}{final.suffix}")
+
+
+def check_output(builder: CommandBuilder) -> None:
+    """The output names a file that can be written: a file name (not ``.``, ``..`` or a
+    folder) short enough for its temporary name to fit too."""
+    text = builder.output_path
+    name = Path(text).name
+    if text.endswith(("/", os.sep)) or name in ("", ".", ".."):
+        raise InvalidCommand("output", f"{text!r} must name a file, not a folder")
+    size = len(name.encode("utf-8", errors="surrogateescape"))
+    if size + PARTIAL_EXTRA > NAME_MAX:
+        raise InvalidCommand(
+            "output",
+            f"the file name is {size} bytes; at most {NAME_MAX - PARTIAL_EXTRA} (the job first "
+            f"writes under a temporary name {PARTIAL_EXTRA} bytes longer)",
+        )
+    try:
+        folder_named = Path(text).is_dir()
+    except OSError as exc:  # a component too long, a loop of links: never a 500
+        raise InvalidCommand("output", f"cannot be used: {exc.strerror or exc}") from None
+    if folder_named:
+        raise InvalidCommand("output", f"{text!r} is a folder; name a file inside it")
+
+
 def check_files(job: FFmpegJob, builder: CommandBuilder) -> None:
     """Refuse, before anything is queued, an input that is missing or an output we cannot write."""
+    check_output(builder)
     output = Path(builder.output_path)
     check_input(job, builder)
     if job.input_format is None and Path(builder.input_paths[0]).resolve() == output.resolve():

@@ -30,7 +30,13 @@ from ecosign_orchestrator.ffmpeg.binaries import Binaries, find_binaries
 from ecosign_orchestrator.ffmpeg.command import InvalidCommand
 from ecosign_orchestrator.ffmpeg.confinement import MediaRoots
 from ecosign_orchestrator.ffmpeg.containers import INPUT_OPTIONS
-from ecosign_orchestrator.ffmpeg.payload import FFmpegJob, check_input, confine
+from ecosign_orchestrator.ffmpeg.payload import (
+    FFmpegJob,
+    check_input,
+    check_output,
+    confine,
+    partial_path,
+)
 from ecosign_orchestrator.ffmpeg.progress import (
     ProgressParser,
     ProgressSnapshot,
@@ -151,10 +157,11 @@ class FFmpegProcessor:
                 job = confine(job, self.roots)
             builder = job.builder(self.binaries.ffmpeg)
             check_input(job, builder)  # again: the file may have changed since submission
+            check_output(builder)
         except (pydantic.ValidationError, InvalidCommand) as exc:
             raise errors.FatalError(f"invalid ffmpeg job: {exc}") from None
         final = Path(builder.output_path)
-        partial = final.with_name(f".{final.stem}.partial-{ctx.job.id[-12:]}{final.suffix}")
+        partial = partial_path(final, ctx.job.id)
         argv = builder.with_output(str(partial)).build()
         duration = None
         if self.binaries.ffprobe is not None and job.input_format is None:
@@ -186,6 +193,7 @@ class FFmpegProcessor:
         *,
         rename: tuple[str, str],
     ) -> ProgressSnapshot:
+        ctx.ensure_lease()  # a worker frozen past its lease starts nothing
         proc = await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.PIPE,

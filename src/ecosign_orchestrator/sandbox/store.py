@@ -274,6 +274,7 @@ class Store:
                 effects[row["idempotency_key"]] = effects.get(row["idempotency_key"], 0) + 1
         return {
             "calls": rows,
+            "in_flight": {k: n for k, n in self.in_flight.items() if n},
             "max_in_flight": dict(self.max_in_flight),
             "effects_by_key": effects,
             "effect_order": [r["function"] for r in rows if r["effect"]],

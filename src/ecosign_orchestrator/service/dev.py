@@ -116,8 +116,7 @@ async def run_dev(
     console: Console,
 ) -> None:
     """Serve until SIGINT/SIGTERM; ``env_file`` exists exactly while the session is up."""
-    import uvicorn
-
+    from ecosign_orchestrator.service.acceptor import GuardedServer
     from ecosign_orchestrator.service.api import create_app
 
     api_socket = bind(host, port)
@@ -150,7 +149,7 @@ async def run_dev(
             document_id=await create_document(server.url, DEV_KEY),
             settings=dev,
         )
-        api = uvicorn.Server(
+        api = GuardedServer(
             uvicorn_config(create_app(dev, apps=apps, embedded_worker=True), dev.http_limits())
         )
         await _serve(api, api_socket, session, env_file, console)

@@ -14,7 +14,12 @@ class HttpLimits:
 
     header_timeout: float = 10.0
     body_timeout: float = 30.0
+    #: How long a response may sit unread (the client reads nothing) before the connection
+    #: is dropped.
+    send_timeout: float = 30.0
     max_connections: int = 1000
+    #: At most this many connections from one client address (0: no limit).
+    max_per_client: int = 256
 
     def effective_max_connections(self) -> int:
         """The cap, kept below half the process's file-descriptor limit (the rest is for the

@@ -52,12 +52,17 @@ def stop_gracefully_on_signals(server: Any) -> None:
 
 def uvicorn_config(app: Any, limits: HttpLimits, **options: Any) -> uvicorn.Config:
     """How every server of ours runs uvicorn: our logging, no access log, lifespan on, and the
-    slow-client limits (read deadlines, connection cap)."""
+    slow-client limits (deadlines, connection caps). The app gets the server's connection gate
+    (``app.state.connection_gate``) for ``/metrics``."""
+    protocol = guarded_protocol(limits)
+    state = getattr(app, "state", None)
+    if state is not None:
+        state.connection_gate = protocol.gate  # type: ignore[attr-defined]
     return uvicorn.Config(
         app,
         log_config=None,
         access_log=False,
         lifespan="on",
-        http=guarded_protocol(limits),
+        http=protocol,
         **options,
     )

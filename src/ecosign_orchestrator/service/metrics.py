@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from ecosign_orchestrator.core.job import Job, StepRecord, StepStatus, utcnow
 from ecosign_orchestrator.core.repository import JobRepository
 from ecosign_orchestrator.core.status import JobStatus
+from ecosign_orchestrator.service.connections import ConnectionGate
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 STEP_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -102,6 +103,17 @@ class Metrics:
             ["function", "status_class"],
             registry=r,
         )
+        self.connections = Gauge(
+            "ecosign_orch_http_connections", "HTTP connections open now", registry=r
+        )
+        self.connections_cut = Counter(
+            "ecosign_orch_http_connections_cut_total",
+            "HTTP connections the server cut or refused, by reason (header_timeout, "
+            "body_timeout, stalled: an answer left unread; client_cap; cap)",
+            ["reason"],
+            registry=r,
+        )
+        self._cut_seen: dict[str, int] = {}
 
     # -- core Instruments ------------------------------------------------------------------------
 
@@ -130,8 +142,24 @@ class Metrics:
         del seconds
         self.edge_calls.labels(function, status_class(status)).inc()
 
-    async def render(self, repository: JobRepository, *, now: datetime | None = None) -> bytes:
-        """The exposition text, with database gauges refreshed now (ages measured at ``now``)."""
+    def connection_gate(self, gate: ConnectionGate) -> None:
+        """Bring the HTTP connection figures up to date with the server's gate."""
+        self.connections.set(gate.open)
+        for reason, total in gate.cut.items():
+            self.connections_cut.labels(reason).inc(total - self._cut_seen.get(reason, 0))
+            self._cut_seen[reason] = total
+
+    async def render(
+        self,
+        repository: JobRepository,
+        *,
+        now: datetime | None = None,
+        gate: ConnectionGate | None = None,
+    ) -> bytes:
+        """The exposition text, with database gauges refreshed now (ages measured at ``now``)
+        and, for a server, its connection figures."""
+        if gate is not None:
+            self.connection_gate(gate)
         counts = await repository.counts()
         self.jobs.clear()
         self.queue_depth.clear()

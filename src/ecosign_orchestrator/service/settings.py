@@ -25,16 +25,21 @@ from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.retention import RetentionPolicy, parse_keep
 from ecosign_orchestrator.core.schedules import Schedule
 from ecosign_orchestrator.core.status import JobStatus
+from ecosign_orchestrator.core.worker_settings import MAX_LEASE_SECONDS
 from ecosign_orchestrator.service.http_limits import HttpLimits
 
 DEFAULT_DATABASE_URL = "sqlite:///./.ecosign-orchestrator/jobs.db"
+#: The largest time scale (scales exist to run delays small; 1000x is already absurd).
+MAX_SCALE = 1000.0
 
 
 class Settings(BaseSettings):
     """The orchestrator's effective configuration."""
 
+    # Every number is finite: ``inf`` and ``nan`` pass ``gt=0`` and then break a worker at its
+    # first claim.
     model_config = SettingsConfigDict(
-        env_prefix="ECOSIGN_ORCH_", extra="forbid", validate_default=True
+        env_prefix="ECOSIGN_ORCH_", extra="forbid", validate_default=True, allow_inf_nan=False
     )
 
     # -- storage -------------------------------------------------------------------------------
@@ -53,8 +58,18 @@ class Settings(BaseSettings):
 
     # -- worker --------------------------------------------------------------------------------
     worker_concurrency: int = Field(default=10, ge=1, le=1000)
-    lease_seconds: float = Field(default=30.0, gt=0)
-    heartbeat_seconds: float | None = Field(default=None, gt=0)
+    lease_seconds: float = Field(
+        default=30.0,
+        ge=0.5,
+        le=MAX_LEASE_SECONDS,
+        description="how long a claimed job is this worker's without a renewal; a dead worker's "
+        "jobs return after it (at most a day)",
+    )
+    heartbeat_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="how often leases are renewed (default: a third of the lease; at most half)",
+    )
     lease_margin_seconds: float | None = Field(
         default=None,
         gt=0,
@@ -108,15 +123,19 @@ class Settings(BaseSettings):
         description="Service-role key sent as bearer token and apikey",
     )
     edge_timeout_scale: float = Field(
-        default=1.0, gt=0, description="multiplies every step's call timeout"
+        default=1.0, gt=0, le=MAX_SCALE, description="multiplies every step's call timeout"
     )
     confirmation_scale: float = Field(
         default=1.0,
         gt=0,
+        le=MAX_SCALE,
         description="multiplies anchor confirmation schedules and deadlines (small in the sandbox)",
     )
     backoff_scale: float = Field(
-        default=1.0, gt=0, description="multiplies every step's backoff base and cap"
+        default=1.0,
+        gt=0,
+        le=MAX_SCALE,
+        description="multiplies every step's backoff base and cap",
     )
     confirmations: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
@@ -223,6 +242,13 @@ class Settings(BaseSettings):
     ffmpeg_output_root: Path | None = Field(
         default=None, description="the folder FFmpeg jobs write under"
     )
+    ffmpeg_timeout_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        le=86_400,
+        description="an FFmpeg job running longer is stopped (ffmpeg killed, partial output "
+        "removed) and retried: no job holds a worker slot and the disk without end",
+    )
     api_url: str | None = Field(default=None, description="CLI: talk to this API instead of the DB")
     api_token: SecretStr | None = Field(default=None, description="CLI: bearer token for api_url")
     api_tokens: Annotated[list[SecretStr], NoDecode] = Field(
@@ -244,12 +270,27 @@ class Settings(BaseSettings):
         le=3600,
         description="a request's body must arrive within this long after its headers",
     )
+    http_send_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="a response the client reads nothing of for this long is dropped (a "
+        "client that pipelines requests and never reads cannot hold a connection)",
+    )
     http_max_connections: int = Field(
         default=1000,
         ge=1,
         le=100_000,
-        description="open connections at most (kept below half the file-descriptor limit); "
-        "one more is answered 503 and closed",
+        description="open connections at most (kept below half the file-descriptor limit); at "
+        "the cap the server stops accepting and the kernel's backlog holds the rest",
+    )
+    http_max_connections_per_client: int = Field(
+        default=256,
+        ge=0,
+        le=100_000,
+        description="open connections at most from one client address (0: no limit; behind "
+        "a reverse proxy every client shares its address: set 0 and let the proxy limit "
+        "clients)",
     )
 
     # -- logging -------------------------------------------------------------------------------
@@ -265,6 +306,35 @@ class Settings(BaseSettings):
                 return float(Fraction(value.replace(" ", "")))
             except (ValueError, ZeroDivisionError):
                 raise ValueError("must be a number or a fraction such as 1/300") from None
+        return value
+
+    @field_validator("heartbeat_seconds")
+    @classmethod
+    def _heartbeat_below_lease(cls, value: float | None, info: ValidationInfo) -> float | None:
+        """A lease must be renewed well before it expires, or it can expire under a live
+        worker (and another worker start the job again)."""
+        lease = info.data.get("lease_seconds")
+        if value is not None and lease is not None and value > lease / 2:
+            raise ValueError(
+                f"{value:g} must be at most half of lease_seconds ({lease:g}): a lease renewed "
+                "that rarely can expire under a live worker"
+            )
+        return value
+
+    @field_validator("lease_margin_seconds")
+    @classmethod
+    def _margin_after_a_renewal(cls, value: float | None, info: ValidationInfo) -> float | None:
+        """A worker gives up an unrenewed lease this long before it expires: it must still get
+        a renewal in first, or it gives up every lease."""
+        lease = info.data.get("lease_seconds")
+        if value is None or lease is None:
+            return value
+        heartbeat = info.data.get("heartbeat_seconds") or lease / 3
+        if value >= lease - heartbeat:
+            raise ValueError(
+                f"{value:g} must be less than lease_seconds minus heartbeat_seconds "
+                f"({lease - heartbeat:g}): a worker would give up every lease before renewing it"
+            )
         return value
 
     @field_validator("worker_queues", mode="before")
@@ -324,7 +394,9 @@ class Settings(BaseSettings):
         return HttpLimits(
             header_timeout=self.http_header_timeout_seconds,
             body_timeout=self.http_body_timeout_seconds,
+            send_timeout=self.http_send_timeout_seconds,
             max_connections=self.http_max_connections,
+            max_per_client=self.http_max_connections_per_client,
         )
 
     def retention(self) -> RetentionPolicy:
@@ -496,10 +568,10 @@ SECRET_QUERY_KEYS = frozenset(
 def _url_parts(url: str) -> tuple[str, str, str | None, str] | None:
     """``(scheme, user, password, rest)`` of ``scheme://user[:password]@host...``, else None.
 
-    The credentials end at the last ``@`` before the path or query (a raw ``@`` inside a
-    password stays part of it)."""
+    The credentials end at the last ``@`` before the path: libpq reads a raw ``?`` or ``@``
+    inside a password as part of it, so everything it would read as the password is masked."""
     scheme, sep, rest = url.partition("://")
-    end = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    end = rest.find("/") if "/" in rest else len(rest)
     authority, tail = rest[:end], rest[end:]
     if not sep or "@" not in authority:
         return None

@@ -1,20 +1,25 @@
-"""Read deadlines and a connection cap for the HTTP server (uvicorn), so slow or half-open
-clients cannot hold the API.
+"""Deadlines and connection caps for the HTTP server (uvicorn), so slow, half-open or
+never-reading clients cannot hold the API.
 
-uvicorn times out idle keep-alive connections but never a request being read: a client that
-connects and sends its headers one byte at a time (or nothing at all) holds a connection and a
-file descriptor forever, and about a thousand of them stop the API. This protocol is uvicorn's
-own h11 protocol with three additions:
+uvicorn times out idle keep-alive connections but never a request being read nor a response the
+client does not read: a client that sends its headers one byte at a time, or pipelines requests
+and never reads the answers, holds a connection, a file descriptor and its buffered responses
+forever, and about a thousand of them stop the API. This protocol is uvicorn's own h11 protocol
+with these additions:
 
 - a request's headers must arrive within ``header_timeout`` of its first byte (or of the
   connection, for the first request), else ``408`` and the connection is closed;
 - its body must arrive within ``body_timeout`` of the headers, else the connection is closed
   (the application sees a disconnect);
-- at most ``max_connections`` connections are open at once; one more is answered ``503`` and
-  closed at once, before anything is read.
+- a response the client stops reading (the transport's buffer stays full) is given
+  ``send_timeout``, then the connection is dropped (an event stream keeps flowing while it is
+  read: only a stalled one is cut);
+- every connection is counted in the server's :class:`~ecosign_orchestrator.service.acceptor.
+  ConnectionGate` (overall and per client), which the accept loop waits on; served without that
+  loop, one connection over ``max_connections`` is answered ``503`` and closed.
 
-Once a request is fully read nothing is timed here: handlers and event streams run as long as
-they need.
+Once a request is fully read and its answer flows, nothing is timed here: handlers and event
+streams run as long as they need.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Any, ClassVar
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from ecosign_orchestrator.service.connections import ConnectionGate, RateLimitedLog, peer_address
 from ecosign_orchestrator.service.http_limits import HttpLimits
 
 logger = logging.getLogger(__name__)
@@ -46,16 +52,24 @@ class GuardedH11Protocol(H11Protocol):
 
     limits: ClassVar[HttpLimits] = HttpLimits()
     max_connections: ClassVar[int] = HttpLimits().max_connections
+    gate: ClassVar[ConnectionGate] = ConnectionGate(HttpLimits().max_connections, 0)
+    refused: ClassVar[RateLimitedLog] = RateLimitedLog(logging.WARNING)
+    stalled: ClassVar[RateLimitedLog] = RateLimitedLog(logging.INFO)
     _deadline: asyncio.TimerHandle | None = None
+    _send_deadline: asyncio.TimerHandle | None = None
     _phase: Any = None
+    _client: str | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        if len(self.connections) > self.max_connections:
-            logger.warning(
+        self._client = peer_address(transport)
+        self.gate.opened(self._client)
+        if self.gate.open > self.max_connections:  # only without the accept loop
+            self.gate.cut["cap"] += 1
+            self.refused(
                 "refused a connection: %d open (ECOSIGN_ORCH_HTTP_MAX_CONNECTIONS)",
-                len(self.connections) - 1,
-                extra={"action": "connection_refused"},
+                self.gate.open - 1,
+                action="connection_refused",
             )
             transport.write(_refusal(503, "Service Unavailable", "too many connections\n"))
             transport.close()
@@ -72,7 +86,36 @@ class GuardedH11Protocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._not_stalled()
+        if self._client is not None:
+            self.gate.closed(self._client)
+            self._client = None
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        """The client is not reading what it asked for: it has ``send_timeout`` to start."""
+        super().pause_writing()
+        if self._send_deadline is None:
+            self._send_deadline = self.loop.call_later(self.limits.send_timeout, self._send_late)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._not_stalled()
+
+    def _not_stalled(self) -> None:
+        if self._send_deadline is not None:
+            self._send_deadline.cancel()
+            self._send_deadline = None
+
+    def _send_late(self) -> None:
+        self._send_deadline = None
+        self.gate.cut["stalled"] += 1
+        self.stalled(
+            "dropped a connection that read nothing of its answer for %.0f s",
+            self.limits.send_timeout,
+            action="response_stalled",
+        )
+        self.transport.abort()
 
     def _watch(self) -> None:
         """Arm the deadline of the phase the request is in; keep it while the phase lasts
@@ -106,6 +149,7 @@ class GuardedH11Protocol(H11Protocol):
         self._deadline = None
         if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
             return
+        self.gate.cut["header_timeout"] += 1
         logger.info(
             "closed a connection that did not send a request's headers in %.0f s",
             self.limits.header_timeout,
@@ -119,6 +163,7 @@ class GuardedH11Protocol(H11Protocol):
         self._deadline = None
         if self.transport.is_closing() or self.conn.their_state is not h11.SEND_BODY:
             return
+        self.gate.cut["body_timeout"] += 1
         logger.info(
             "closed a connection that did not send a request's body in %.0f s",
             self.limits.body_timeout,
@@ -128,6 +173,14 @@ class GuardedH11Protocol(H11Protocol):
 
 
 def guarded_protocol(limits: HttpLimits) -> type[H11Protocol]:
-    """The protocol class with ``limits`` applied (pass it as ``uvicorn.Config(http=...)``)."""
-    attributes = {"limits": limits, "max_connections": limits.effective_max_connections()}
+    """The protocol class with ``limits`` applied and a gate of its own (pass it as
+    ``uvicorn.Config(http=...)``; one class per server)."""
+    cap = limits.effective_max_connections()
+    attributes = {
+        "limits": limits,
+        "max_connections": cap,
+        "gate": ConnectionGate(cap, limits.max_per_client),
+        "refused": RateLimitedLog(logging.WARNING),
+        "stalled": RateLimitedLog(logging.INFO),
+    }
     return type("GuardedH11Protocol", (GuardedH11Protocol,), attributes)

@@ -208,6 +208,7 @@ def _register_ffmpeg(registry: Registry, unconfigured: dict[str, str], settings:
         ffmpeg.KIND,
         ffmpeg.FFmpegProcessor(binaries, roots=roots),
         retry=RetryPolicy(max_attempts=3, base_seconds=5, cap_seconds=60),
+        timeout=settings.ffmpeg_timeout_seconds,
         validate=functools.partial(ffmpeg.validate_payload, roots=roots),
     )
 

@@ -44,12 +44,12 @@ from ecosign_orchestrator.core.types import JobId, JSONValue, LeaseToken
 logger = logging.getLogger(__name__)
 
 Row = dict[str, Any]
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,50}$")
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,50}", re.ASCII)
 
 
 def check_schema_name(name: str) -> str:
     """Only plain lowercase identifiers are interpolated into SQL."""
-    if not _IDENTIFIER.match(name):
+    if not _IDENTIFIER.fullmatch(name):
         raise errors.ConfigurationError(
             f"invalid schema name {name!r}: use lowercase letters, digits and _ (max 51)"
         )
@@ -291,7 +291,19 @@ class PostgresRepository(PostgresGates, TransactionalRepository):
                 f"cannot connect to PostgreSQL at {self.location}: {cause} "
                 "(check ECOSIGN_ORCH_DATABASE_URL and that the server accepts connections)"
             ) from None
-        await conn.close()
+        try:
+            # Before this process writes an event: a restored or moved database starts a new
+            # era of the event stream, so its events sort after the log's (migration 0010).
+            await postgres_schema.ensure_stream_era(conn, self._schema)
+        except psycopg.Error as exc:
+            logger.error(
+                "could not check the event stream's era: %s (a restored database's new events "
+                "may not reach readers until `db migrate` runs)",
+                exc,
+                extra={"action": "stream_era_unchecked"},
+            )
+        finally:
+            await conn.close()
 
     @property
     def location(self) -> str:

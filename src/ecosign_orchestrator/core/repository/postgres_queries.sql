@@ -122,21 +122,23 @@ ORDER BY id
 LIMIT %(limit)s
 
 -- events --
--- Every job's events after a cursor, in commit order (see migration 0004): ordered by (writing
--- transaction, id) and only from transactions older than any still in progress, so an event
--- committed after a later-numbered one is never skipped. The cursor is an event id; its
--- transaction is looked up (an id no longer in the log, e.g. pruned, falls back to id order).
+-- Every job's events after a cursor, in commit order (migrations 0004, 0010): ordered by (era,
+-- writing transaction, id), and in the newest era only from transactions older than any still in
+-- progress, so an event committed after a later-numbered one is never skipped. Eras before the
+-- newest are complete. The cursor is an event id; its era and transaction are looked up (an id
+-- no longer in the log, e.g. pruned, falls back to id order).
 WITH cursor AS (
-    SELECT coalesce(
-        (SELECT tx FROM {schema}.events WHERE id = %(after_id)s), '0'::xid8
-    ) AS tx,
+    SELECT coalesce((SELECT era FROM {schema}.events WHERE id = %(after_id)s), -1) AS era,
+    coalesce((SELECT tx FROM {schema}.events WHERE id = %(after_id)s), '0'::xid8) AS tx,
     EXISTS (SELECT 1 FROM {schema}.events WHERE id = %(after_id)s) AS found
+), newest AS (
+    SELECT max(era) AS era FROM {schema}.stream_eras
 )
-SELECT e.* FROM {schema}.events AS e, cursor AS c
-WHERE (e.tx, e.id) > (c.tx, %(after_id)s)
+SELECT e.* FROM {schema}.events AS e, cursor AS c, newest AS n
+WHERE (e.era, e.tx, e.id) > (c.era, c.tx, %(after_id)s)
   AND (c.found OR e.id > %(after_id)s)
-  AND e.tx < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY e.tx, e.id
+  AND (e.era < n.era OR e.tx < pg_snapshot_xmin(pg_current_snapshot()))
+ORDER BY e.era, e.tx, e.id
 LIMIT %(limit)s
 
 -- counts --
@@ -233,9 +235,10 @@ SELECT id FROM {schema}.jobs WHERE id LIKE %(prefix)s OR id LIKE %(suffix)s ORDE
 -- Where a "from now on" tail starts: the last event in commit order that every reader can
 -- already see (0 when there is none).
 SELECT coalesce((
-    SELECT id FROM {schema}.events
-    WHERE tx < pg_snapshot_xmin(pg_current_snapshot())
-    ORDER BY tx DESC, id DESC
+    SELECT e.id FROM {schema}.events AS e
+    WHERE e.era < (SELECT max(era) FROM {schema}.stream_eras)
+       OR e.tx < pg_snapshot_xmin(pg_current_snapshot())
+    ORDER BY e.era DESC, e.tx DESC, e.id DESC
     LIMIT 1
 ), 0) AS id
 

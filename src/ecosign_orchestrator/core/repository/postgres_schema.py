@@ -44,7 +44,21 @@ async def migrate(conn: Connection, schema: str) -> list[str]:
                 f"INSERT INTO {quoted}.schema_migrations (version) VALUES (%s)", (version,)
             )
             done.append(version)
+        await ensure_stream_era(conn, schema)
     return done
+
+
+async def ensure_stream_era(conn: Connection, schema: str) -> None:
+    """Start a new era of the event stream if this server's transaction count is behind the
+    log's (the database was restored or moved: migration 0010). A no-op on a schema without
+    eras yet, and on a healthy one (one indexed read)."""
+    quoted = f'"{schema}"'
+    cursor = await conn.execute(
+        "SELECT to_regprocedure(%s) IS NOT NULL AS present", (f"{quoted}.ensure_stream_era()",)
+    )
+    row = await cursor.fetchone()
+    if row is not None and row["present"]:
+        await conn.execute(f"SELECT {quoted}.ensure_stream_era()")
 
 
 async def schema_ready(conn: Connection, schema: str) -> bool:

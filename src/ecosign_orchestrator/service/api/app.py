@@ -131,7 +131,8 @@ def create_app(
         """Jobs by kind and status, queue depth, claims, retries, lease recoveries, step durations,
         Edge Function calls by status class."""
         repository: JobRepository = request.app.state.repository
-        return Response(await metrics.render(repository), media_type=CONTENT_TYPE)
+        gate = getattr(request.app.state, "connection_gate", None)
+        return Response(await metrics.render(repository, gate=gate), media_type=CONTENT_TYPE)
 
     return app
 

@@ -439,6 +439,10 @@ async def stream_ticket(request: Request) -> TicketOut:
     response_class=EventSourceResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"},
+        204: {
+            "description": "The job has ended and no event follows the resume point: nothing "
+            "more will come (a browser's EventSource stops reconnecting)"
+        },
         400: {"model": Problem, "description": "Last-Event-ID is not an event id"},
         404: {"model": Problem, "description": "No such job (job_id)"},
         **AUTH_RESPONSES,
@@ -456,14 +460,21 @@ async def event_stream(
     last_event_id: Annotated[
         str | None, Header(alias="Last-Event-ID", max_length=32, description="Resume point")
     ] = None,
-) -> EventSourceResponse:
+) -> Response:
     """``id`` is the event id, ``event`` its type, ``data`` the event as JSON. A job's stream
-    ends after the job's terminal event; the stream of all events does not end."""
+    ends after the job's terminal event, and one resumed at or after it answers 204 at once;
+    the stream of all events does not end."""
     start = after if after is not None else _cursor(last_event_id)
     full_id = None
     if job_id is not None:
         full_id = await resolve_job_id(repo, job_id)
-        await repo.get(full_id)  # 404 now, not an endless empty stream
+        job = await repo.get(full_id)  # 404 now, not an endless empty stream
+        if job.status.is_terminal and not await repo.events(
+            after_id=start, job_id=full_id, limit=1
+        ):
+            # Resumed past the end (a browser's EventSource reconnects with the terminal
+            # event's id): without this it would hold a connection forever, waiting.
+            return Response(status_code=204)
     # SSE framing and keep-alive pings by sse-starlette; proxies are told not to buffer.
     return EventSourceResponse(
         _sse(repo, start, full_id), ping=15, sep="\n", headers={"X-Accel-Buffering": "no"}

@@ -3,6 +3,8 @@ what they share, ``target`` is where they act (the local database or a remote AP
 
 from __future__ import annotations
 
+import faulthandler
+
 from ecosign_orchestrator.service.cli.common import app
 
 __all__ = ["app", "main", "register_commands"]
@@ -23,5 +25,8 @@ def register_commands() -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    # A fatal signal (SIGSEGV, SIGBUS: e.g. an SQLite file whose folder became unreadable or
+    # immutable under a running process) leaves a traceback on stderr instead of nothing.
+    faulthandler.enable()
     register_commands()
     app()

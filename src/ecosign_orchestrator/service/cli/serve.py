@@ -49,8 +49,7 @@ def serve(
     ] = False,
 ) -> None:
     """Serve the HTTP API (OpenAPI at /docs and /openapi.json) and the web console at /ui."""
-    import uvicorn
-
+    from ecosign_orchestrator.service.acceptor import GuardedServer
     from ecosign_orchestrator.service.api import create_app
 
     settings = state.settings
@@ -81,7 +80,7 @@ def serve(
         f"console: http://{host}:{port}/ui)"
     )
     config = uvicorn_config(application, settings.http_limits(), host=host, port=port)
-    run(lambda: _serve(uvicorn.Server(config), sock))
+    run(lambda: _serve(GuardedServer(config), sock))
 
 
 async def _check_store(settings: Settings) -> None:

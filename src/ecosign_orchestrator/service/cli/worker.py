@@ -71,7 +71,7 @@ def _caps(values: list[str]) -> dict[str, int]:
     caps: dict[str, int] = {}
     for value in values:
         kind, sep, number = value.partition("=")
-        if not sep or not kind or not number.isdigit() or int(number) < 1:
+        if not sep or not kind or not (number.isascii() and number.isdigit()) or int(number) < 1:
             raise fail(f"--max-per-kind: expected KIND=N with N >= 1, got {value!r}")
         caps[kind] = int(number)
     return caps

@@ -1,0 +1,4 @@
+-- PostgreSQL's 0010 numbers eras of the event stream, because its order key (the writing
+-- transaction's id) restarts lower on another server. SQLite's stream is ordered by event id,
+-- which a copy of the file keeps: nothing to change (the number is kept so both dialects share
+-- one version list).
