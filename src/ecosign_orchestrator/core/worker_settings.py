@@ -56,10 +56,9 @@ class WorkerSettings:
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise errors.ConfigurationError("concurrency must be at least 1")
-        if not 0 < self.lease_seconds <= MAX_LEASE_SECONDS or not 0 < self.poll_seconds < 3600:
-            raise errors.ConfigurationError(
-                "lease_seconds must be positive and at most a day, poll_seconds positive"
-            )
+        for name in ("lease_seconds", "poll_seconds"):
+            if not 0 < getattr(self, name) <= MAX_LEASE_SECONDS:
+                raise errors.ConfigurationError(f"{name} must be positive and at most a day")
         # A lease renewed too rarely, or given up before its first renewal, breaks "nothing
         # starts twice while its worker lives" (a live worker would lose its own jobs).
         if not 0 < self.heartbeat_every <= self.lease_seconds / 2:

@@ -61,8 +61,8 @@ FILE_FACTS = record(
     {
         "original_name": text(r"[^\x00-\x1f\x7f/\\]{1,255}", "a file name (1-255 characters)"),
         "original_mime": text(
-            r"[a-z0-9][a-z0-9.+-]{0,63}/[a-z0-9][a-z0-9.+-]{0,63}", "a media type such as "
-            "application/pdf"
+            r"[a-z0-9][a-z0-9.+-]{0,63}/[a-z0-9][a-z0-9.+-]{0,63}",
+            "a media type such as application/pdf",
         ),
         "original_size": integer(0, 10**12, "a size in bytes"),
     },

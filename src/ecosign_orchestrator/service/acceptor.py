@@ -97,6 +97,11 @@ class Acceptor:
                 )
                 conn.close()
                 continue
+            # answers go out as they are written (asyncio sets this only on sockets created
+            # with an explicit TCP protocol number; without it a keep-alive client waits out
+            # Nagle and delayed ACKs, 40 ms a request)
+            with contextlib.suppress(OSError):
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             try:  # the protocol counts the connection in the gate as it is made
                 await loop.connect_accepted_socket(self.protocol_factory, conn)
             except OSError:
