@@ -7,7 +7,8 @@ already spent a file descriptor on each one, and under a flood at a descriptor l
 worker fought for the same descriptors. Here the server accepts only while it has room:
 
 - at most ``max_connections`` are open at once; at the cap it stops accepting, and the kernel's
-  backlog holds (or refuses) the rest at no cost to this process;
+  backlog holds (or refuses) the rest at no cost to this process, while connections that make no
+  progress (an answer left unread, a request never sent or trickled) are shed to make room;
 - at most ``max_per_client`` are open from one address (0: no limit; behind a reverse proxy every
   client shares the proxy's address, so the proxy limits clients instead);
 - an ``accept()`` that fails (descriptors exhausted) waits and tries again, and says so at most
@@ -39,6 +40,8 @@ logger = logging.getLogger(__name__)
 #: up to a second).
 _RETRY_SECONDS = (0.05, 1.0)
 _RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+#: At the cap, how often the loop looks for connections to shed.
+_SHED_CHECK_SECONDS = 0.2
 
 
 class Acceptor:
@@ -70,7 +73,12 @@ class Acceptor:
         loop = asyncio.get_running_loop()
         pause = _RETRY_SECONDS[0]
         while True:
-            await self.gate.room()
+            while self.gate.full:
+                try:
+                    async with asyncio.timeout(_SHED_CHECK_SECONDS):
+                        await self.gate.room()
+                except TimeoutError:
+                    self.gate.shed()  # make room: drop connections that make no progress
             try:
                 conn, address = await loop.sock_accept(self.sock)
             except OSError as exc:

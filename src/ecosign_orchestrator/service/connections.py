@@ -7,7 +7,7 @@ import asyncio
 import collections
 import logging
 import time
-from typing import Any
+from typing import Any, Protocol
 
 logger = logging.getLogger("ecosign_orchestrator.service.acceptor")
 
@@ -33,12 +33,34 @@ class RateLimitedLog:
         logger.log(self.level, message, *args, extra=extra)
 
 
+class Sheddable(Protocol):
+    """A connection the gate can shed when the server is full."""
+
+    def idle_seconds(self) -> float | None:
+        """How long it has made no progress (None: it is being served and moving)."""
+
+    def shed(self) -> None:
+        """Close it now."""
+
+
+#: At its cap the server sheds connections that made no progress for this long (a client that
+#: reads nothing of its answer, sends nothing, or trickles its request) to make room.
+SHED_AFTER_SECONDS = 1.0
+#: At most this many are shed at once.
+SHED_BATCH = 16
+
+
 class ConnectionGate:
-    """Open connections, overall and per client address; what the accept loop waits on."""
+    """Open connections, overall and per client address; what the accept loop waits on.
+
+    At the cap, the connections that make no progress are shed first (:meth:`shed`): under a
+    flood of clients that never read or never send, a client that does gets a connection in
+    about a second instead of waiting for every deadline to expire."""
 
     def __init__(self, max_connections: int, max_per_client: int) -> None:
         self.max_connections = max_connections
         self.max_per_client = max_per_client
+        self.members: set[Sheddable] = set()
         self.open = 0
         self.per_client: collections.Counter[str] = collections.Counter()
         #: Connections this server cut or refused, by reason (``/metrics``).
@@ -49,6 +71,22 @@ class ConnectionGate:
     async def room(self) -> None:
         """Wait until a connection may be accepted."""
         await self._room.wait()
+
+    @property
+    def full(self) -> bool:
+        """Whether the server is at its cap."""
+        return self.open >= self.max_connections
+
+    def shed(self, grace: float = SHED_AFTER_SECONDS) -> int:
+        """Close the connections that made no progress for ``grace`` seconds, the longest idle
+        first (at most :data:`SHED_BATCH`); how many."""
+        idle = [(s, member) for member in self.members if (s := member.idle_seconds()) is not None]
+        stale = sorted((pair for pair in idle if pair[0] >= grace), key=lambda p: -p[0])
+        for _, member in stale[:SHED_BATCH]:
+            member.shed()
+        shed = min(len(stale), SHED_BATCH)
+        self.cut["shed"] += shed
+        return shed
 
     def allows(self, client: str) -> bool:
         """Whether ``client`` may open one more connection (its own cap)."""

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, ClassVar
 
 import h11
@@ -59,11 +60,16 @@ class GuardedH11Protocol(H11Protocol):
     _send_deadline: asyncio.TimerHandle | None = None
     _phase: Any = None
     _client: str | None = None
+    #: Monotonic time of its last progress: bytes received, an answer finished or resumed.
+    _active_at: float = 0.0
+    _stalled_at: float | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._client = peer_address(transport)
+        self._active_at = time.monotonic()
         self.gate.opened(self._client)
+        self.gate.members.add(self)
         if self.gate.open > self.max_connections:  # only without the accept loop
             self.gate.cut["cap"] += 1
             self.refused(
@@ -77,29 +83,50 @@ class GuardedH11Protocol(H11Protocol):
         self._watch()
 
     def data_received(self, data: bytes) -> None:
+        self._active_at = time.monotonic()
         super().data_received(data)
         self._watch()
 
     def on_response_complete(self) -> None:
+        self._active_at = time.monotonic()
         super().on_response_complete()
         self._watch()
+
+    def idle_seconds(self) -> float | None:
+        """How long this connection has made no progress: its answer unread, or its request
+        not (completely) sent; None while a request is being served and its answer flows."""
+        now = time.monotonic()
+        if self._stalled_at is not None:
+            return now - self._stalled_at
+        if self.conn.their_state in (h11.IDLE, h11.SEND_BODY):
+            return now - self._active_at
+        return None
+
+    def shed(self) -> None:
+        """The server is full and this connection makes no progress: close it."""
+        self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         self._not_stalled()
         if self._client is not None:
             self.gate.closed(self._client)
+            self.gate.members.discard(self)
             self._client = None
         super().connection_lost(exc)
 
     def pause_writing(self) -> None:
         """The client is not reading what it asked for: it has ``send_timeout`` to start."""
         super().pause_writing()
+        if self._stalled_at is None:
+            self._stalled_at = time.monotonic()
         if self._send_deadline is None:
             self._send_deadline = self.loop.call_later(self.limits.send_timeout, self._send_late)
 
     def resume_writing(self) -> None:
         super().resume_writing()
+        self._active_at = time.monotonic()
+        self._stalled_at = None
         self._not_stalled()
 
     def _not_stalled(self) -> None:
