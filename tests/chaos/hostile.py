@@ -146,8 +146,8 @@ async def flood(
     connections; /healthz is timed meanwhile."""
     host, port = api_url.removeprefix("http://").split(":")
     slow = []
-    for _ in range(200):
-        _, writer = await asyncio.open_connection(host, int(port))
+    for _ in range(200):  # from another address than the client's: another host
+        _, writer = await asyncio.open_connection(host, int(port), local_addr=("127.0.0.19", 0))
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # never finished
         slow.append(writer)
     answers: dict[int, int] = {}

@@ -39,7 +39,7 @@ import psycopg
 
 from ecosign_orchestrator.core.repository.postgres import PostgresRepository
 from ecosign_orchestrator.ecosign.steps import Step
-from tests.chaos import hostile
+from tests.chaos import floods, frozen, hostile
 from tests.support.flows import SANDBOX_KEY, SandboxAdmin
 from tests.support.pgcluster import PostgresCluster, start_cluster
 from tests.support.procs import ROOT, start_cli
@@ -159,6 +159,9 @@ def _env(database_url: str, sandbox_url: str) -> dict[str, str]:
             "ECOSIGN_ORCH_RECOVERY_SECONDS": "0.5",
             "ECOSIGN_ORCH_POLL_SECONDS": "0.05",
             "ECOSIGN_ORCH_API_TOKENS": TOKEN,
+            # an answer left unread is cut after 5 s (30 by default): the reader floods are
+            # shorter for it
+            "ECOSIGN_ORCH_HTTP_SEND_TIMEOUT_SECONDS": "5",
         }
     )
     return env
@@ -443,13 +446,24 @@ async def run(args: argparse.Namespace) -> int:
                     fleet.stop()
                     audit = await _audit(repo, ids, tally)
                     flood_audit = await _audit(repo, flood.pop("ids"), tally)
+                    http = {
+                        "readers": await floods.reader_floods(
+                            api_url, TOKEN, seconds=args.attack_seconds
+                        ),
+                        "descriptors": await floods.descriptor_flood(
+                            env, sandbox_url, logs, TOKEN, admin, flows=20, seconds=180
+                        ),
+                        "frozen": await frozen.frozen_worker(env, logs, api, admin, flows=10),
+                    }
             ledger = await admin.ledger()
             await admin.aclose()
         await edge_proxy.close()
         await pg_proxy.close()
     finally:
         cluster.destroy()
-    return _report(args, tally, audit, flood_audit, flood, bad, ledger, fatal, began, edge_proxy)
+    return _report(
+        args, tally, audit, flood_audit, flood, bad, ledger, fatal, began, edge_proxy, http
+    )
 
 
 async def _wait_all_terminal(repo: PostgresRepository, *, deadline: float) -> None:
@@ -472,6 +486,7 @@ def _report(
     fatal: list[str],
     began: float,
     edge_proxy: Proxy,
+    http: dict[str, Any],
 ) -> int:
     statuses = audit["statuses"]
     twice = sum(1 for n in ledger["effects_by_key"].values() if n > 1)
@@ -506,6 +521,7 @@ def _report(
         ("flood: submissions, accepted, refused 429/503", flood["summary"]),
         ("flood: /healthz max latency with 200 slow clients", f"{flood['healthz_max_ms']:.0f} ms"),
         ("API 500 answers", tally.api_answers.get(500, 0) + flood["server_errors"]),
+        *floods.report_rows(http),
         ("peak RSS MiB", {k: round(v / 1024) for k, v in sorted(tally.peak_rss.items())}),
         ("wall time", f"{time.monotonic() - began:.0f} s"),
     ]
@@ -529,6 +545,7 @@ def _report(
         audit["recoveries"]["worker alive and connected"] != 0,
         tally.api_answers.get(500, 0) + flood["server_errors"] != 0,
         bad["wrong"] != 0,
+        *floods.broken(http),
     ]
     if any(broken):
         print("CHAOS: A GUARANTEE BROKE")
@@ -547,6 +564,9 @@ def main() -> None:
     parser.add_argument("--fuzz", type=int, default=400, help="hostile API inputs")
     parser.add_argument("--flood", type=int, default=10_000, help="submissions in a burst")
     parser.add_argument("--flood-docs", type=int, default=50)
+    parser.add_argument(
+        "--attack-seconds", type=float, default=15.0, help="each reader flood lasts this long"
+    )
     parser.add_argument("--out", default=str(ROOT / ".chaos"))
     sys.exit(asyncio.run(run(parser.parse_args())))
 

@@ -171,3 +171,16 @@ async def test_one_client_cannot_take_every_connection(serve: Serve) -> None:
             assert (await client.get("/healthz")).status_code == 200  # another client is served
         for _, writer in [*held, over]:
             writer.close()
+
+
+async def test_a_pipelining_client_that_reads_gets_every_answer(serve: Serve) -> None:
+    """The pipelining guard holds only clients that read nothing: one that sends 50 requests
+    at once and reads gets its 50 answers."""
+    with serve(HttpLimits(send_timeout=5.0)) as url:
+        reader, writer = await _connect(url)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * 50)
+        received = b""
+        async with asyncio.timeout(20):
+            while received.count(b"HTTP/1.1 200 OK") < 50:
+                received += await reader.read(65536)
+        writer.close()

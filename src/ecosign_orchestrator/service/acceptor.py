@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 #: up to a second).
 _RETRY_SECONDS = (0.05, 1.0)
 _RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+#: The kernel's send buffer of an accepted connection (see ``_serve``).
+SEND_BUFFER_BYTES = 256 * 1024
 #: At the cap, how often the loop looks for connections to shed.
 _SHED_CHECK_SECONDS = 0.2
 
@@ -110,6 +112,12 @@ class Acceptor:
             # Nagle and delayed ACKs, 40 ms a request)
             with contextlib.suppress(OSError):
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                # A client that pipelines requests and reads nothing is answered only until
+                # this much waits unread in the kernel (then the server stops producing for it
+                # and may shed it): without a bound the kernel takes megabytes per connection,
+                # and a thousand such clients kept the event loop busy rendering answers nobody
+                # reads. Our answers are small; 256 KiB still fills a 50 ms path at 5 MB/s.
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
             try:  # the protocol counts the connection in the gate as it is made
                 await loop.connect_accepted_socket(self.protocol_factory, conn)
             except OSError:

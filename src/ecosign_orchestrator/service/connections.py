@@ -46,7 +46,7 @@ class Sheddable(Protocol):
 #: At its cap the server sheds connections that made no progress for this long (a client that
 #: reads nothing of its answer, sends nothing, or trickles its request) to make room.
 SHED_AFTER_SECONDS = 1.0
-#: At most this many are shed at once.
+#: At most this many are shed at once (or a tenth of the cap, if more).
 SHED_BATCH = 16
 
 
@@ -79,12 +79,13 @@ class ConnectionGate:
 
     def shed(self, grace: float = SHED_AFTER_SECONDS) -> int:
         """Close the connections that made no progress for ``grace`` seconds, the longest idle
-        first (at most :data:`SHED_BATCH`); how many."""
+        first (a batch at a time); how many."""
         idle = [(s, member) for member in self.members if (s := member.idle_seconds()) is not None]
         stale = sorted((pair for pair in idle if pair[0] >= grace), key=lambda p: -p[0])
-        for _, member in stale[:SHED_BATCH]:
+        batch = max(SHED_BATCH, self.max_connections // 10)
+        for _, member in stale[:batch]:
             member.shed()
-        shed = min(len(stale), SHED_BATCH)
+        shed = min(len(stale), batch)
         self.cut["shed"] += shed
         return shed
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from importlib import metadata
 from typing import Any
@@ -85,11 +87,14 @@ def create_app(
     api_errors.install(app)
     app.include_router(router)
     console.install(app)
+    _serve_openapi_from_bytes(app)
 
     @app.get("/healthz", tags=["health"], summary="The process is alive")
     async def healthz() -> Health:
         """Liveness: no dependency checked."""
         return Health(status="ok")
+
+    readiness = Readiness()
 
     @app.get(
         "/readyz",
@@ -100,21 +105,10 @@ def create_app(
     async def readyz(request: Request) -> Any:
         """Readiness: the schema is up to date and a one-row write commits (a store that
         answers reads but refuses writes, e.g. a full disk or a read-only server, is not ready).
-        The reason goes to the log, not to this unauthenticated answer."""
-        repository: JobRepository = request.app.state.repository
-        try:
-            async with asyncio.timeout(READY_TIMEOUT_SECONDS):
-                migrated = await repository.schema_ready()
-        except Exception as exc:  # any failure means "not ready"
-            return _not_ready(f"the job store is unreachable ({type(exc).__name__})", exc)
-        if not migrated:
-            return _not_ready("migrations pending")
-        try:
-            async with asyncio.timeout(READY_TIMEOUT_SECONDS):
-                await repository.probe_write()
-        except Exception as exc:
-            return _not_ready(f"the job store does not accept writes ({type(exc).__name__})", exc)
-        return Health(status="ok")
+        The reason goes to the log, not to this unauthenticated answer. Checked at most once a
+        second: callers meanwhile share the last answer (this route needs no token, and each
+        check writes to the store)."""
+        return await readiness.check(request.app.state.repository)
 
     @app.get(
         "/metrics",
@@ -137,8 +131,60 @@ def create_app(
     return app
 
 
+def _serve_openapi_from_bytes(app: FastAPI) -> None:
+    """``/openapi.json`` encoded once, not at every request: it is the largest answer anyone
+    may ask for without a token, and a client that pipelines requests for it and reads nothing
+    made the server encode 46 KB of JSON per request for answers nobody read."""
+    path = app.openapi_url
+    app.router.routes = [r for r in app.router.routes if getattr(r, "path", None) != path]
+    encoded: list[bytes] = []
+
+    async def openapi_json() -> Response:
+        if not encoded:
+            schema = app.openapi()
+            encoded.append(json.dumps(schema, ensure_ascii=False, separators=(",", ":")).encode())
+        return Response(encoded[0], media_type="application/json")
+
+    app.add_api_route(path or "/openapi.json", openapi_json, include_in_schema=False)
+
+
 #: How long each readiness check may take before the answer is "not ready".
 READY_TIMEOUT_SECONDS = 3.0
+#: How long one readiness answer serves every caller.
+READY_CACHE_SECONDS = 1.0
+
+
+class Readiness:
+    """``/readyz``'s check, made at most once per :data:`READY_CACHE_SECONDS` whoever asks."""
+
+    def __init__(self) -> None:
+        self._answer: Any = None
+        self._at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def check(self, repository: JobRepository) -> Any:
+        """The readiness answer (200 body or a 503 response), fresh within the cache time."""
+        async with self._lock:  # callers during a check wait for it instead of checking too
+            if time.monotonic() - self._at >= READY_CACHE_SECONDS:
+                self._answer = await _ready(repository)
+                self._at = time.monotonic()
+            return self._answer
+
+
+async def _ready(repository: JobRepository) -> Any:
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            migrated = await repository.schema_ready()
+    except Exception as exc:  # any failure means "not ready"
+        return _not_ready(f"the job store is unreachable ({type(exc).__name__})", exc)
+    if not migrated:
+        return _not_ready("migrations pending")
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            await repository.probe_write()
+    except Exception as exc:
+        return _not_ready(f"the job store does not accept writes ({type(exc).__name__})", exc)
+    return Health(status="ok")
 
 
 def _not_ready(detail: str, exc: BaseException | None = None) -> JSONResponse:
