@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, NoReturn
 
 import pydantic
@@ -20,7 +20,7 @@ from ecosign_orchestrator.core.context import JobContext
 from ecosign_orchestrator.core.job import JobError, StepRecord, StepStatus, utcnow
 from ecosign_orchestrator.core.retry import RetryPolicy
 from ecosign_orchestrator.core.types import JSONDict, JSONValue
-from ecosign_orchestrator.ecosign import planner
+from ecosign_orchestrator.ecosign import planner, waiting
 from ecosign_orchestrator.ecosign import state as st
 from ecosign_orchestrator.ecosign.config import EcosignConfig
 from ecosign_orchestrator.ecosign.edge import EdgeClient
@@ -32,7 +32,6 @@ from ecosign_orchestrator.ecosign.state_source import DocumentNotFound, Document
 from ecosign_orchestrator.ecosign.steps import (
     ANCHOR_STEPS,
     CANONICAL_ORDER,
-    ConfirmationPolicy,
     Step,
 )
 from ecosign_orchestrator.ecosign.submission import check_step_inputs
@@ -66,22 +65,6 @@ def _step_attempts(record: StepRecord) -> int:
     return record.attempts - (base if isinstance(base, int) else 0)
 
 
-def _isoformat(moment: datetime) -> str:
-    return moment.isoformat()
-
-
-def _schedule_next_poll(
-    data: JSONDict, policy: ConfirmationPolicy, deadline: datetime, now: datetime
-) -> float:
-    """Count one more poll in a waiting step's ``data`` and set when the next is due (on the
-    policy's schedule, never past the deadline); returns the delay in seconds."""
-    polls_value = data.get("polls", 0)
-    polls = polls_value if isinstance(polls_value, int) else 0
-    delay = min(policy.delay(polls), (deadline - now).total_seconds() + 0.001)
-    data.update({"polls": polls + 1, "next_poll_at": _isoformat(now + timedelta(seconds=delay))})
-    return delay
-
-
 def _check_witness(intent: DocumentJob, state: st.DocumentState) -> None:
     """A ``metadata.witness_hash`` must be a witness the document has had (the current one or
     one in its history): the caller never chooses what is signed."""
@@ -105,39 +88,11 @@ def _check_signable(step: Step, plan: Plan, state: st.DocumentState) -> None:
         )
 
 
-def _deadline_reason(network: str, policy: ConfirmationPolicy, resubmitted: bool) -> str:
-    """Why waiting for an anchor's confirmation ended at its deadline."""
-    if not resubmitted:
-        return f"no {network} confirmation within {policy.deadline_seconds:g}s"
-    # EcoSign keys anchor.timeout by (witness, network, stage, step): the confirmer's give-up on
-    # a re-submission is de-duplicated away, so the deadline is what ends this wait.
-    return (
-        f"no {network} confirmation within {policy.deadline_seconds:g}s of its re-submission "
-        "(EcoSign records a repeated give-up only once: the deadline ends the wait)"
-    )
-
-
 #: Why a ``metadata.witness_hash`` is refused (at submission, or when the flow runs).
 WITNESS_UNKNOWN = (
     "not a witness of this document (neither its current witness nor one in its witness "
     "history); a flow signs only a witness the document has had"
 )
-
-
-async def _stop_waiting(ctx: JobContext, exc: errors.FatalError) -> None:
-    """A failed flow waits for nothing: steps still waiting (another anchor's confirmation) or
-    due for a retry go back to pending, with no next poll, saying why. Their records keep what
-    was submitted, so a retry of the flow resumes waiting instead of submitting again."""
-    failed = exc.details.get("step")
-    for name, record in ctx.steps.items():
-        if name == failed or record.status not in (StepStatus.WAITING, StepStatus.RETRYING):
-            continue
-        await ctx.record_step(
-            name,
-            StepStatus.PENDING,
-            message=f"no longer waited for: the flow failed{f' at {failed}' if failed else ''}",
-            data={"next_poll_at": None, "retry_at": None, "held_until": None},
-        )
 
 
 class DocumentProcessor:
@@ -165,7 +120,7 @@ class DocumentProcessor:
             try:
                 return await self._run(ctx, intent)
             except errors.FatalError as exc:
-                await _stop_waiting(ctx, exc)
+                await waiting.stop_waiting(ctx, exc)
                 raise
 
     async def _run(self, ctx: JobContext, intent: DocumentJob) -> JSONValue:
@@ -180,13 +135,11 @@ class DocumentProcessor:
             await self._record_plan(ctx, plan)
             nxt = plan.next_call()
             if nxt is not None and nxt.step in self.config.gates:
-                await self._await_gate(ctx, nxt.step)
-                raise AssertionError("unreachable: waiting at a gate snoozes or fails")
+                await waiting.await_gate(ctx, nxt.step, self.config)
             if nxt is None:
                 if plan.complete:
                     return await self._finish(ctx, intent, plan, state)
-                await self._await_confirmations(ctx, plan, state)
-                raise AssertionError("unreachable: awaiting confirmations snoozes or fails")
+                await waiting.await_confirmations(ctx, plan, state, self.config)
             if nxt.step in called:
                 # The function said it succeeded, yet the state does not show it: a failure of
                 # this step, retried under the step's own budget and backoff (not the job's).
@@ -344,7 +297,7 @@ class DocumentProcessor:
             await ctx.step_waiting(
                 step.value,
                 f"submitted to {step.network}; waiting for confirmation",
-                data={"submitted_at": _isoformat(utcnow()), "polls": 0, "response": summary},
+                data={"submitted_at": waiting.isoformat(utcnow()), "polls": 0, "response": summary},
             )
         else:
             message = "already done (noop)" if response.get("noop") else "done"
@@ -357,7 +310,7 @@ class DocumentProcessor:
             step.value,
             StepStatus.WAITING,
             message=f"{why} (until {until:%H:%M:%S})",
-            data={"held_until": _isoformat(until)},
+            data={"held_until": waiting.isoformat(until)},
         )
         ctx.snooze(seconds, why)
 
@@ -395,7 +348,7 @@ class DocumentProcessor:
                     f"{exc} (attempt {attempts}/{policy.max_attempts}; retry in {delay:.1f}s{why})"
                 ),
                 error=error,
-                data={"retry_at": _isoformat(utcnow() + timedelta(seconds=delay))},
+                data={"retry_at": waiting.isoformat(utcnow() + timedelta(seconds=delay))},
             )
             raise errors.TransientError(
                 f"{step.value}: {exc}",
@@ -409,89 +362,7 @@ class DocumentProcessor:
             f"{step.value}: {exc}{suffix}", details={"step": step.value, **exc.details()}
         )
 
-    # -- waiting and finishing -----------------------------------------------------------------
-
-    async def _await_confirmations(
-        self, ctx: JobContext, plan: Plan, state: st.DocumentState
-    ) -> None:
-        """Poll each pending anchor on its own network's schedule, then snooze until the next
-        poll that is due. A wake-up for one network does not advance another's schedule."""
-        now = utcnow()
-        waits: list[float] = []
-        for planned in plan.awaiting():
-            step = planned.step
-            assert step.network is not None
-            record = ctx.steps[step.value]
-            data = dict(record.data)
-            own = "submitted_at" in data
-            if not own:
-                # A submission this flow did not make (an earlier flow's, still pending): the
-                # confirmation window starts now.
-                data = {**data, "submitted_at": _isoformat(now), "polls": 0}
-                data.pop("next_poll_at", None)
-            submitted_at = st.parse_time(data["submitted_at"]) or now
-            policy = self.config.confirmations[step]
-            given_up = st.anchor_given_up(
-                state, step.network, plan.witness_hash, since=submitted_at if own else None
-            )
-            deadline = submitted_at + timedelta(seconds=policy.deadline_seconds)
-            if given_up is not None or now >= deadline:
-                reason = (
-                    f"the {step.network} confirmer gave up: {given_up}"
-                    if given_up
-                    else _deadline_reason(step.network, policy, bool(data.get("resubmitted")))
-                )
-                error = JobError(type="ConfirmationFailed", message=reason, transient=False)
-                await ctx.step_failed(step.value, error)
-                raise errors.FatalError(f"{step.value}: {reason}", details={"step": step.value})
-            next_poll = st.parse_time(data.get("next_poll_at"))
-            if next_poll is not None and next_poll > now:
-                waits.append((next_poll - now).total_seconds())  # not this network's turn yet
-                continue
-            delay = _schedule_next_poll(data, policy, deadline, now)
-            await ctx.record_step(
-                step.value,
-                StepStatus.WAITING,
-                message=(
-                    f"waiting for {step.network} confirmation "
-                    f"(poll {data['polls']}; next in {delay:.1f}s)"
-                ),
-                data=data,
-            )
-            waits.append(delay)
-        networks = ", ".join(p.step.network or "" for p in plan.awaiting())
-        ctx.snooze(min(waits), f"waiting for anchor confirmation: {networks}")
-
-    async def _await_gate(self, ctx: JobContext, step: Step) -> None:
-        """A step done outside the orchestrator: call nothing, wait on the gate's schedule for
-        the document's state to show it, and fail the step at the deadline."""
-        now = utcnow()
-        record = ctx.steps.get(step.value)
-        data = dict(record.data) if record is not None else {}
-        if record is None or record.status is not StepStatus.WAITING or "gate_since" not in data:
-            data = {"gate_since": _isoformat(now), "polls": 0}  # a fresh window (retry too)
-        since = st.parse_time(data["gate_since"]) or now
-        policy = self.config.gates[step]
-        deadline = since + timedelta(seconds=policy.deadline_seconds)
-        if now >= deadline:
-            reason = (
-                f"the document's state did not show {step.value} done within "
-                f"{policy.deadline_seconds:g}s (it is done outside the orchestrator)"
-            )
-            error = JobError(type="StateGateTimeout", message=reason, transient=False)
-            await ctx.step_failed(step.value, error)
-            raise errors.FatalError(f"{step.value}: {reason}", details={"step": step.value})
-        delay = _schedule_next_poll(data, policy, deadline, now)
-        await ctx.record_step(
-            step.value,
-            StepStatus.WAITING,
-            message=(
-                f"waiting for the document's state to show it (done outside the orchestrator; "
-                f"poll {data['polls']}; next in {delay:.1f}s)"
-            ),
-            data=data,
-        )
-        ctx.snooze(delay, f"waiting for {step.value} in the document's state")
+    # -- finishing ---------------------------------------------------------------------------
 
     async def _finish(
         self, ctx: JobContext, intent: DocumentJob, plan: Plan, state: st.DocumentState

@@ -22,6 +22,7 @@ from ecosign_orchestrator.service.api.auth import Scope, StreamTickets, TokenChe
 from ecosign_orchestrator.service.api.limits import BodyLimit
 from ecosign_orchestrator.service.api.routes import AUTH_RESPONSES, router
 from ecosign_orchestrator.service.api.schemas import Health
+from ecosign_orchestrator.service.api.streams import stream_router
 from ecosign_orchestrator.service.metrics import CONTENT_TYPE, Metrics
 from ecosign_orchestrator.service.settings import Settings
 
@@ -86,6 +87,7 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     api_errors.install(app)
     app.include_router(router)
+    app.include_router(stream_router)
     console.install(app)
     _serve_openapi_from_bytes(app)
 
