@@ -13,17 +13,10 @@ from typing import Any
 
 import httpx
 
+from ecosign_orchestrator.ecosign.steps import DEFAULT_FUNCTIONS
 from tests.support.procs import start_cli, stop
 
-FUNCTIONS = (
-    "store-encrypted-custody",
-    "create-witness",
-    "run-tsa",
-    "submit-anchor-polygon",
-    "submit-anchor-bitcoin",
-    "build-artifact",
-    "notify-artifact-ready",
-)
+FUNCTIONS = tuple(DEFAULT_FUNCTIONS.values())
 
 
 async def _statuses(client: httpx.AsyncClient, ids: list[str]) -> list[dict[str, Any]]:
