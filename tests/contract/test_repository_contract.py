@@ -179,6 +179,46 @@ async def test_requeue_refunds_the_attempt(repository: JobRepository) -> None:
     assert events[-1].data["reason"] == "snoozed"
 
 
+async def test_a_wait_is_a_status_of_its_own_written_once_however_often_it_is_checked(
+    repository: JobRepository,
+) -> None:
+    from datetime import timedelta
+
+    from ecosign_orchestrator.core.job import utcnow
+
+    await enqueue(repository)
+    job = await claim_one(repository)
+    assert job.lease_token is not None
+    waiting_step = StepRecord(
+        name="anchor", status=StepStatus.WAITING, data={"next_poll_at": "2099-01-01T00:00:00+00:00"}
+    )
+    await repository.save_steps(job.id, job.lease_token, [waiting_step], [], [])
+    deadline = utcnow() + timedelta(hours=72)
+    first = await repository.wait(
+        job.id, job.lease_token, delay=0, reason="confirmation", deadline=deadline
+    )
+    assert first.status is JobStatus.WAITING and first.attempts == 0
+    assert first.waiting is not None and first.waiting.reason == "confirmation"
+    assert first.waiting.deadline == deadline
+    stored = await repository.get(job.id)
+    assert stored.waiting == first.waiting  # stored, not only returned
+    assert [j.id for j in await repository.list_jobs(statuses=[JobStatus.WAITING])] == [job.id]
+    assert (await repository.counts())[("k", JobStatus.WAITING)] == 1
+    events = len(await repository.events(job_id=job.id))
+    for _ in range(3):  # three checks that find nothing new
+        check = await claim_one(repository)
+        assert check.id == job.id and check.lease_token is not None
+        again = await repository.wait(job.id, check.lease_token, delay=0, reason="confirmation")
+        assert again.waiting is not None and again.waiting.since == first.waiting.since
+    logged = await repository.events(job_id=job.id)
+    assert [e.type for e in logged[events:]] == [EventType.JOB_STARTED] * 3  # one per check
+    cancelled = await repository.cancel(job.id)
+    assert cancelled.status is JobStatus.CANCELLED and cancelled.waiting is None
+    [step] = cancelled.steps
+    assert step.status is StepStatus.PENDING and "next_poll_at" not in step.data
+    assert "cancelled" in step.message
+
+
 async def test_expired_lease_is_recovered_keeping_attempts(repository: JobRepository) -> None:
     await enqueue(repository)
     job = await claim_one(repository, lease=0)

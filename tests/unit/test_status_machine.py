@@ -10,7 +10,7 @@ from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from ecosign_orchestrator.core import errors
-from ecosign_orchestrator.core.events import EVENT_FOR_STATUS
+from ecosign_orchestrator.core.events import EVENT_FOR_STATUS, EventType
 from ecosign_orchestrator.core.job import JobError, NewJob
 from ecosign_orchestrator.core.repository import MemoryRepository
 from ecosign_orchestrator.core.status import TERMINAL, TRANSITIONS, JobStatus, can_transition
@@ -88,6 +88,18 @@ class StatusMachine(RuleBasedStateMachine):
     def snooze(self) -> None:
         self.attempt(self.repo.requeue(self.job_id, self.token, delay=0, reason="snoozed"))
 
+    @precondition(lambda self: self.token is not None)
+    @rule(
+        reason=st.sampled_from(["a confirmation", "a free slot"]),
+        delay=st.sampled_from([0.0, 60.0]),
+    )
+    def wait(self, reason: str, delay: float) -> None:
+        # a wait writes job_waiting when it begins or what it waits for changes, not at every check
+        waiting = self.job.waiting
+        changed = waiting is None or waiting.reason != reason
+        call = self.repo.wait(self.job_id, self.token, delay=delay, reason=reason)
+        self.attempt(call, evented=changed)
+
     @rule()
     def cancel(self) -> None:
         status = self.job.status
@@ -109,9 +121,21 @@ class StatusMachine(RuleBasedStateMachine):
     @invariant()
     def one_event_per_transition(self) -> None:
         assert len(self.repo.event_log) == self.transitions
-        assert self.repo.event_log[-1].type is EVENT_FOR_STATUS[self.job.status] or (
-            self.job.status is JobStatus.RUNNING and self.job.cancel_requested
+        last = self.repo.event_log[-1].type
+        assert (
+            last is EVENT_FOR_STATUS[self.job.status]
+            or (self.job.status is JobStatus.RUNNING and self.job.cancel_requested)
+            # a check of an unchanged wait writes nothing: the claim's event is the last
+            or (self.job.status is JobStatus.WAITING and last is EventType.JOB_STARTED)
         )
+
+    @invariant()
+    def waits_only_while_waiting_or_checking(self) -> None:
+        job = self.job
+        if job.status not in (JobStatus.WAITING, JobStatus.RUNNING):
+            assert job.waiting is None
+        if job.status is JobStatus.WAITING:
+            assert job.waiting is not None and job.waiting.since <= job.updated_at
 
     @invariant()
     def lease_only_while_running(self) -> None:

@@ -174,8 +174,11 @@ class JobContext:
         message: str = "",
         error: JobError | None = None,
         data: JSONDict | None = None,
+        quiet: bool = False,
     ) -> StepRecord:
-        """Record that step ``name`` moved to ``status``; RUNNING counts one more attempt."""
+        """Record that step ``name`` moved to ``status``; RUNNING counts one more attempt.
+        ``quiet``: update the record without an event (another check of a wait that found
+        nothing new: a long wait must not bury the log)."""
         now = utcnow()
         previous = self._steps.get(name) or StepRecord(name=name, status=StepStatus.PENDING)
         running = status is StepStatus.RUNNING
@@ -192,7 +195,7 @@ class JobContext:
         )
         self._steps[name] = record
         self._observe_step(record)
-        if status in STEP_EVENTS:
+        if status in STEP_EVENTS and not quiet:
             self._step_events.append(self._step_event(record, now))
         self._defer_save()
         return record
@@ -367,11 +370,15 @@ class JobContext:
 
     # -- control -------------------------------------------------------------------------------
 
-    def snooze(self, delay: float, reason: str = "") -> NoReturn:
-        """Run this job again after ``delay`` seconds without spending an attempt."""
+    def snooze(
+        self, delay: float, reason: str = "", *, deadline: datetime | None = None
+    ) -> NoReturn:
+        """Wait ``delay`` seconds without spending an attempt, then run again: the job is
+        ``waiting`` for ``reason`` (in an operator's words) meanwhile, until ``deadline`` at most
+        (shown to operators; the processor enforces it)."""
         if delay < 0:
             raise ValueError("snooze delay must not be negative")
-        raise errors.Snooze(delay, reason)
+        raise errors.Snooze(delay, reason, deadline)
 
     @property
     def cancel_requested(self) -> bool:

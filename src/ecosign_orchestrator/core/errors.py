@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 
@@ -158,9 +159,11 @@ class FatalError(ProcessorError):
 
 
 class Snooze(Exception):
-    """Run this job again after ``delay`` seconds without spending an attempt."""
+    """Run this job again after ``delay`` seconds without spending an attempt: it waits for
+    something outside it (``reason``, in an operator's words), until ``deadline`` at most."""
 
-    def __init__(self, delay: float, reason: str = "") -> None:
+    def __init__(self, delay: float, reason: str = "", deadline: datetime | None = None) -> None:
         super().__init__(reason or f"snoozed for {delay}s")
         self.delay = delay
         self.reason = reason
+        self.deadline = deadline

@@ -16,7 +16,7 @@ from ecosign_orchestrator.core.types import JobId, JSONDict
 class EventType(enum.StrEnum):
     """Kinds of job event. The values are the stored strings."""
 
-    #: Enqueued, or back in the queue (lease expired, snoozed, released, manual retry):
+    #: Enqueued, or back in the queue (lease expired, released, manual retry):
     #: ``data.reason`` says which.
     JOB_QUEUED = "job_queued"
     #: Claimed by a worker; an attempt starts.
@@ -29,6 +29,10 @@ class EventType(enum.StrEnum):
     JOB_RETRYING = "job_retrying"
     #: Cancelled.
     JOB_CANCELLED = "job_cancelled"
+    #: Waits for something outside it (``data.reason``, ``data.run_at``: the next check,
+    #: ``data.deadline``). Written when a wait begins or what it waits for changes; a check
+    #: that finds nothing new writes none.
+    JOB_WAITING = "job_waiting"
     # A job's named steps (reported through JobContext), written with the step record in the
     # same transaction; ``data.step`` names the step, ``data.attempt`` counts its attempts.
     #: A step's attempt begins.
@@ -59,6 +63,7 @@ EVENT_FOR_STATUS: dict[JobStatus, EventType] = {
     JobStatus.FAILED: EventType.JOB_FAILED,
     JobStatus.RETRYING: EventType.JOB_RETRYING,
     JobStatus.CANCELLED: EventType.JOB_CANCELLED,
+    JobStatus.WAITING: EventType.JOB_WAITING,
 }
 
 

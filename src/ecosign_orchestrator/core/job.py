@@ -154,6 +154,35 @@ class Progress:
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Waiting:
+    """What a waiting job waits for (its next check is ``Job.run_at``)."""
+
+    #: In an operator's words: "confirmation of the bitcoin anchor", "a free slot of run-tsa".
+    reason: str
+    #: When this wait began (checks that find nothing new keep it).
+    since: datetime
+    #: When the processor stops waiting and fails the step (None: it did not say).
+    deadline: datetime | None = None
+
+    def to_json(self) -> JSONDict:
+        """JSON form, as stored and shown."""
+        return {"reason": self.reason, "since": _iso(self.since), "deadline": _iso(self.deadline)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> Waiting | None:
+        """Inverse of :meth:`to_json` (None stays None)."""
+        if not data:
+            return None
+        since = _parse_iso(data.get("since"))
+        assert since is not None
+        return cls(
+            reason=str(data.get("reason", "")),
+            since=since,
+            deadline=_parse_iso(data.get("deadline")),
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class RetryOverride:
     """Per-job overrides of the kind's retry policy (None keeps the kind's value)."""
 
@@ -238,6 +267,9 @@ class Job:
     timeout: float | None = None
     idempotency_key: str | None = None
     fingerprint: str | None = None
+    #: What a ``waiting`` job waits for (kept while it runs a check, so the next wait knows
+    #: whether it is the same one; None once it moves on).
+    waiting: Waiting | None = None
 
     def step(self, name: str) -> StepRecord | None:
         """The record of step ``name``, if any."""
@@ -269,6 +301,7 @@ class Job:
             "last_error": None if self.last_error is None else self.last_error.to_json(),
             "timeout": self.timeout,
             "idempotency_key": self.idempotency_key,
+            "waiting": None if self.waiting is None else self.waiting.to_json(),
         }
 
     @classmethod
@@ -306,6 +339,7 @@ class Job:
             last_error=None if error is None else JobError.from_json(error),
             timeout=data.get("timeout"),
             idempotency_key=data.get("idempotency_key"),
+            waiting=Waiting.from_json(data.get("waiting")),
         )
 
 

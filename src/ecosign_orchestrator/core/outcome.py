@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
 from typing import ClassVar
 
 from ecosign_orchestrator.core.job import JobError
@@ -24,6 +25,8 @@ class Snoozed:
     label: ClassVar[str] = "snoozed"
     delay: float
     message: str = ""
+    #: When the processor stops waiting (None: it did not say).
+    deadline: datetime | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

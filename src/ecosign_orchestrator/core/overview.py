@@ -28,7 +28,8 @@ FAILURE_GROUPS = 10
 #: Failed jobs grouped for the overview (the newest ones).
 FAILURE_SAMPLE = 2000
 
-_WAITING = (JobStatus.QUEUED, JobStatus.RETRYING)
+#: Runs waiting for a worker (a ``waiting`` job waits for something outside it instead).
+_READY = (JobStatus.QUEUED, JobStatus.RETRYING)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -38,6 +39,33 @@ class MinuteBucket:
     start: datetime
     completed: int
     failed: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class WaitGroup:
+    """Waiting jobs that wait for the same thing."""
+
+    reason: str
+    count: int
+    oldest_since: datetime
+
+    def to_json(self) -> JSONDict:
+        """JSON form for the API."""
+        return {
+            "reason": self.reason,
+            "count": self.count,
+            "oldest_since": self.oldest_since.isoformat(),
+        }
+
+
+def wait_groups(jobs: Sequence[Job]) -> list[WaitGroup]:
+    """The waiting ``jobs`` grouped by what they wait for, largest group first."""
+    groups: dict[str, list[datetime]] = {}
+    for job in jobs:
+        if job.status is JobStatus.WAITING and job.waiting is not None:
+            groups.setdefault(job.waiting.reason, []).append(job.waiting.since)
+    found = [WaitGroup(reason=r, count=len(s), oldest_since=min(s)) for r, s in groups.items()]
+    return sorted(found, key=lambda g: (-g.count, g.oldest_since))
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,6 +79,8 @@ class Overview:
     kinds: dict[str, dict[str, int]]
     #: Jobs waiting for a worker (queued or retrying), due now or later.
     queue_depth: int
+    #: Waiting jobs by what they wait for (among the oldest active ones), largest first.
+    waiting: list[WaitGroup]
     #: The job that has waited longest for its (first or next) run and is due, if any.
     oldest_waiting_id: str | None
     oldest_waiting_seconds: float
@@ -67,6 +97,7 @@ class Overview:
             "statuses": dict(self.statuses),
             "kinds": {kind: dict(counts) for kind, counts in self.kinds.items()},
             "queue_depth": self.queue_depth,
+            "waiting": [g.to_json() for g in self.waiting],
             "oldest_waiting_id": self.oldest_waiting_id,
             "oldest_waiting_seconds": self.oldest_waiting_seconds,
             "per_minute": [
@@ -109,7 +140,8 @@ async def overview(
         at=now,
         statuses=statuses,
         kinds=by_kind,
-        queue_depth=sum(statuses[s.value] for s in _WAITING),
+        queue_depth=sum(statuses[s.value] for s in _READY),
+        waiting=wait_groups(active),
         oldest_waiting_id=None if oldest is None else oldest.id,
         oldest_waiting_seconds=0.0 if oldest is None else _waited(oldest, now),
         per_minute=per_minute(finished, now),
@@ -137,7 +169,7 @@ def per_minute(jobs: Sequence[Job], now: datetime, minutes: int = MINUTES) -> li
 
 def _oldest_waiting(active: Sequence[Job], now: datetime) -> Job | None:
     """The due waiting job that has waited longest (not one scheduled for later)."""
-    due = [j for j in active if j.status in _WAITING and j.run_at <= now]
+    due = [j for j in active if j.status in _READY and j.run_at <= now]
     return max(due, key=lambda j: _waited(j, now), default=None)
 
 

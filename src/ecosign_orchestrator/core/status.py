@@ -16,6 +16,10 @@ class JobStatus(enum.StrEnum):
     RUNNING = "running"
     #: Failed transiently; waiting out a backoff before it runs again.
     RETRYING = "retrying"
+    #: Waiting for something outside it (an anchor's confirmation, a free slot, a circuit to
+    #: close, a state change) until its next check at ``run_at``; no attempt is spent. What it
+    #: waits for is ``Job.waiting``.
+    WAITING = "waiting"
     #: Finished successfully. Terminal.
     COMPLETED = "completed"
     #: Failed: a fatal error, or attempts exhausted. Terminal (a manual retry re-queues it).
@@ -30,9 +34,12 @@ class JobStatus(enum.StrEnum):
 
 
 TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
-ACTIVE = frozenset({JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.RETRYING})
+ACTIVE = frozenset({JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.RETRYING, JobStatus.WAITING})
+#: Statuses a worker claims from once ``run_at`` has come.
+CLAIMABLE = frozenset({JobStatus.QUEUED, JobStatus.RETRYING, JobStatus.WAITING})
 
-#: Every legal move. ``running -> queued`` covers lease expiry, snooze and release on shutdown;
+#: Every legal move. ``running -> queued`` covers lease expiry and release on shutdown,
+#: ``running -> waiting`` a snooze;
 #: ``failed|cancelled -> queued`` is a manual retry. ``completed`` has no way out: a completed
 #: job is never run again.
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
@@ -44,9 +51,11 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
             JobStatus.CANCELLED,
             JobStatus.RETRYING,
             JobStatus.QUEUED,
+            JobStatus.WAITING,
         }
     ),
     JobStatus.RETRYING: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED}),
+    JobStatus.WAITING: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED}),
     JobStatus.COMPLETED: frozenset(),
     JobStatus.FAILED: frozenset({JobStatus.QUEUED}),
     JobStatus.CANCELLED: frozenset({JobStatus.QUEUED}),

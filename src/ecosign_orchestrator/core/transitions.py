@@ -11,8 +11,16 @@ from datetime import datetime, timedelta
 
 from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.events import EVENT_FOR_STATUS, Event, EventType
-from ecosign_orchestrator.core.job import Job, JobError, NewJob, Progress, StepRecord
-from ecosign_orchestrator.core.status import JobStatus, check_transition
+from ecosign_orchestrator.core.job import (
+    Job,
+    JobError,
+    NewJob,
+    Progress,
+    StepRecord,
+    StepStatus,
+    Waiting,
+)
+from ecosign_orchestrator.core.status import CLAIMABLE, JobStatus, check_transition
 from ecosign_orchestrator.core.types import JobId, JSONDict, JSONValue, LeaseToken
 
 
@@ -43,6 +51,8 @@ Outcome = tuple[Job, EventDraft]
 
 def _move(job: Job, target: JobStatus, now: datetime, data: JSONDict, **changes: object) -> Outcome:
     check_transition(job.id, job.status, target)
+    if target not in (JobStatus.RUNNING, JobStatus.WAITING):
+        changes.setdefault("waiting", None)  # a run that moves on waits for nothing
     new = dataclasses.replace(job, status=target, updated_at=now, **changes)  # type: ignore[arg-type]
     event = EventDraft(
         job_id=job.id, type=EVENT_FOR_STATUS[target], at=now, attempt=new.attempts, data=data
@@ -82,7 +92,7 @@ def new_job(new: NewJob, *, job_id: JobId, now: datetime, max_attempts: int) -> 
 
 def is_claimable(job: Job, now: datetime) -> bool:
     """Whether a worker may claim ``job`` now."""
-    return job.status in (JobStatus.QUEUED, JobStatus.RETRYING) and job.run_at <= now
+    return job.status in CLAIMABLE and job.run_at <= now
 
 
 def claim(
@@ -196,10 +206,73 @@ def requeue(
     )
 
 
+def wait(
+    job: Job,
+    *,
+    token: LeaseToken,
+    now: datetime,
+    delay: float,
+    reason: str,
+    deadline: datetime | None = None,
+) -> tuple[Job, EventDraft | None]:
+    """A snooze: the job waits for something outside it until its next check, ``delay``
+    seconds from now; the attempt is refunded. ``job_waiting`` is written when the wait begins
+    or what it waits for changes, not at every check (a 72-hour wait stays a short log)."""
+    ensure_lease(job, token)
+    run_at = now + timedelta(seconds=delay)
+    same = job.waiting is not None and job.waiting.reason == reason
+    since = job.waiting.since if same and job.waiting is not None else now
+    new, event = _move(
+        job,
+        JobStatus.WAITING,
+        now,
+        {"reason": reason, "run_at": run_at.isoformat(), "deadline": _iso(deadline)},
+        attempts=max(job.attempts - 1, 0),
+        run_at=run_at,
+        waiting=Waiting(reason=reason, since=since, deadline=deadline),
+        **_NO_LEASE,
+    )
+    return new, None if same else event
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def _stop_waiting_steps(
+    steps: tuple[StepRecord, ...], now: datetime, why: str
+) -> tuple[StepRecord, ...]:
+    """Steps that wait (a confirmation, a retry) wait no more: back to pending, no next check."""
+    stopped = []
+    for step in steps:
+        if step.status in (StepStatus.WAITING, StepStatus.RETRYING):
+            data = {k: v for k, v in step.data.items() if k not in _NEXT_CHECKS}
+            step = dataclasses.replace(
+                step, status=StepStatus.PENDING, message=why, data=data, updated_at=now
+            )
+        stopped.append(step)
+    return tuple(stopped)
+
+
+#: A cancelled job's waiting steps say this (and show no next check).
+CANCELLED_STEP = "no longer waited for: the job was cancelled"
+#: The step data keys that say when a waiting step is checked next.
+_NEXT_CHECKS = frozenset({"next_poll_at", "retry_at", "held_until"})
+
+
 def acknowledge_cancel(job: Job, *, token: LeaseToken, now: datetime) -> Outcome:
     """The lease holder stopped the job after a cancel request."""
     ensure_lease(job, token)
-    return _move(job, JobStatus.CANCELLED, now, {"requested": True}, finished_at=now, **_NO_LEASE)
+    steps = _stop_waiting_steps(job.steps, now, CANCELLED_STEP)
+    return _move(
+        job,
+        JobStatus.CANCELLED,
+        now,
+        {"requested": True},
+        finished_at=now,
+        steps=steps,
+        **_NO_LEASE,
+    )
 
 
 def lease_expired(job: Job, now: datetime) -> bool:
@@ -221,7 +294,8 @@ def recover(job: Job, *, now: datetime) -> Outcome:
         # The user asked to stop it: it ends cancelled, never back in the queue (another worker
         # would otherwise start it again after the user cancelled).
         data: JSONDict = {"requested": True, "reason": "lease_expired", "worker": previous_owner}
-        return _move(job, JobStatus.CANCELLED, now, data, finished_at=now, **_NO_LEASE)
+        steps = _stop_waiting_steps(job.steps, now, CANCELLED_STEP)
+        return _move(job, JobStatus.CANCELLED, now, data, finished_at=now, steps=steps, **_NO_LEASE)
     if job.attempts >= job.max_attempts:
         error = JobError(
             type="LeaseExpired",
@@ -262,7 +336,8 @@ def cancel(job: Job, *, now: datetime) -> tuple[Job, EventDraft | None]:
         if job.cancel_requested:
             return job, None
         return dataclasses.replace(job, cancel_requested=True, updated_at=now), None
-    return _move(job, JobStatus.CANCELLED, now, {"requested": True}, finished_at=now)
+    steps = _stop_waiting_steps(job.steps, now, CANCELLED_STEP)
+    return _move(job, JobStatus.CANCELLED, now, {"requested": True}, finished_at=now, steps=steps)
 
 
 def manual_retry(job: Job, *, now: datetime) -> Outcome:

@@ -376,7 +376,7 @@ class Worker:
                 raise
             return running.interruption
         except errors.Snooze as snooze:
-            return outcome.Snoozed(snooze.delay, snooze.reason)
+            return outcome.Snoozed(snooze.delay, snooze.reason, snooze.deadline)
         except TimeoutError:
             error = JobError(
                 type="JobTimeout", message=f"run exceeded its {timeout}s timeout", transient=True
@@ -435,10 +435,11 @@ class Worker:
             case outcome.Completed(result=result):
                 await repo.complete(job.id, token, result)
                 logger.info("job %s completed", job.id, extra=self._extra(job, "job_completed"))
-            case outcome.Snoozed(delay=delay, message=message):
-                await repo.requeue(job.id, token, delay=delay, reason="snoozed", message=message)
+            case outcome.Snoozed(delay=delay, message=message, deadline=deadline):
+                reason = message or "a later check"
+                await repo.wait(job.id, token, delay=delay, reason=reason, deadline=deadline)
                 logger.info(
-                    "job %s snoozed for %.1fs: %s",
+                    "job %s waits %.1fs: %s",
                     job.id,
                     delay,
                     message,

@@ -261,17 +261,19 @@ class DocumentProcessor:
                 ctx,
                 step,
                 self._rng.uniform(0.5, 1.5) * self.config.slot_wait_seconds,
-                f"waiting for a free slot of {function} ({limit} in flight fleet-wide)",
+                f"a free slot of {function} ({limit} in flight fleet-wide)",
             )
         try:
             rate = self.config.function_rates.get(function)
             if rate is not None and (wait := await ctx.take_rate(function, *rate)) > 0:
                 per, seconds = rate
-                await self._hold(ctx, step, wait, f"rate of {function}: {per} per {seconds:g}s")
+                await self._hold(
+                    ctx, step, wait, f"the rate of {function} ({per} per {seconds:g}s)"
+                )
             gate = await ctx.circuit_gate(function, self.config.circuit)
             if not gate.go:
                 await self._hold(
-                    ctx, step, gate.wait_seconds, f"circuit open for {function}: calls held"
+                    ctx, step, gate.wait_seconds, f"the circuit of {function} to close"
                 )
             started = await ctx.step_started(step.value, f"calling {function}")
             ctx.ensure_lease()
@@ -304,13 +306,18 @@ class DocumentProcessor:
             await ctx.step_succeeded(step.value, message, data={"response": summary})
 
     async def _hold(self, ctx: JobContext, step: Step, seconds: float, why: str) -> NoReturn:
-        """The step waits (no attempt spent): say so in its record, and snooze."""
+        """The step waits (no attempt spent) for ``why``: say so in its record (an event only
+        when the wait begins or changes), and snooze."""
         until = utcnow() + timedelta(seconds=seconds)
+        record = ctx.steps.get(step.value)
+        same = record is not None and record.status is StepStatus.WAITING
+        same = same and record is not None and record.data.get("held_for") == why
         await ctx.record_step(
             step.value,
             StepStatus.WAITING,
-            message=f"{why} (until {until:%H:%M:%S})",
-            data={"held_until": waiting.isoformat(until)},
+            message=f"waiting for {why}",
+            data={"held_until": waiting.isoformat(until), "held_for": why},
+            quiet=same,
         )
         ctx.snooze(seconds, why)
 

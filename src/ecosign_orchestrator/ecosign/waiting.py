@@ -70,6 +70,7 @@ async def await_confirmations(
     poll that is due. A wake-up for one network does not advance another's schedule."""
     now = utcnow()
     waits: list[float] = []
+    deadlines: list[datetime] = []
     for planned in plan.awaiting():
         step = planned.step
         assert step.network is not None
@@ -99,20 +100,26 @@ async def await_confirmations(
         next_poll = st.parse_time(data.get("next_poll_at"))
         if next_poll is not None and next_poll > now:
             waits.append((next_poll - now).total_seconds())  # not this network's turn yet
+            deadlines.append(deadline)
             continue
         delay = schedule_next_poll(data, policy, deadline, now)
+        data["deadline_at"] = isoformat(deadline)
         await ctx.record_step(
             step.value,
             StepStatus.WAITING,
-            message=(
-                f"waiting for {step.network} confirmation "
-                f"(poll {data['polls']}; next in {delay:.1f}s)"
-            ),
+            message=f"waiting for the {step.network} confirmation (check {data['polls']})",
             data=data,
+            quiet=record.status is StepStatus.WAITING,  # another check of the same wait
         )
         waits.append(delay)
-    networks = ", ".join(p.step.network or "" for p in plan.awaiting())
-    ctx.snooze(min(waits), f"waiting for anchor confirmation: {networks}")
+        deadlines.append(deadline)
+    networks = " and ".join(p.step.network or "" for p in plan.awaiting())
+    anchors = "anchors" if len(plan.awaiting()) > 1 else "anchor"
+    ctx.snooze(
+        min(waits),
+        f"confirmation of the {networks} {anchors}",
+        deadline=min(deadlines, default=None),
+    )
 
 
 async def await_gate(ctx: JobContext, step: Step, config: EcosignConfig) -> NoReturn:
@@ -135,13 +142,19 @@ async def await_gate(ctx: JobContext, step: Step, config: EcosignConfig) -> NoRe
         await ctx.step_failed(step.value, error)
         raise errors.FatalError(f"{step.value}: {reason}", details={"step": step.value})
     delay = schedule_next_poll(data, policy, deadline, now)
+    data["deadline_at"] = isoformat(deadline)
     await ctx.record_step(
         step.value,
         StepStatus.WAITING,
         message=(
             f"waiting for the document's state to show it (done outside the orchestrator; "
-            f"poll {data['polls']}; next in {delay:.1f}s)"
+            f"check {data['polls']})"
         ),
         data=data,
+        quiet=record is not None and record.status is StepStatus.WAITING,
     )
-    ctx.snooze(delay, f"waiting for {step.value} in the document's state")
+    ctx.snooze(
+        delay,
+        f"the document's state to show {step.value} (done outside the orchestrator)",
+        deadline=deadline,
+    )

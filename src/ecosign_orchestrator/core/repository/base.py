@@ -375,6 +375,24 @@ class TransactionalRepository(abc.ABC):
             ready=delay <= 0,
         )
 
+    async def wait(
+        self,
+        job_id: JobId,
+        token: LeaseToken,
+        *,
+        delay: float,
+        reason: str,
+        deadline: datetime | None = None,
+    ) -> Job:
+        """running -> waiting until ``now + delay``, refunding the attempt (a snooze)."""
+        return await self._apply(
+            job_id,
+            lambda job, now: transitions.wait(
+                job, token=token, now=now, delay=delay, reason=reason, deadline=deadline
+            ),
+            ready=delay <= 0,
+        )
+
     async def acknowledge_cancel(self, job_id: JobId, token: LeaseToken) -> Job:
         """running -> cancelled."""
         return await self._apply(

@@ -15,7 +15,14 @@ from typing import Any, Protocol
 
 from ecosign_orchestrator.core.calls import CallRecord
 from ecosign_orchestrator.core.events import Event, EventType
-from ecosign_orchestrator.core.job import Job, JobError, Progress, RetryOverride, StepRecord
+from ecosign_orchestrator.core.job import (
+    Job,
+    JobError,
+    Progress,
+    RetryOverride,
+    StepRecord,
+    Waiting,
+)
 from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.core.types import JobId, LeaseToken
 
@@ -51,6 +58,7 @@ MUTABLE_COLUMNS = (
     "updated_at",
     "started_at",
     "finished_at",
+    "waiting",
 )
 JOB_COLUMNS = FIXED_COLUMNS + MUTABLE_COLUMNS
 #: Columns of the call log (``id`` is assigned by the store).
@@ -145,6 +153,7 @@ class RowCodec:
             "finished_at": t(job.finished_at),
             "idempotency_key": job.idempotency_key,
             "fingerprint": job.fingerprint,
+            "waiting": None if job.waiting is None else js(job.waiting.to_json()),
         }
 
     def call_to_row(self, job_id: JobId, job_attempt: int, call: CallRecord) -> dict[str, Any]:
@@ -230,6 +239,7 @@ class RowCodec:
             timeout=row["timeout"],
             idempotency_key=row["idempotency_key"],
             fingerprint=row["fingerprint"],
+            waiting=Waiting.from_json(js(row["waiting"]) if row["waiting"] is not None else None),
         )
 
     def row_to_event(self, row: Row) -> Event:

@@ -21,7 +21,7 @@ from ecosign_orchestrator.core.repository.base import (
     check_terminal,
     claim_jobs,
 )
-from ecosign_orchestrator.core.status import ACTIVE, JobStatus
+from ecosign_orchestrator.core.status import ACTIVE, CLAIMABLE, JobStatus
 from ecosign_orchestrator.core.transitions import EventDraft
 from ecosign_orchestrator.core.types import JobId, LeaseToken
 
@@ -132,11 +132,7 @@ class MemoryRepository(TransactionalRepository):
 
     async def _next_run_at(self) -> datetime | None:
         now = utcnow()
-        future = [
-            j.run_at
-            for j in self.jobs.values()
-            if j.status in (JobStatus.QUEUED, JobStatus.RETRYING) and j.run_at > now
-        ]
+        future = [j.run_at for j in self.jobs.values() if j.status in CLAIMABLE and j.run_at > now]
         return min(future, default=None)
 
     async def _claim(

@@ -23,7 +23,7 @@ from ecosign_orchestrator.core.repository.codec import JOB_COLUMNS, RowCodec
 from ecosign_orchestrator.core.transitions import EventDraft
 
 #: The ``jsonb`` columns of ``jobs`` (read with ``->``, keeping a JSON null).
-JSONB_COLUMNS = frozenset({"payload", "steps", "result", "last_error", "retry"})
+JSONB_COLUMNS = frozenset({"payload", "steps", "result", "last_error", "retry", "waiting"})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

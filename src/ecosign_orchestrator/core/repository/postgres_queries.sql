@@ -11,7 +11,7 @@ SELECT * FROM {schema}.jobs WHERE id = %(id)s
 -- request reuses completed work.
 SELECT * FROM {schema}.jobs
 WHERE dedupe_key = %(dedupe_key)s
-  AND (status IN ('queued', 'running', 'retrying')
+  AND (status IN ('queued', 'running', 'retrying', 'waiting')
        OR (%(reuse_completed)s AND status = 'completed'))
 ORDER BY id DESC
 LIMIT 1
@@ -100,7 +100,7 @@ FOR UPDATE SKIP LOCKED
 -- next_run_at --
 -- When the next delayed job becomes due.
 SELECT min(run_at) AS next_run_at FROM {schema}.jobs
-WHERE status IN ('queued', 'retrying') AND run_at > now()
+WHERE status IN ('queued', 'retrying', 'waiting') AND run_at > now()
 
 -- list_jobs --
 -- Jobs newest first with optional filters; :before is the pagination cursor.
@@ -172,6 +172,7 @@ WITH input AS (
         lease_owner = NULL,
         lease_token = NULL,
         lease_expires_at = NULL,
+        waiting = NULL,
         finished_at = now(),
         updated_at = now()
     FROM locked WHERE j.id = locked.id
@@ -278,9 +279,9 @@ ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at
 SELECT * FROM {schema}.calls WHERE job_id = %(job_id)s ORDER BY id LIMIT %(limit)s
 
 -- oldest_active --
--- The oldest active jobs (queued, running, retrying), for age metrics.
+-- The oldest active jobs (queued, running, retrying, waiting), for age metrics.
 SELECT * FROM {schema}.jobs
-WHERE status IN ('queued', 'running', 'retrying')
+WHERE status IN ('queued', 'running', 'retrying', 'waiting')
 ORDER BY created_at, id
 LIMIT %(limit)s
 

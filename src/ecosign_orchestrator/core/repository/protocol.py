@@ -106,7 +106,19 @@ class JobStore(Protocol):
     async def requeue(
         self, job_id: JobId, token: LeaseToken, *, delay: float, reason: str, message: str = ""
     ) -> Job:
-        """running -> queued, refunding the attempt (snooze, graceful release)."""
+        """running -> queued, refunding the attempt (a graceful release)."""
+
+    async def wait(
+        self,
+        job_id: JobId,
+        token: LeaseToken,
+        *,
+        delay: float,
+        reason: str,
+        deadline: datetime | None = None,
+    ) -> Job:
+        """running -> waiting for something outside the job until its next check, refunding
+        the attempt (a snooze); ``job_waiting`` only when the wait begins or changes."""
 
     async def acknowledge_cancel(self, job_id: JobId, token: LeaseToken) -> Job:
         """running -> cancelled, after a cancel request."""

@@ -7,7 +7,7 @@ SELECT * FROM jobs WHERE id = :id
 -- request reuses completed work.
 SELECT * FROM jobs
 WHERE dedupe_key = :dedupe_key
-  AND (status IN ('queued', 'running', 'retrying')
+  AND (status IN ('queued', 'running', 'retrying', 'waiting')
        OR (:reuse_completed AND status = 'completed'))
 ORDER BY id DESC
 LIMIT 1
@@ -25,7 +25,7 @@ RETURNING id
 -- claimable --
 -- Ready jobs of the given kinds (JSON arrays), highest priority first, then oldest due.
 SELECT * FROM jobs
-WHERE status IN ('queued', 'retrying')
+WHERE status IN ('queued', 'retrying', 'waiting')
   AND run_at <= :now
   AND kind IN (SELECT value FROM json_each(:kinds))
   AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
@@ -64,7 +64,7 @@ SELECT kind, status, count(*) AS n FROM jobs GROUP BY kind, status
 -- next_run_at --
 -- When the next delayed job becomes due.
 SELECT min(run_at) AS next_run_at FROM jobs
-WHERE status IN ('queued', 'retrying') AND run_at > :now
+WHERE status IN ('queued', 'retrying', 'waiting') AND run_at > :now
 
 -- renew_leases --
 -- Renew every lease a worker still holds, in one statement; :leases is a JSON array of
@@ -131,9 +131,9 @@ DELETE FROM calls WHERE job_id IN (SELECT value FROM json_each(:ids))
 SELECT * FROM calls WHERE job_id = :job_id ORDER BY id LIMIT :limit
 
 -- oldest_active --
--- The oldest active jobs (queued, running, retrying), for age metrics.
+-- The oldest active jobs (queued, running, retrying, waiting), for age metrics.
 SELECT * FROM jobs
-WHERE status IN ('queued', 'running', 'retrying')
+WHERE status IN ('queued', 'running', 'retrying', 'waiting')
 ORDER BY created_at, id
 LIMIT :limit
 
@@ -191,5 +191,5 @@ INSERT INTO rate_hits (key, at) VALUES (:key, :now)
 -- has_ready --
 -- Whether any job is ready to run (an idle worker's check after another process committed).
 SELECT 1 AS ready FROM jobs
-WHERE status IN ('queued', 'retrying') AND run_at <= :now
+WHERE status IN ('queued', 'retrying', 'waiting') AND run_at <= :now
 LIMIT 1

@@ -88,13 +88,38 @@ class LifecycleOut(BaseModel):
     written_back: bool
 
 
+class WaitingOut(BaseModel):
+    """What a ``waiting`` job waits for."""
+
+    reason: str = Field(description="In words: what it waits for")
+    since: datetime = Field(description="When this wait began")
+    next_check: datetime = Field(description="When it looks again (its run_at)")
+    deadline: datetime | None = Field(description="When it stops waiting and fails the step")
+
+    @classmethod
+    def of(cls, job: Job) -> WaitingOut | None:
+        """A waiting job's wait (None for any other status)."""
+        if job.status is not JobStatus.WAITING or job.waiting is None:
+            return None
+        wait = job.waiting
+        return cls(
+            reason=wait.reason, since=wait.since, next_check=job.run_at, deadline=wait.deadline
+        )
+
+
 class JobOut(BaseModel):
     """A job, with its steps, progress, last error and (for document flows) lifecycle mapping."""
 
     id: str
     kind: str
     queue: str
-    status: str
+    status: JobStatus = Field(
+        description="queued (ready to run), running, retrying (after a failure, at run_at), "
+        "waiting (for something outside it: see waiting), completed, failed or cancelled"
+    )
+    waiting: WaitingOut | None = Field(
+        default=None, description="For a waiting job: what it waits for, since when, until when"
+    )
     priority: int
     attempts: int
     max_attempts: int
@@ -120,7 +145,8 @@ class JobOut(BaseModel):
             id=job.id,
             kind=job.kind,
             queue=job.queue,
-            status=job.status.value,
+            status=job.status,
+            waiting=WaitingOut.of(job),
             priority=job.priority,
             attempts=job.attempts,
             max_attempts=job.max_attempts,
@@ -227,13 +253,24 @@ class MinuteOut(BaseModel):
     failed: int
 
 
+class WaitGroupOut(BaseModel):
+    """Waiting jobs that wait for the same thing."""
+
+    reason: str
+    count: int
+    oldest_since: datetime
+
+
 class OverviewOut(BaseModel):
     """The store at a glance."""
 
     at: datetime
     statuses: dict[str, int] = Field(description="Jobs per status, every status named")
     kinds: dict[str, dict[str, int]] = Field(description="Jobs per kind, then per status")
-    queue_depth: int = Field(description="Queued or retrying jobs")
+    queue_depth: int = Field(description="Queued or retrying jobs: runs waiting for a worker")
+    waiting: list[WaitGroupOut] = Field(
+        description="Waiting jobs by what they wait for, with the oldest wait"
+    )
     oldest_waiting_id: str | None = Field(description="The due job that has waited longest")
     oldest_waiting_seconds: float
     per_minute: list[MinuteOut] = Field(description="Finished jobs per minute, the last 15")
