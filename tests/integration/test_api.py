@@ -365,7 +365,11 @@ async def test_a_job_is_found_by_a_unique_prefix_or_suffix_of_its_id(api: dict[s
         found = await client.get(f"/v1/jobs/{short}")
         assert found.status_code == 200 and found.json()["id"] == job["id"], short
     assert (await client.get(f"/v1/jobs/{job['id'][-8:]}/events")).status_code == 200
-    assert (await client.get("/v1/jobs/abc")).status_code == 404  # too short to name a job
+    # Too short to look up: the answer says how many characters to give, naming the field.
+    short = await client.get(f"/v1/jobs/{job['id'][-7:]}")
+    assert short.status_code == 422, short.text
+    [error] = short.json()["errors"]
+    assert error["field"] == "job_id" and "give 8 or more" in error["reason"]
     assert (await client.get("/v1/jobs/not-a-job-id")).status_code == 404
 
 
@@ -604,11 +608,13 @@ async def test_the_overview_counts_and_the_list_filters_by_failing_step_and_reas
     assert view["statuses"] == {
         "queued": 0,
         "running": 0,
+        "waiting": 0,
         "retrying": 0,
         "completed": 1,
         "failed": 2,
         "cancelled": 0,
     }
+    assert view["waiting"] == []
     assert view["kinds"] == {"ecosign.document": {"completed": 1, "failed": 2}}
     assert view["queue_depth"] == 0 and view["oldest_waiting_id"] is None
     assert len(view["per_minute"]) == 15

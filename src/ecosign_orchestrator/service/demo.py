@@ -25,6 +25,7 @@ from ecosign_orchestrator.core.types import JobId
 from ecosign_orchestrator.core.worker import WorkerSettings
 from ecosign_orchestrator.service import flow_view, render, wiring
 from ecosign_orchestrator.service.settings import Settings
+from ecosign_orchestrator.service.tables import terminal_width
 
 SANDBOX_KEY = "demo-sandbox-service-key"
 
@@ -152,7 +153,7 @@ async def _run(settings: Settings, url: str, *, live: bool, console: Console) ->
             worker.stop()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-    console.print(flow_view.summary_table(jobs))
+    console.print(flow_view.summary_table(jobs, width=console.width))
     database = f"--database-url sqlite:///{settings.database_location}"
     console.print(
         "Look next (source .venv/bin/activate first):\n"
@@ -186,7 +187,7 @@ async def run_core_demo(settings: Settings, *, live: bool, console: Console | No
         finally:
             worker.stop()
             await task
-    console.print(render.jobs_table(jobs, title="Summary"))
+    console.print(render.jobs_table(jobs, title="Summary", width=console.width))
     return 0
 
 
@@ -194,7 +195,7 @@ async def run_demo(settings: Settings, *, live: bool, core: bool = False) -> int
     """The demo entry point (logs stay quiet so the live view is readable)."""
     logging.getLogger().setLevel(logging.WARNING)
     settings = settings.model_copy(update={"database_url": SecretStr(DEMO_DATABASE_URL)})
-    console = Console(width=None if sys.stdout.isatty() else 160)
+    console = Console(width=terminal_width(sys.stdout, piped=160))
     if core:
         return await run_core_demo(settings, live=live, console=console)
     return await run_document_demo(settings, live=live, console=console)

@@ -17,9 +17,11 @@ from rich.text import Text
 from ecosign_orchestrator import ecosign
 from ecosign_orchestrator.core.job import Job, StepRecord, StepStatus
 from ecosign_orchestrator.core.repository import JobRepository
+from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.core.tail import tail
 from ecosign_orchestrator.core.types import JobId
 from ecosign_orchestrator.service.render import STEP_ICON, status_text
+from ecosign_orchestrator.service.tables import Cell, Column, fitted, short_id
 
 #: Column headers by step name: wide and narrow terminals.
 LABELS = {spec.step.value: spec.label for spec in ecosign.STEPS}
@@ -103,29 +105,31 @@ def flows_table(
     return table
 
 
-def summary_table(jobs: Sequence[Job]) -> Table:
+def summary_table(jobs: Sequence[Job], *, width: int = 80) -> Table:
     """Where each flow ended."""
-    table = Table(title="Summary", expand=False)
-    for column in ("flow id", "document", "intent", "status", "attempts", "lifecycle"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("reason", overflow="fold")
+    columns = [
+        Column("flow", keep=100),
+        Column("intent", keep=80, flex=True, min_width=10),
+        Column("status", keep=95),
+        Column("runs", keep=30, justify="right"),
+        Column("lifecycle", keep=70),
+        Column("reason", keep=90, flex=True, min_width=20),
+    ]
+    rows: list[list[Cell]] = []
     for job in jobs:
         result = job.result if isinstance(job.result, dict) else {}
-        reason = (
-            ""
-            if job.last_error is None or job.status.value == "completed"
-            else job.last_error.message
+        failed = job.last_error is not None and job.status is not JobStatus.COMPLETED
+        rows.append(
+            [
+                short_id(job.id),
+                intent_label(job),
+                status_text(job.status),
+                str(job.attempts),
+                str(result.get("lifecycle_status") or "unchanged"),
+                job.last_error.message if failed and job.last_error is not None else "",
+            ]
         )
-        table.add_row(
-            job.id,
-            str(job.payload.get("document_entity_id", ""))[:8] + "…",
-            intent_label(job),
-            status_text(job.status),
-            str(job.attempts),
-            str(result.get("lifecycle_status") or "unchanged"),
-            reason,
-        )
-    return table
+    return fitted(columns, rows, width=width, title="Summary")
 
 
 async def _changes(repository: JobRepository, ids: set[JobId]) -> AsyncIterator[None]:

@@ -1,4 +1,9 @@
-"""Rich renderings of jobs and events for the terminal."""
+"""Rich renderings of jobs and events for the terminal.
+
+Every table is laid out for the width it is given (``tables.fitted``): ids show their random
+end (the last 12 characters, which every command accepts), long text wraps at spaces, and the
+columns an operator needs least are left out first on a narrow terminal.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +11,22 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.markup import escape
-from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from ecosign_orchestrator import ecosign
 from ecosign_orchestrator.core.calls import CallRecord
-from ecosign_orchestrator.core.events import Event
+from ecosign_orchestrator.core.events import Event, EventType
 from ecosign_orchestrator.core.job import Job, StepStatus
 from ecosign_orchestrator.core.status import JobStatus
+from ecosign_orchestrator.service.tables import Cell, Column, fitted, short_id
 
 STATUS_STYLE = {
     JobStatus.QUEUED: "cyan",
     JobStatus.RUNNING: "bold yellow",
+    JobStatus.WAITING: "blue",
     JobStatus.RETRYING: "magenta",
     JobStatus.COMPLETED: "bold green",
     JobStatus.FAILED: "bold red",
@@ -34,6 +41,13 @@ STEP_ICON = {
     StepStatus.SUCCEEDED: ("✔", "green"),
     StepStatus.FAILED: ("✘", "red"),
 }
+#: Why a job went back to the queue, in an operator's words (``job_queued``'s ``reason``).
+QUEUED_WORDS = {
+    "enqueued": "submitted",
+    "lease_expired": "its worker stopped answering: back in the queue",
+    "manual_retry": "retried by hand",
+    "released": "its worker shut down: back in the queue",
+}
 
 
 def status_text(status: JobStatus) -> Text:
@@ -41,18 +55,30 @@ def status_text(status: JobStatus) -> Text:
     return Text(status.value, style=STATUS_STYLE[status])
 
 
-def ago(moment: datetime | None) -> str:
-    """``12s ago`` / ``in 3s``."""
+def relative(moment: datetime | None, now: datetime | None = None) -> str:
+    """``12s ago`` / ``in 3m`` (empty for None)."""
     if moment is None:
         return ""
-    seconds = (datetime.now(UTC) - moment).total_seconds()
-    word = "ago" if seconds >= 0 else "from now"
-    seconds = abs(seconds)
+    seconds = ((now or datetime.now(UTC)) - moment).total_seconds()
+    amount = duration(abs(seconds))
+    return f"in {amount}" if seconds < 0 else f"{amount} ago"
+
+
+def duration(seconds: float) -> str:
+    """``0.4s``, ``12s``, ``3m``, ``5.5h``, ``3.0d``."""
+    if seconds < 10:
+        return f"{seconds:.1f}s"
     if seconds < 60:
-        return f"{seconds:.0f}s {word}"
+        return f"{seconds:.0f}s"
     if seconds < 3600:
-        return f"{seconds / 60:.0f}m {word}"
-    return f"{seconds / 3600:.1f}h {word}"
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172_800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86_400:.1f}d"
+
+
+#: Kept for callers of the first release: same as :func:`relative`.
+ago = relative
 
 
 def progress_text(job: Job) -> str:
@@ -62,148 +88,318 @@ def progress_text(job: Job) -> str:
     return f"{percent}{job.progress.message}".strip()
 
 
-def jobs_table(jobs: list[Job], title: str = "Jobs") -> Table:
+def wait_text(job: Job) -> str:
+    """What a waiting job waits for, its next check and its deadline, in one line."""
+    if job.status is not JobStatus.WAITING or job.waiting is None:
+        return ""
+    parts = [f"waits for {job.waiting.reason}", f"next check {relative(job.run_at)}"]
+    if job.waiting.deadline is not None:
+        parts.append(f"gives up {relative(job.waiting.deadline)}")
+    return ", ".join(parts)
+
+
+def runs_text(job: Job) -> str:
+    """``2/54`` once a job has run; empty before (a waiting flow is not "0 of 54")."""
+    return f"{job.attempts}/{job.max_attempts}" if job.attempts else ""
+
+
+def what(job: Job) -> str:
+    """A document flow's intent (``protect+tsa+bitcoin``); any other job's kind."""
+    return (ecosign.intent_label(job.payload) if job.kind == ecosign.KIND else "") or job.kind
+
+
+def job_line(job: Job) -> str:
+    """The one thing to know about a job now: what it waits for, why it failed, its progress."""
+    if job.status is JobStatus.WAITING:
+        return wait_text(job)
+    if job.last_error is not None and job.status in (JobStatus.FAILED, JobStatus.RETRYING):
+        retry = f" (next run {relative(job.run_at)})" if job.status is JobStatus.RETRYING else ""
+        return f"{job.last_error.message}{retry}"
+    if job.status is JobStatus.QUEUED and job.run_at > datetime.now(UTC):
+        return f"runs {relative(job.run_at)}"
+    if job.status is JobStatus.COMPLETED and job.started_at and job.finished_at:
+        return f"done in {duration((job.finished_at - job.started_at).total_seconds())}"
+    return progress_text(job)
+
+
+def jobs_table(jobs: list[Job], title: str = "Jobs", *, width: int = 80) -> Table:
     """One row per job."""
-    table = Table(title=title, expand=False)
-    for column in ("id", "kind", "status", "attempts"):
-        table.add_column(column, no_wrap=True)
-    for column in ("progress", "updated", "last error"):
-        table.add_column(column, overflow="fold")
-    for job in jobs:
-        error = "" if job.last_error is None else f"{job.last_error.type}: {job.last_error.message}"
-        table.add_row(
-            job.id,
-            job.kind,
+    columns = [
+        Column("id", keep=100),
+        Column("what", keep=40, flex=True, min_width=10),
+        Column("status", keep=95),
+        Column("runs", keep=30, justify="right"),
+        Column("updated", keep=50),
+        Column("detail", keep=90, flex=True, min_width=20),
+    ]
+    rows: list[list[Cell]] = [
+        [
+            short_id(job.id),
+            what(job),
             status_text(job.status),
-            f"{job.attempts}/{job.max_attempts}",
-            progress_text(job),
-            ago(job.updated_at),
-            error[:80],
-        )
-    return table
+            runs_text(job),
+            relative(job.updated_at),
+            job_line(job),
+        ]
+        for job in jobs
+    ]
+    return fitted(columns, rows, width=width, title=title)
 
 
-def steps_table(job: Job) -> Table:
+def steps_table(job: Job, *, width: int = 80) -> Table:
     """The job's named steps."""
-    table = Table(title="Steps", expand=False)
-    for column in ("step", "status", "attempts", "started", "finished", "message"):
-        table.add_column(column, overflow="fold")
+    columns = [
+        Column("step", keep=100),
+        Column("status", keep=95),
+        Column("tries", keep=40, justify="right"),
+        Column("started", keep=45),
+        Column("finished", keep=35),
+        Column("message", keep=90, flex=True, min_width=20),
+    ]
+    rows: list[list[Cell]] = []
     for step in job.steps:
         icon, style = STEP_ICON[step.status]
-        table.add_row(
-            step.name,
-            Text(f"{icon} {step.status.value}", style=style),
-            str(step.attempts),
-            "" if step.started_at is None else step.started_at.strftime("%H:%M:%S"),
-            "" if step.finished_at is None else step.finished_at.strftime("%H:%M:%S"),
-            step.message[:100],
+        rows.append(
+            [
+                step.name,
+                Text(f"{icon} {step.status.value}", style=style),
+                str(step.attempts or ""),
+                "" if step.started_at is None else f"{step.started_at:%H:%M:%S}",
+                "" if step.finished_at is None else f"{step.finished_at:%H:%M:%S}",
+                step.message,
+            ]
         )
-    return table
+    return fitted(columns, rows, width=width, title="Steps")
 
 
-def job_detail(job: Job) -> RenderableType:
-    """Everything about one job."""
-    info = Table.grid(padding=(0, 2))
-    info.add_column(style="bold")
-    info.add_column()
-    rows: list[tuple[str, RenderableType]] = [
-        ("id", job.id),
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str)
+
+
+def job_facts(job: Job) -> list[tuple[str, str]]:
+    """What ``status`` lists about a job, as (label, value) pairs, empty values left out."""
+    lease = ""
+    if job.lease_owner:
+        lease = (
+            f"{job.lease_owner} until {job.lease_expires_at:%H:%M:%S}"
+            if (job.lease_expires_at)
+            else job.lease_owner
+        )
+    rows = [
         ("kind", job.kind),
-        ("status", status_text(job.status)),
-        ("attempts", f"{job.attempts}/{job.max_attempts}"),
-        ("queue / priority", f"{job.queue} / {job.priority}"),
-        ("created", job.created_at.isoformat()),
-        ("run at", f"{job.run_at.isoformat()} ({ago(job.run_at)})"),
+        ("runs", "" if not job.attempts else f"{job.attempts} of {job.max_attempts}"),
+        ("queue", f"{job.queue} (priority {job.priority})"),
+        ("created", f"{job.created_at.isoformat()} ({relative(job.created_at)})"),
         ("started", "" if job.started_at is None else job.started_at.isoformat()),
         ("finished", "" if job.finished_at is None else job.finished_at.isoformat()),
+    ]
+    if job.status is JobStatus.WAITING and job.waiting is not None:
+        rows += [
+            ("waiting for", job.waiting.reason),
+            ("since", f"{job.waiting.since.isoformat()} ({relative(job.waiting.since)})"),
+            ("next check", f"{job.run_at.isoformat()} ({relative(job.run_at)})"),
+            (
+                "gives up",
+                ""
+                if job.waiting.deadline is None
+                else f"{job.waiting.deadline.isoformat()} ({relative(job.waiting.deadline)})",
+            ),
+        ]
+    elif job.status in (JobStatus.QUEUED, JobStatus.RETRYING):
+        rows.append(("next run", f"{job.run_at.isoformat()} ({relative(job.run_at)})"))
+    rows += [
         ("progress", progress_text(job)),
-        ("lease", f"{job.lease_owner or ''} until {job.lease_expires_at or ''}".strip()),
+        ("lease", lease),
         ("dedupe key", job.dedupe_key or ""),
     ]
     if job.last_error is not None:
         kind = "transient" if job.last_error.transient else "fatal"
         rows.append(("last error", f"{job.last_error.type} ({kind}): {job.last_error.message}"))
     if job.result is not None:
-        rows.append(("result", str(job.result)[:500]))
-    for name, value in rows:
-        info.add_row(name, value)
-    parts: list[RenderableType] = [Panel(info, title=f"job {job.id}", expand=False)]
+        rows.append(("result", _json(job.result)[:2000]))
+    return [(label, value) for label, value in rows if value]
+
+
+def job_detail(job: Job, *, width: int = 80) -> RenderableType:
+    """Everything about one job."""
+    info = Table.grid(padding=(0, 2))
+    info.add_column(style="bold", no_wrap=True)
+    info.add_column(overflow="ellipsis")
+    title = Text.assemble(("job ", "bold"), (job.id, "bold"), "  ", status_text(job.status))
+    for label, value in job_facts(job):
+        info.add_row(label, Text(value))
+    parts: list[RenderableType] = [title, info]
     if job.steps:
-        parts.append(steps_table(job))
+        parts += ["", steps_table(job, width=width)]
     return Group(*parts)
 
 
-def events_table(events: list[Event]) -> Table:
-    """One row per event."""
-    table = Table(title="Events", expand=False)
-    for column in ("id", "at", "job", "type", "attempt", "data"):
-        table.add_column(column, overflow="fold")
-    for event in events:
-        table.add_row(
-            str(event.id),
-            event.at.strftime("%H:%M:%S.%f")[:-3],
-            event.job_id,
-            event.type.value,
-            str(event.attempt),
-            str(event.data)[:120],
+def event_summary(event: Event) -> str:
+    """What an event says, in words: the step and its try, the reason, the error, who acted."""
+    data = event.data
+    parts = []
+    if "step" in data:
+        tries = data.get("attempt")
+        parts.append(f"{data['step']} try {tries}" if tries else str(data["step"]))
+        if "message" in data and not isinstance(data.get("error"), dict):
+            parts.append(str(data["message"]))
+    reason = data.get("reason")
+    if isinstance(reason, str) and reason:
+        parts.append(
+            f"waits for {reason}"
+            if event.type is EventType.JOB_WAITING
+            else QUEUED_WORDS.get(reason, reason)
         )
-    return table
+    error = data.get("error")
+    if isinstance(error, dict):
+        parts.append(f"{error.get('type')}: {error.get('message')}")
+    if "delay" in data and isinstance(data["delay"], int | float):
+        parts.append(f"next run in {data['delay']:.1f}s")
+    if "worker" in data:
+        parts.append(f"worker {data['worker']}")
+    if data.get("requested") and event.type is EventType.JOB_CANCELLED:
+        parts.append("cancel requested")
+    if isinstance(data.get("actor"), str):
+        parts.append(f"by {data['actor']}")
+    return " · ".join(parts)
 
 
-def schedules_table(found: list[dict[str, Any]]) -> Table:
+#: The events columns: fixed sizes, so ``--follow`` lines up row by row under one header.
+EVENT_COLUMNS = [
+    Column("event", keep=60, justify="right", size=7),
+    Column("time", keep=70, size=8),
+    Column("type", keep=100, size=14),
+    Column("detail", keep=90, flex=True, min_width=20, size=2000),
+]
+
+
+def _event_row(event: Event) -> list[str]:
+    return [str(event.id), f"{event.at:%H:%M:%S}", event.type.value, event_summary(event)]
+
+
+def events_table(events: list[Event], *, width: int = 80, show_header: bool = True) -> Table:
+    """One row per event (``events``; ``events --follow`` prints one such table per event)."""
+    rows = [_event_row(e) for e in events]
+    return fitted(EVENT_COLUMNS, rows, width=width, show_header=show_header)
+
+
+class EventPrinter:
+    """Prints events as they come, one row at a time under one header, in the columns of
+    ``events_table`` (``events --follow``, ``submit --wait``): one format with or without
+    following."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._header = False
+
+    def print(self, event: Event) -> None:
+        """One event's row (the header first, once)."""
+        if not self._header:
+            self.console.print(events_table([], width=self.console.width))
+            self._header = True
+        self.console.print(events_table([event], width=self.console.width, show_header=False))
+
+
+def schedules_table(found: list[dict[str, Any]], *, width: int = 80) -> Table:
     """Schedules with their next tick and latest tick's job (``jobs schedules``)."""
-    table = Table(title="Schedules", expand=False)
-    for column in ("name", "kind", "when", "next tick", "last tick", "last job", "status"):
-        table.add_column(column, overflow="fold")
-    for item in found:
-        table.add_row(
-            escape(str(item["name"])),
-            escape(str(item["kind"])),
-            escape(str(item["when"])),
-            str(item["next_tick"])[:19],
-            str(item["last_tick"])[:19],
-            str(item["last_job"] or "—"),
+    columns = [
+        Column("name", keep=100, flex=True, min_width=10),
+        Column("kind", keep=40, flex=True, min_width=10),
+        Column("when", keep=80, flex=True, min_width=10),
+        Column("next tick", keep=90),
+        Column("last tick", keep=30),
+        Column("last job", keep=50),
+        Column("status", keep=60),
+    ]
+    rows = [
+        [
+            str(item["name"]),
+            str(item["kind"]),
+            str(item["when"]),
+            str(item["next_tick"])[:16].replace("T", " "),
+            str(item["last_tick"] or "")[:16].replace("T", " "),
+            short_id(str(item["last_job"])) if item["last_job"] else "—",
             str(item["last_status"] or "not submitted"),
-        )
-    return table
+        ]
+        for item in found
+    ]
+    return fitted(columns, rows, width=width, title="Schedules")
 
 
-def failures_table(groups: list[dict[str, Any]]) -> Table:
+def failures_table(groups: list[dict[str, Any]], *, width: int = 80) -> Table:
     """Failed jobs by kind, step and reason (``jobs failures``)."""
-    table = Table(title="Failures", expand=False)
-    for column in ("count", "kind", "step", "reason", "newest", "example"):
-        table.add_column(column, overflow="fold")
-    for group in groups:
-        table.add_row(
+    columns = [
+        Column("jobs", keep=100, justify="right"),
+        Column("kind", keep=30, flex=True, min_width=10),
+        Column("step", keep=80),
+        Column("reason", keep=95, flex=True, min_width=24),
+        Column("newest", keep=40),
+        Column("example", keep=60),
+    ]
+    rows = [
+        [
             str(group["count"]),
-            escape(str(group["kind"])),
-            escape(str(group["step"] or "-")),
-            escape(str(group["reason"])),
-            str(group["newest"] or "")[:19],
-            str(group["example"]),
-        )
-    return table
+            str(group["kind"]),
+            str(group["step"] or "-"),
+            str(group["reason"]),
+            str(group["newest"] or "")[:16].replace("T", " "),
+            short_id(str(group["example"])),
+        ]
+        for group in groups
+    ]
+    return fitted(columns, rows, width=width, title="Failures")
 
 
-def calls_table(calls: list[CallRecord]) -> Table:
+def selection_table(selected: list[dict[str, Any]], *, width: int = 80) -> Table:
+    """The jobs a bulk retry or cancel names (``retry --status failed ... --dry-run``)."""
+    columns = [
+        Column("id", keep=100),
+        Column("kind", keep=30, flex=True, min_width=10),
+        Column("status", keep=80),
+        Column("step", keep=70),
+        Column("reason", keep=90, flex=True, min_width=20),
+    ]
+    rows = [
+        [
+            short_id(str(job["id"])),
+            str(job["kind"]),
+            str(job["status"]),
+            str(job["step"] or "-"),
+            str(job["reason"] or ""),
+        ]
+        for job in selected
+    ]
+    return fitted(columns, rows, width=width)
+
+
+def calls_table(calls: list[CallRecord], *, width: int = 80) -> Table:
     """One row per call attempt: what was called, how it went, what it answered."""
-    table = Table(title="Edge Function calls", expand=False)
-    for column in ("#", "started", "step", "try", "function", "status", "ms", "answer"):
-        table.add_column(column, overflow="fold")
+    columns = [
+        Column("#", keep=70, justify="right"),
+        Column("time", keep=40),
+        Column("step", keep=30),
+        Column("try", keep=60, justify="right"),
+        Column("function", keep=100),
+        Column("http", keep=95),
+        Column("ms", keep=50, justify="right"),
+        Column("answer", keep=90, flex=True, min_width=20),
+    ]
+    rows = []
     for number, call in enumerate(calls, 1):
-        status = "—" if call.status is None else str(call.status)
         answer = call.error or call.response_body
-        table.add_row(
-            str(number),
-            call.started_at.strftime("%H:%M:%S.%f")[:-3],
-            call.step,
-            str(call.attempt),
-            call.target,
-            status,
-            f"{call.duration_ms:.0f}",
-            escape(" ".join(answer.split())[:100]),
+        rows.append(
+            [
+                str(number),
+                f"{call.started_at:%H:%M:%S}",
+                call.step,
+                str(call.attempt),
+                call.target,
+                "—" if call.status is None else str(call.status),
+                f"{call.duration_ms:.0f}",
+                " ".join(answer.split())[:300],
+            ]
         )
-    return table
+    return fitted(columns, rows, width=width, title="Edge Function calls")
 
 
 def call_detail(number: int, call: CallRecord) -> Group:
@@ -222,31 +418,3 @@ def call_detail(number: int, call: CallRecord) -> Group:
     cut = " (truncated)" if call.truncated else ""
     lines.append(f"answer{cut}: {escape(call.response_body) or '—'}")
     return Group(*lines, "")
-
-
-def event_summary(event: Event) -> str:
-    """A short description of an event's data (reason, error, delay)."""
-    data = event.data
-    parts = []
-    if "step" in data:
-        parts.append(f"{data['step']} (step attempt {data.get('attempt', '?')})")
-        if "message" in data and not isinstance(data.get("error"), dict):
-            parts.append(str(data["message"]))
-    if "reason" in data:
-        parts.append(str(data["reason"]))
-    error = data.get("error")
-    if isinstance(error, dict):
-        parts.append(f"{error.get('type')}: {error.get('message')}")
-    if "delay" in data and isinstance(data["delay"], int | float):
-        parts.append(f"retry in {data['delay']:.1f}s")
-    if "worker" in data:
-        parts.append(f"worker {data['worker']}")
-    return " · ".join(parts)
-
-
-def event_line(event: Event) -> str:
-    """One plain line per event (``events --follow``, ``submit --wait``)."""
-    return (
-        f"{event.id:>6} {event.at:%H:%M:%S} {event.type.value:<15} "
-        f"attempt {event.attempt} {event_summary(event)}"
-    ).rstrip()

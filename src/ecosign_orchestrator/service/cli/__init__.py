@@ -13,8 +13,10 @@ __all__ = ["app", "main", "register_commands"]
 def register_commands() -> None:
     """Import every command module: importing one registers its commands on ``app``."""
     from ecosign_orchestrator.service.cli import (  # noqa: F401
+        bulk,
         ffmpeg,
         flows,
+        housekeeping,
         jobs,
         local,
         serve,

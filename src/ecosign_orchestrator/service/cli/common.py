@@ -24,6 +24,7 @@ from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.service.jsonio import JSONInputError
 from ecosign_orchestrator.service.logs import configure_logging
 from ecosign_orchestrator.service.settings import Settings
+from ecosign_orchestrator.service.tables import terminal_width
 
 if TYPE_CHECKING:
     from ecosign_orchestrator.service import wiring
@@ -50,8 +51,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
 
 # Pipes get a wide console so tables stay readable in logs and scripts.
-console = Console(width=None if sys.stdout.isatty() else 200)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+console = Console(width=terminal_width(sys.stdout))
+err_console = Console(stderr=True, width=terminal_width(sys.stderr))
 
 #: Errors that mean "your input or configuration is wrong": exit 2.
 USAGE_ERRORS: tuple[type[Exception], ...] = (

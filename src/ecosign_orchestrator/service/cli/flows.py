@@ -154,10 +154,11 @@ def submit(
             verb = "submitted" if created else "already submitted (same document and intent)"
             console.print(f"{verb}: flow [bold]{job.id}[/] ({job.status.value})")
         events = []
+        printer = render.EventPrinter(console)
         async for event in target.follow(job.id, 0):
             events.append(event)
             if not as_json:
-                console.print(render.event_line(event), highlight=False)
+                printer.print(event)
         final = await target.get(job.id)
         if as_json:
             emit_json(
@@ -168,7 +169,7 @@ def submit(
                 }
             )
         else:
-            console.print(render.job_detail(final))
+            console.print(render.job_detail(final, width=console.width))
         return 0 if final.status is JobStatus.COMPLETED else 1
 
     raise typer.Exit(run_on_target(action, registry=True))
