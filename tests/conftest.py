@@ -15,6 +15,9 @@ from ecosign_orchestrator.core.repository.postgres import PostgresRepository
 from tests.support.flows import FlowHarness
 from tests.support.pgcluster import PostgresCluster, PostgresUnavailable, start_cluster
 
+#: Fixtures defined beside their helpers.
+pytest_plugins = ["tests.support.dev"]
+
 BACKENDS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 

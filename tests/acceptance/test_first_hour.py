@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,54 +13,12 @@ import typer
 from typer.testing import CliRunner
 
 from ecosign_orchestrator.service.cli import app, register_commands
+from tests.support.dev import clean_env, dev_env, run_cli
 from tests.support.procs import ROOT, cli_env
 
-PY = [sys.executable, "-m", "ecosign_orchestrator"]
-
-
-def _clean_env(**extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("ECOSIGN_ORCH_", "ECOSIGN_DEV_", "EDGE_", "SUPABASE_"))
-    }
-    env.update({"PYTHONPATH": str(ROOT / "src"), **extra})
-    return env
-
-
-def _run(
-    cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*PY, *args],
-        cwd=cwd,
-        env=env if env is not None else _clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def _dev_env(folder: Path) -> dict[str, str]:
-    """The variables ``dev`` wrote for other terminals, as ``source`` would set them."""
-    env = _clean_env()
-    for line in (folder / ".ecosign-orchestrator" / "dev.env").read_text().splitlines():
-        if line.startswith("export "):
-            key, _, value = line.removeprefix("export ").partition("=")
-            env[key] = value.strip("'")
-    return env
-
-
-@pytest.fixture
-def dev_session(tmp_path: Path) -> Iterator[Path]:
-    started = _run(tmp_path, "dev", "--background", "--port", "0", "--sandbox-port", "0")
-    assert started.returncode == 0, started.stdout + started.stderr
-    try:
-        yield tmp_path
-    finally:
-        stopped = _run(tmp_path, "dev", "--stop")
-        assert stopped.returncode == 0, stopped.stderr
-        assert not (tmp_path / ".ecosign-orchestrator" / "dev.env").exists()
+_clean_env = clean_env
+_run = run_cli
+_dev_env = dev_env
 
 
 def test_dev_runs_a_bitcoin_flow_to_completion_and_json_output_is_pure(

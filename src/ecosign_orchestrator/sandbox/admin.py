@@ -150,7 +150,11 @@ async def admin_faults(request: Request) -> Response:
             return JSONResponse({"error": str(exc)}, status_code=400)
         unknown = set(parsed) - set(HANDLERS)
         if unknown:
-            return JSONResponse({"error": f"unknown functions: {sorted(unknown)}"}, status_code=400)
+            known = ", ".join(sorted(HANDLERS))
+            return JSONResponse(
+                {"error": f"unknown function {', '.join(sorted(unknown))} (known: {known})"},
+                status_code=400,
+            )
         for name, fault in parsed.items():
             faults.set(name, fault)
     return JSONResponse({name: f.to_json() for name, f in faults.faults.items()})

@@ -73,24 +73,34 @@ class DevSession:
 
     def banner(self) -> str:
         """What the terminal shows once everything is up."""
-        return "\n".join(
-            [
-                "[bold]ecosign-orchestrator dev[/]: sandbox, API and worker are up",
-                f"  sandbox   {self.sandbox_url}   (EcoSign's Edge Functions, on loopback)",
-                f"  API       {self.api_url}   (OpenAPI: {self.api_url}/docs)",
-                f"  console   {self.api_url}/ui   (asks for the token below once per tab)",
-                f"  token     {self.token}",
-                f"  jobs in   {self.database_url}",
-                f"  document  {self.document_id}   (created in the sandbox for you)",
-                "",
-                "In another terminal:",
-                "  source .ecosign-orchestrator/dev.env",
-                '  ecosign-orchestrator submit --document "$ECOSIGN_DEV_DOCUMENT" '
-                "--protect --tsa --bitcoin --wait",
-                '  ecosign-orchestrator --api-url "$ECOSIGN_DEV_API" jobs list',
-                "  ecosign-orchestrator sandbox new-document    # another document id",
-            ]
-        )
+        return banner(self.exports())
+
+
+def banner(exports: dict[str, str]) -> str:
+    """What a dev session offers, from its exports (the foreground session prints it; so does
+    ``dev --background`` once the session is up)."""
+    api = exports["ECOSIGN_DEV_API"]
+    sandbox_url = exports["EDGE_BASE_URL"]
+    return "\n".join(
+        [
+            "[bold]ecosign-orchestrator dev[/]: sandbox, API and worker are up",
+            f"  sandbox   {sandbox_url}   (EcoSign's Edge Functions, on loopback)",
+            f"  API       {api}   (OpenAPI: {api}/docs)",
+            f"  console   {api}/ui   (asks for the token below once per tab)",
+            f"  token     {exports['ECOSIGN_ORCH_API_TOKEN']}",
+            f"  jobs in   {exports['ECOSIGN_ORCH_DATABASE_URL']}",
+            f"  document  {exports['ECOSIGN_DEV_DOCUMENT']}   (a sandbox document)",
+            "",
+            "In another terminal:",
+            "  source .ecosign-orchestrator/dev.env",
+            '  ecosign-orchestrator submit --document "$ECOSIGN_DEV_DOCUMENT" '
+            "--protect --tsa --bitcoin --wait",
+            '  ecosign-orchestrator --api-url "$ECOSIGN_DEV_API" jobs list',
+            "  ecosign-orchestrator sandbox new-document    # another document id",
+            "  ecosign-orchestrator sandbox faults run-tsa --rate 0.5 --status 503",
+            "  ecosign-orchestrator sandbox timing --bitcoin never   # flows wait for bitcoin",
+        ]
+    )
 
 
 async def create_document(sandbox_url: str, key: str, request_shape: str | None = None) -> str:

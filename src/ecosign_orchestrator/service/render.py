@@ -126,10 +126,10 @@ def jobs_table(jobs: list[Job], title: str = "Jobs", *, width: int = 80) -> Tabl
     """One row per job."""
     columns = [
         Column("id", keep=100),
-        Column("what", keep=40, flex=True, min_width=10),
+        Column("what", keep=40, flex=True, min_width=19),
         Column("status", keep=95),
-        Column("runs", keep=30, justify="right"),
-        Column("updated", keep=50),
+        Column("runs", keep=45, justify="right"),
+        Column("updated", keep=35),
         Column("detail", keep=90, flex=True, min_width=20),
     ]
     rows: list[list[Cell]] = [

@@ -19,6 +19,7 @@ def register_commands() -> None:
         housekeeping,
         jobs,
         local,
+        sandbox,
         serve,
         setup,
         worker,

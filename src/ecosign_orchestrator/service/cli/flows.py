@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -20,25 +18,9 @@ from ecosign_orchestrator.service.cli.common import (
     fail,
     guard,
     read_input,
-    run,
 )
 from ecosign_orchestrator.service.cli.target import Target, run_on_target
 from ecosign_orchestrator.service.jsonio import strict_loads
-
-sandbox_app = typer.Typer(
-    help="The local stand-in for EcoSign's Edge Functions.", no_args_is_help=True
-)
-app.add_typer(sandbox_app, name="sandbox")
-
-DEFAULT_SANDBOX_KEY = "sandbox-service-key"
-
-
-class RequestShape(enum.StrEnum):
-    """The protection request shapes EcoSign has written (``sandbox.requests.SHAPES``; kept
-    here so that ``--help`` does not import the sandbox)."""
-
-    REQUIRED_EVIDENCE = "required-evidence"
-    PROTECTION_DETAILS = "protection-details"
 
 
 def _intent_from_flags(
@@ -173,147 +155,6 @@ def submit(
         return 0 if final.status is JobStatus.COMPLETED else 1
 
     raise typer.Exit(run_on_target(action, registry=True))
-
-
-@sandbox_app.command(
-    "serve",
-    epilog=example(
-        "ecosign-orchestrator sandbox serve --port 54321 --service-key local-dev-key",
-        'ecosign-orchestrator sandbox serve --faults \'{"run-tsa": {"rate": 0.3}}\'',
-    ),
-)
-def sandbox_serve(
-    host: Annotated[
-        str, typer.Option(metavar="HOST", help="Interface (loopback by default).")
-    ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, metavar="PORT")] = 54321,
-    service_key: Annotated[
-        str,
-        typer.Option(
-            envvar="ECOSIGN_SANDBOX_SERVICE_KEY", metavar="KEY", help="Key the sandbox accepts."
-        ),
-    ] = DEFAULT_SANDBOX_KEY,
-    db: Annotated[
-        Path | None, typer.Option(metavar="FILE", help="Persist documents in this SQLite file.")
-    ] = None,
-    polygon_confirm: Annotated[
-        float,
-        typer.Option(metavar="SECONDS", help="Until a Polygon anchor confirms (-1: never)."),
-    ] = 2.0,
-    bitcoin_confirm: Annotated[
-        float,
-        typer.Option(metavar="SECONDS", help="Until a Bitcoin anchor confirms (-1: never)."),
-    ] = 5.0,
-    faults: Annotated[
-        str | None,
-        typer.Option(metavar="JSON", help='Faults per function, e.g. {"run-tsa": {"rate": 0.3}}.'),
-    ] = None,
-    cron_secret: Annotated[
-        str | None,
-        typer.Option(
-            envvar="ECOSIGN_SANDBOX_CRON_SECRET",
-            metavar="SECRET",
-            help="notify-artifact-ready demands it in x-cron-secret, like EcoSign's.",
-        ),
-    ] = None,
-    request_shape: Annotated[
-        RequestShape,
-        typer.Option(
-            envvar="ECOSIGN_SANDBOX_REQUEST_SHAPE",
-            help="Which of EcoSign's protection request shapes new documents get.",
-        ),
-    ] = RequestShape.REQUIRED_EVIDENCE,
-) -> None:
-    """Run the sandbox alone (Edge Functions + REST + admin API) in the foreground."""
-    from ecosign_orchestrator import sandbox
-
-    plan = sandbox.FaultPlan()
-    if faults:
-        specs = guard(lambda: strict_loads(faults, field="--faults"))
-        try:
-            for name, spec in specs.items():
-                plan.set(name, sandbox.Fault.from_json(spec))
-        except (TypeError, ValueError, AttributeError) as exc:
-            raise fail(f"--faults: {exc}") from None
-    timing = sandbox.AnchorTiming(
-        polygon=None if polygon_confirm < 0 else polygon_confirm,
-        bitcoin=None if bitcoin_confirm < 0 else bitcoin_confirm,
-    )
-    store = sandbox.Store(db)
-    try:
-        application = sandbox.create_app(
-            service_key,
-            store=store,
-            faults=plan,
-            timing=timing,
-            cron_secret=cron_secret,
-            request_shape=request_shape.value,
-        )
-    except ValueError as exc:
-        raise fail(str(exc)) from None
-    url = f"http://{host}:{port}"
-    console.print(
-        f"sandbox on {url}\n"
-        f"  export EDGE_BASE_URL={url} SUPABASE_URL={url}\n"
-        "  export ECOSIGN_ORCH_SERVICE_KEY=<the key given with --service-key>\n"
-        f"  create a document: curl -X POST {url}/admin/documents "
-        "-H 'Authorization: Bearer <key>' -d '{}'"
-    )
-    sandbox.serve(application, host=host, port=port)
-
-
-@sandbox_app.command(
-    "new-document",
-    epilog=example(
-        "DOC=$(ecosign-orchestrator sandbox new-document)",
-        'ecosign-orchestrator submit --document "$DOC" --nda --wait',
-    ),
-)
-def sandbox_new_document(
-    url: Annotated[
-        str | None,
-        typer.Option(metavar="URL", envvar="EDGE_BASE_URL", help="The sandbox (EDGE_BASE_URL)."),
-    ] = None,
-    service_key: Annotated[
-        str | None,
-        typer.Option(
-            metavar="KEY",
-            envvar="ECOSIGN_ORCH_SERVICE_KEY",
-            help="Its service key (ECOSIGN_ORCH_SERVICE_KEY).",
-        ),
-    ] = None,
-    request_shape: Annotated[
-        RequestShape | None,
-        typer.Option(
-            help="The shape of its protection request (default: the sandbox's): "
-            "required-evidence (flow_type + required_evidence) or protection-details "
-            "(EcoSign's newest: no flow_type, evidence in protection_details).",
-        ),
-    ] = None,
-) -> None:
-    """Create a document in a running sandbox and print its id (a document_entity_id).
-
-    Its ledger starts with the protection request EcoSign writes (anchor_stage "initial",
-    step_index 0). In production the id is that of EcoSign's document_entities row the CTA
-    acts on.
-    """
-    import httpx
-
-    from ecosign_orchestrator.service.dev import create_document
-
-    if not url or not service_key:
-        raise fail("give --url and --service-key (or EDGE_BASE_URL and ECOSIGN_ORCH_SERVICE_KEY)")
-
-    async def go() -> str:
-        try:
-            shape = None if request_shape is None else request_shape.value
-            return await create_document(url, service_key, shape)
-        except httpx.HTTPError as exc:
-            raise errors.Unavailable(
-                f"the sandbox at {url} refused or is unreachable: {exc}"
-            ) from None
-
-    typer.echo(run(go))
 
 
 def _time(option: str, value: str | None) -> datetime | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -151,13 +152,25 @@ def _start_background(host: str, port: int, sandbox_port: int) -> int:
             tail = "\n".join(LOG_FILE.read_text(errors="replace").splitlines()[-5:])
             raise fail(f"dev did not start (log: {LOG_FILE}):\n{tail}", code=EXIT_UNAVAILABLE)
         time.sleep(0.1)
+    from ecosign_orchestrator.service.dev import banner
+
+    console.print(banner(_exports(ENV_FILE.read_text())), highlight=False, soft_wrap=True)
     console.print(
-        f"dev is running in the background (pid {child.pid}; log {LOG_FILE}).\n"
-        f"  source {ENV_FILE}      # URLs, token, document id\n"
-        "  ecosign-orchestrator dev --stop",
+        f"It runs in the background (pid {child.pid}; log {LOG_FILE}); "
+        "stop it with: ecosign-orchestrator dev --stop",
         highlight=False,
     )
     return 0
+
+
+def _exports(text: str) -> dict[str, str]:
+    """The ``export NAME=value`` lines of a dev.env file, as written by ``DevSession``."""
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("export "):
+            name, _, value = line.removeprefix("export ").partition("=")
+            found[name] = " ".join(shlex.split(value))
+    return found
 
 
 def _stop() -> int:
