@@ -102,8 +102,9 @@ class StatusMachine(RuleBasedStateMachine):
 
     @rule()
     def cancel(self) -> None:
-        status = self.job.status
-        self.attempt(self.repo.cancel(self.job_id), evented=status is not JobStatus.RUNNING)
+        # a running job is asked to stop, once: job_cancel_requested; any other one ends now
+        asked = self.job.status is JobStatus.RUNNING and self.job.cancel_requested
+        self.attempt(self.repo.cancel(self.job_id, actor="ops-alice"), evented=not asked)
 
     @rule()
     def manual_retry(self) -> None:
@@ -124,7 +125,11 @@ class StatusMachine(RuleBasedStateMachine):
         last = self.repo.event_log[-1].type
         assert (
             last is EVENT_FOR_STATUS[self.job.status]
-            or (self.job.status is JobStatus.RUNNING and self.job.cancel_requested)
+            or (
+                self.job.status is JobStatus.RUNNING
+                and self.job.cancel_requested
+                and last is EventType.JOB_CANCEL_REQUESTED
+            )
             # a check of an unchanged wait writes nothing: the claim's event is the last
             or (self.job.status is JobStatus.WAITING and last is EventType.JOB_STARTED)
         )

@@ -33,6 +33,9 @@ class EventType(enum.StrEnum):
     #: ``data.deadline``). Written when a wait begins or what it waits for changes; a check
     #: that finds nothing new writes none.
     JOB_WAITING = "job_waiting"
+    #: A user asked a running job to stop (``data.actor``: who, when known); its worker stops
+    #: it at its next heartbeat (then ``job_cancelled``).
+    JOB_CANCEL_REQUESTED = "job_cancel_requested"
     # A job's named steps (reported through JobContext), written with the step record in the
     # same transaction; ``data.step`` names the step, ``data.attempt`` counts its attempts.
     #: A step's attempt begins.

@@ -59,16 +59,22 @@ class JobFilter:
     reason: str | None = None
     #: The most jobs selected.
     limit: int = 1000
+    #: Only these jobs (the ids a dry run listed): acting on exactly what was confirmed, never
+    #: on a job that came to match since.
+    ids: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         if not self.statuses:
             raise errors.InvalidJob("status", "name at least one status to select jobs")
         if not 1 <= self.limit <= 10_000:
             raise errors.InvalidJob("limit", "must be between 1 and 10000")
+        if self.ids is not None and len(self.ids) > 10_000:
+            raise errors.InvalidJob("ids", "at most 10000")
 
     def matches(self, job: Job) -> bool:
         """Whether ``job`` is selected (status and kind are already filtered by the store)."""
-        return failed_like(job, step=self.step, reason=self.reason)
+        chosen = self.ids is None or job.id in self.ids
+        return chosen and failed_like(job, step=self.step, reason=self.reason)
 
 
 def failed_like(job: Job, *, step: str | None, reason: str | None) -> bool:
@@ -94,10 +100,11 @@ async def page_failed_like(
     before: JobId | None = None,
     limit: int = 50,
     max_scan: int = 5 * PAGE,
+    ids: frozenset[str] | None = None,
 ) -> tuple[list[Job], JobId | None]:
     """A page of jobs (newest first) that also pass :func:`failed_like`, and the cursor of the
     next page (None at the end of the store). At most ``max_scan`` jobs are read per page, so a
-    narrow filter may give a short page with a cursor to continue from."""
+    narrow filter may give a short page with a cursor to continue from. ``ids``: only these."""
     chosen: list[Job] = []
     scanned = 0
     while scanned < max_scan:
@@ -106,7 +113,7 @@ async def page_failed_like(
         )
         scanned += len(page)
         for job in page:
-            if failed_like(job, step=step, reason=reason):
+            if (ids is None or job.id in ids) and failed_like(job, step=step, reason=reason):
                 chosen.append(job)
                 if len(chosen) == limit:
                     return chosen, job.id
@@ -126,6 +133,7 @@ async def select(repository: JobRepository, selection: JobFilter) -> list[Job]:
         kinds=selection.kinds,
         limit=selection.limit,
         max_scan=MAX_SCAN,
+        ids=selection.ids,
     )
     return chosen
 
@@ -210,11 +218,17 @@ class BulkResult:
 
 
 async def act(
-    repository: JobRepository, selection: JobFilter, verb: str, *, dry_run: bool
+    repository: JobRepository,
+    selection: JobFilter,
+    verb: str,
+    *,
+    dry_run: bool,
+    actor: str | None = None,
 ) -> BulkResult:
     """``retry`` or ``cancel`` every job ``selection`` names (or, with ``dry_run``, only say
     which). A job that cannot take the action (its state changed since it was selected, or
-    another active job holds its dedupe key) is skipped with the reason."""
+    another active job holds its dedupe key) is skipped with the reason. Each event records
+    ``actor``."""
     if verb not in ("retry", "cancel"):
         raise errors.InvalidJob("verb", "must be retry or cancel")
     selected = await select(repository, selection)
@@ -224,7 +238,7 @@ async def act(
         for job in selected:
             try:
                 action = repository.retry if verb == "retry" else repository.cancel
-                done.append(await action(job.id))
+                done.append(await action(job.id, actor=actor))
             except (errors.IllegalTransition, errors.JobNotFound, errors.DuplicateJob) as exc:
                 skipped.append((job.id, str(exc)))
     return BulkResult(selected=selected, done=done, skipped=skipped)

@@ -323,8 +323,9 @@ _ALREADY = {
 }
 
 
-def cancel(job: Job, *, now: datetime) -> tuple[Job, EventDraft | None]:
-    """A user cancels: waiting jobs end at once; a running one gets a request its worker obeys."""
+def cancel(job: Job, *, now: datetime, actor: str | None = None) -> tuple[Job, EventDraft | None]:
+    """A user (``actor``, when known) cancels: waiting jobs end at once; a running one gets a
+    request its worker obeys, recorded as ``job_cancel_requested``."""
     if job.status.is_terminal:
         raise errors.IllegalTransition(
             job.id,
@@ -332,16 +333,31 @@ def cancel(job: Job, *, now: datetime) -> tuple[Job, EventDraft | None]:
             JobStatus.CANCELLED.value,
             f"{_ALREADY[job.status]}: an ended job cannot be cancelled",
         )
+    who = _actor(actor)
     if job.status is JobStatus.RUNNING:
         if job.cancel_requested:
             return job, None
-        return dataclasses.replace(job, cancel_requested=True, updated_at=now), None
+        requested = EventDraft(
+            job_id=job.id,
+            type=EventType.JOB_CANCEL_REQUESTED,
+            at=now,
+            attempt=job.attempts,
+            data={"worker": job.lease_owner, **who},
+        )
+        return dataclasses.replace(job, cancel_requested=True, updated_at=now), requested
     steps = _stop_waiting_steps(job.steps, now, CANCELLED_STEP)
-    return _move(job, JobStatus.CANCELLED, now, {"requested": True}, finished_at=now, steps=steps)
+    data: JSONDict = {"requested": True, **who}
+    return _move(job, JobStatus.CANCELLED, now, data, finished_at=now, steps=steps)
 
 
-def manual_retry(job: Job, *, now: datetime) -> Outcome:
-    """A user re-runs a failed or cancelled job: a fresh start, attempts reset to zero."""
+def _actor(actor: str | None) -> JSONDict:
+    """``{"actor": name}`` for an event's data, or nothing when nobody is named."""
+    return {} if actor is None else {"actor": actor}
+
+
+def manual_retry(job: Job, *, now: datetime, actor: str | None = None) -> Outcome:
+    """A user (``actor``, when known) re-runs a failed or cancelled job: a fresh start,
+    attempts reset to zero."""
     if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
         # running -> queued is legal for leases, not for users: only ended jobs are re-run.
         words = (
@@ -354,7 +370,7 @@ def manual_retry(job: Job, *, now: datetime) -> Outcome:
         job,
         JobStatus.QUEUED,
         now,
-        {"reason": "manual_retry", "previous_status": job.status.value},
+        {"reason": "manual_retry", "previous_status": job.status.value, **_actor(actor)},
         attempts=0,
         run_at=now,
         finished_at=None,

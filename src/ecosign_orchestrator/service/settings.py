@@ -27,6 +27,7 @@ from ecosign_orchestrator.core.schedules import Schedule
 from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.core.worker_settings import MAX_LEASE_SECONDS
 from ecosign_orchestrator.service.http_limits import HttpLimits
+from ecosign_orchestrator.service.tokens import ApiToken, parse_tokens
 
 DEFAULT_DATABASE_URL = "sqlite:///./.ecosign-orchestrator/jobs.db"
 #: The largest time scale (scales exist to run delays small; 1000x is already absurd).
@@ -430,6 +431,20 @@ class Settings(BaseSettings):
             return [t.strip() for t in value.split(",") if t.strip()]
         return value
 
+    @field_validator("api_tokens", "api_read_tokens", mode="after")
+    @classmethod
+    def _named_tokens(cls, value: list[SecretStr], info: ValidationInfo) -> list[SecretStr]:
+        entries = [v.get_secret_value() for v in value]
+        parse_tokens(entries, read_only=info.field_name == "api_read_tokens")
+        return value
+
+    def tokens(self) -> list[ApiToken]:
+        """The API's tokens with their names and scopes (``ECOSIGN_ORCH_API_TOKENS`` entries
+        ``name:token[:scope]``, ``ECOSIGN_ORCH_API_READ_TOKENS`` read-only)."""
+        write = parse_tokens([t.get_secret_value() for t in self.api_tokens])
+        read = parse_tokens([t.get_secret_value() for t in self.api_read_tokens], read_only=True)
+        return [*write, *read]
+
     @field_validator(
         "step_functions",
         "step_policies",
@@ -520,6 +535,7 @@ class Settings(BaseSettings):
         values = [self.api_token, self.service_key, *self.api_tokens, *self.api_read_tokens]
         values += [v for headers in self.step_headers.values() for v in headers.values()]
         found = [v.get_secret_value() for v in values if v is not None]
+        found += [token.secret for token in self.tokens()]
         for url in (self.database_url_value, self.api_url, self.edge_base_url, self.supabase_url):
             found += url_secrets(url or "")
         return found
@@ -532,6 +548,12 @@ class Settings(BaseSettings):
             if data.get(name):
                 data[name] = mask_url(data[name])
         data["database_location"] = self.database_location
+        for name, read_only in (("api_tokens", False), ("api_read_tokens", True)):
+            entries = [t.get_secret_value() for t in getattr(self, name)]
+            data[name] = [
+                f"{t.name} ({t.scope.value}): **********"
+                for t in parse_tokens(entries, read_only=read_only)
+            ]
         data["effective_confirmations"] = self._effective_confirmations()
         return data
 

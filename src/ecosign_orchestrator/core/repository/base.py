@@ -399,11 +399,13 @@ class TransactionalRepository(abc.ABC):
             job_id, lambda job, now: transitions.acknowledge_cancel(job, token=token, now=now)
         )
 
-    async def cancel(self, job_id: JobId) -> Job:
-        """User cancel."""
-        return await self._apply(job_id, lambda job, now: transitions.cancel(job, now=now))
+    async def cancel(self, job_id: JobId, *, actor: str | None = None) -> Job:
+        """User cancel (``actor``: who, recorded in the event)."""
+        return await self._apply(
+            job_id, lambda job, now: transitions.cancel(job, now=now, actor=actor)
+        )
 
-    async def retry(self, job_id: JobId) -> Job:
+    async def retry(self, job_id: JobId, *, actor: str | None = None) -> Job:
         """User retry of a failed or cancelled job.
 
         Refused with ``DuplicateJob`` while another active job holds the same dedupe key (for a
@@ -415,7 +417,7 @@ class TransactionalRepository(abc.ABC):
                 holder = await tx.find_holder(job.dedupe_key, reuse_completed=False)
                 if holder is not None and holder.id != job.id:
                     raise errors.DuplicateJob(job.dedupe_key, holder.id)
-            new, draft = transitions.manual_retry(job, now=utcnow())
+            new, draft = transitions.manual_retry(job, now=utcnow(), actor=actor)
             await tx.update(new)
             published.append(await tx.add_event(draft))
             await tx.ready()

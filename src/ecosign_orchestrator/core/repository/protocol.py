@@ -123,11 +123,13 @@ class JobStore(Protocol):
     async def acknowledge_cancel(self, job_id: JobId, token: LeaseToken) -> Job:
         """running -> cancelled, after a cancel request."""
 
-    async def cancel(self, job_id: JobId) -> Job:
-        """User cancel: waiting jobs end now; running ones get a request their worker obeys."""
+    async def cancel(self, job_id: JobId, *, actor: str | None = None) -> Job:
+        """User cancel: waiting jobs end now; running ones get a request their worker obeys.
+        ``actor`` (a token's name, ``cli:<user>``) is recorded in the event."""
 
-    async def retry(self, job_id: JobId) -> Job:
-        """User retry of a failed or cancelled job: back to queued with attempts reset."""
+    async def retry(self, job_id: JobId, *, actor: str | None = None) -> Job:
+        """User retry of a failed or cancelled job: back to queued with attempts reset.
+        ``actor`` is recorded in the event."""
 
     async def recover_expired(self, *, limit: int = 100) -> list[JobId]:
         """Return jobs whose lease expired to the queue (or fail them if attempts are spent)."""

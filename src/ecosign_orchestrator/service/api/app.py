@@ -18,13 +18,14 @@ from fastapi_offline import FastAPIOffline
 from ecosign_orchestrator.core.repository import JobRepository
 from ecosign_orchestrator.service import console, wiring
 from ecosign_orchestrator.service.api import errors as api_errors
-from ecosign_orchestrator.service.api.auth import Scope, StreamTickets, TokenCheck, requires
+from ecosign_orchestrator.service.api.auth import StreamTickets, TokenCheck, requires
 from ecosign_orchestrator.service.api.limits import BodyLimit
 from ecosign_orchestrator.service.api.routes import AUTH_RESPONSES, router
 from ecosign_orchestrator.service.api.schemas import Health
 from ecosign_orchestrator.service.api.streams import stream_router
 from ecosign_orchestrator.service.metrics import CONTENT_TYPE, Metrics
 from ecosign_orchestrator.service.settings import Settings
+from ecosign_orchestrator.service.tokens import Scope
 
 logger = logging.getLogger(__name__)
 
@@ -75,13 +76,8 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
     )
-    app.state.tokens = TokenCheck(
-        [t.get_secret_value() for t in settings.api_tokens],
-        [t.get_secret_value() for t in settings.api_read_tokens],
-    )
-    app.state.tickets = StreamTickets(
-        [t.get_secret_value() for t in (*settings.api_tokens, *settings.api_read_tokens)]
-    )
+    app.state.tokens = TokenCheck(settings.tokens())
+    app.state.tickets = StreamTickets([t.secret for t in settings.tokens()])
     app.state.metrics = metrics
     app.state.ffmpeg_enabled = settings.ffmpeg_roots_configured
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

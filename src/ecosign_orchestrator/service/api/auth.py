@@ -3,7 +3,6 @@ short-lived stream tickets for browsers."""
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import hmac
 import time
@@ -14,42 +13,36 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ecosign_orchestrator.service.api.errors import ApiError
-
-
-class Scope(enum.Enum):
-    """What a token may do."""
-
-    READ = "read"
-    WRITE = "write"
-
+from ecosign_orchestrator.service.tokens import ApiToken, Scope
 
 bearer = HTTPBearer(
     auto_error=False,
-    description="A token from ECOSIGN_ORCH_API_TOKENS (read-write) "
-    "or ECOSIGN_ORCH_API_READ_TOKENS (read-only)",
+    description="A token from ECOSIGN_ORCH_API_TOKENS (read-write, or read with :read) "
+    "or ECOSIGN_ORCH_API_READ_TOKENS (read-only); entries are name:token[:scope]",
 )
 
 
 class TokenCheck:
-    """Decides what a presented token may do."""
+    """Decides who a presented token is and what it may do."""
 
-    def __init__(self, write: Sequence[str], read: Sequence[str]) -> None:
-        self._write = [t.encode() for t in write]
-        self._read = [t.encode() for t in read]
+    def __init__(self, tokens: Sequence[ApiToken]) -> None:
+        self._tokens = [(t, t.secret.encode()) for t in tokens]
 
     @property
     def enabled(self) -> bool:
         """False when no token is configured (then the server only binds loopback)."""
-        return bool(self._write or self._read)
+        return bool(self._tokens)
 
-    def scope_of(self, token: str) -> Scope | None:
-        """The scope of ``token``; every configured token is compared (no early exit)."""
+    def identify(self, token: str) -> ApiToken | None:
+        """The configured token ``token`` is (the write one first if configured twice); every
+        configured token is compared (no early exit)."""
         given = token.encode()
-        write = any([hmac.compare_digest(given, t) for t in self._write])
-        read = any([hmac.compare_digest(given, t) for t in self._read])
-        if write:
-            return Scope.WRITE
-        return Scope.READ if read else None
+        matches = [t for t, secret in self._tokens if hmac.compare_digest(given, secret)]
+        return min(matches, key=lambda t: t.scope is not Scope.WRITE, default=None)
+
+
+#: The actor of a request when the server has no token configured (loopback only).
+ANONYMOUS = "anonymous"
 
 
 def requires(scope: Scope) -> Callable[..., Coroutine[Any, Any, None]]:
@@ -62,6 +55,19 @@ def requires(scope: Scope) -> Callable[..., Coroutine[Any, Any, None]]:
         _check(request.app.state.tokens, credentials, scope)
 
     return check
+
+
+async def acting(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> str:
+    """Who makes a write request: its token's name (checked for write access)."""
+    found = _check(request.app.state.tokens, credentials, Scope.WRITE)
+    return ANONYMOUS if found is None else found.name
+
+
+#: A route parameter: the name of the token acting (recorded in retry and cancel events).
+Actor = Annotated[str, Depends(acting)]
 
 
 async def stream_reader(
@@ -87,16 +93,18 @@ async def stream_reader(
 
 def _check(
     tokens: TokenCheck, credentials: HTTPAuthorizationCredentials | None, scope: Scope
-) -> None:
+) -> ApiToken | None:
+    """The token presented, checked for ``scope`` (None when the server has no tokens)."""
     if not tokens.enabled:
-        return
+        return None
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise ApiError(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-    granted = tokens.scope_of(credentials.credentials)
-    if granted is None:
+    found = tokens.identify(credentials.credentials)
+    if found is None:
         raise ApiError(401, "invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
-    if scope is Scope.WRITE and granted is not Scope.WRITE:
-        raise ApiError(403, "this token is read-only")
+    if scope is Scope.WRITE and found.scope is not Scope.WRITE:
+        raise ApiError(403, f"the token {found.name} is read-only")
+    return found
 
 
 #: How long a stream ticket opens the stream (a browser reconnecting later asks for a new one).

@@ -18,7 +18,7 @@ from ecosign_orchestrator.core.repository import JobRepository
 from ecosign_orchestrator.core.selection import JobFilter
 from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.core.types import JobId
-from ecosign_orchestrator.service.api.auth import Scope, requires
+from ecosign_orchestrator.service.api.auth import Actor, requires
 from ecosign_orchestrator.service.api.errors import ApiError
 from ecosign_orchestrator.service.api.limits import StrictJSONRoute
 from ecosign_orchestrator.service.api.schemas import (
@@ -35,6 +35,7 @@ from ecosign_orchestrator.service.api.schemas import (
     Problem,
     ScheduleOut,
 )
+from ecosign_orchestrator.service.tokens import Scope
 
 router = APIRouter(prefix="/v1", route_class=StrictJSONRoute)
 
@@ -290,10 +291,10 @@ async def job_events(
     responses={**AUTH_RESPONSES},
     summary="Retry every job a selection names (dry_run lists them)",
 )
-async def bulk_retry(body: BulkRequest, repo: Repo) -> BulkOut:
+async def bulk_retry(body: BulkRequest, repo: Repo, actor: Actor) -> BulkOut:
     """Select by status, kind, failing step and error text; retry each (a job that changed
     meanwhile is skipped with the reason)."""
-    return await _bulk(repo, body, "retry")
+    return await _bulk(repo, body, "retry", actor)
 
 
 @router.post(
@@ -302,16 +303,21 @@ async def bulk_retry(body: BulkRequest, repo: Repo) -> BulkOut:
     responses={**AUTH_RESPONSES},
     summary="Cancel every job a selection names (dry_run lists them)",
 )
-async def bulk_cancel(body: BulkRequest, repo: Repo) -> BulkOut:
+async def bulk_cancel(body: BulkRequest, repo: Repo, actor: Actor) -> BulkOut:
     """Select by status, kind, failing step and error text; cancel each."""
-    return await _bulk(repo, body, "cancel")
+    return await _bulk(repo, body, "cancel", actor)
 
 
-async def _bulk(repo: JobRepository, body: BulkRequest, verb: str) -> BulkOut:
+async def _bulk(repo: JobRepository, body: BulkRequest, verb: str, actor: str) -> BulkOut:
     selection = JobFilter(
-        statuses=body.status, kinds=body.kind, step=body.step, reason=body.reason, limit=body.limit
+        statuses=body.status,
+        kinds=body.kind,
+        step=body.step,
+        reason=body.reason,
+        limit=body.limit,
+        ids=None if body.ids is None else frozenset(body.ids),
     )
-    result = await selection_ops.act(repo, selection, verb, dry_run=body.dry_run)
+    result = await selection_ops.act(repo, selection, verb, dry_run=body.dry_run, actor=actor)
     return BulkOut.model_validate(result.to_json(dry_run=body.dry_run))
 
 
@@ -394,9 +400,10 @@ async def job_calls(
     },
     summary="Run a failed or cancelled job again from its current state",
 )
-async def retry_job(job_id: JOB_ID, repo: Repo) -> JobOut:
-    """Back to the queue with a fresh set of attempts; a document flow re-plans from state."""
-    return JobOut.of(await repo.retry(await resolve_job_id(repo, job_id)))
+async def retry_job(job_id: JOB_ID, repo: Repo, actor: Actor) -> JobOut:
+    """Back to the queue with a fresh set of attempts; a document flow re-plans from state.
+    The ``job_queued`` event names the token that asked (``data.actor``)."""
+    return JobOut.of(await repo.retry(await resolve_job_id(repo, job_id), actor=actor))
 
 
 @router.post(
@@ -409,9 +416,10 @@ async def retry_job(job_id: JOB_ID, repo: Repo) -> JobOut:
     },
     summary="Cancel a job (a running one stops at its worker's next heartbeat)",
 )
-async def cancel_job(job_id: JOB_ID, repo: Repo) -> JobOut:
-    """Waiting jobs end at once; a running one gets a cancel request."""
-    return JobOut.of(await repo.cancel(await resolve_job_id(repo, job_id)))
+async def cancel_job(job_id: JOB_ID, repo: Repo, actor: Actor) -> JobOut:
+    """Waiting jobs end at once; a running one gets a cancel request. The event names the
+    token that asked (``data.actor``)."""
+    return JobOut.of(await repo.cancel(await resolve_job_id(repo, job_id), actor=actor))
 
 
 def _uuid(field: str, value: str) -> str:

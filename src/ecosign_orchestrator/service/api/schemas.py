@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -212,6 +212,12 @@ class BulkRequest(BaseModel):
         default=None, max_length=500, description="Last error contains this (case-insensitive)"
     )
     limit: int = Field(default=1000, ge=1, le=10_000, description="Act on at most this many")
+    ids: list[Annotated[str, Field(pattern=r"^[0-9a-f-]{36}$")]] | None = Field(
+        default=None,
+        max_length=10_000,
+        description="Only these jobs, e.g. the ids a dry run listed: a retry then acts on "
+        "exactly what was confirmed, never on a job that came to match since",
+    )
     dry_run: bool = Field(default=False, description="Only list the selection")
 
 

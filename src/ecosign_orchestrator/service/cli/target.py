@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import json
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -92,6 +94,18 @@ class Target(Protocol):
         """Cancel a job."""
 
 
+def _local_actor() -> str:
+    """``cli:<user>``: who acts on the database directly (the API names its tokens instead)."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no user name for this uid (some containers)
+        return f"cli:uid-{os.getuid()}"
+
+
+#: The actor recorded for retries and cancels made with the CLI on the database itself.
+LOCAL_ACTOR = _local_actor()
+
+
 class LocalTarget:
     """Acts on the database directly."""
 
@@ -149,7 +163,7 @@ class LocalTarget:
         return await self.repository.events(after_id=after, job_id=job.id, limit=10_000)
 
     async def bulk(self, selection: JobFilter, verb: str, *, dry_run: bool) -> dict[str, Any]:
-        result = await act(self.repository, selection, verb, dry_run=dry_run)
+        result = await act(self.repository, selection, verb, dry_run=dry_run, actor=LOCAL_ACTOR)
         return result.to_json(dry_run=dry_run)
 
     async def failures(self, kinds: list[str] | None) -> list[dict[str, Any]]:
@@ -165,10 +179,10 @@ class LocalTarget:
                 yield event
 
     async def retry(self, job_id: str) -> Job:
-        return await self.repository.retry(await self.resolve(job_id))
+        return await self.repository.retry(await self.resolve(job_id), actor=LOCAL_ACTOR)
 
     async def cancel(self, job_id: str) -> Job:
-        return await self.repository.cancel(await self.resolve(job_id))
+        return await self.repository.cancel(await self.resolve(job_id), actor=LOCAL_ACTOR)
 
 
 def call_from_json(data: dict[str, Any]) -> CallRecord:
