@@ -22,6 +22,8 @@ from tests.support.flows import SandboxAdmin, flow_settings
 
 WRITE = "console-write-token-7c1e9d"
 READ = "console-read-token-2b8f4a"
+#: A named write token: what it does is recorded as done by ops-alice.
+ALICE = "console-alice-token-5e0b3f"
 #: Chromium's own background traffic is refused on these machines: turn it off.
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -69,7 +71,7 @@ async def console(sandbox_url: str, tmp_path: Path) -> AsyncIterator[dict[str, A
     settings = flow_settings(
         sandbox_url,
         database_url=SecretStr(f"sqlite:///{tmp_path}/jobs.db"),
-        api_tokens=[SecretStr(WRITE)],
+        api_tokens=[SecretStr(WRITE), SecretStr(f"ops-alice:{ALICE}")],
         api_read_tokens=[SecretStr(READ)],
     )
     admin = SandboxAdmin(sandbox_url)
@@ -83,17 +85,22 @@ async def console(sandbox_url: str, tmp_path: Path) -> AsyncIterator[dict[str, A
 
 
 @pytest.fixture
-async def page(browser: Browser) -> AsyncIterator[Page]:
-    """A fresh browser tab at 1280 px; console errors and failed requests fail the test."""
+async def page(browser: Browser, request: pytest.FixtureRequest) -> AsyncIterator[Page]:
+    """A fresh browser tab at 1280 px; console errors and failed requests fail the test
+    (except the statuses a test expects: ``@pytest.mark.answers(404)``)."""
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     tab = await context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+    expected = [m.args[0] for m in request.node.iter_markers("answers")]
 
     def on_console(msg: ConsoleMessage) -> None:
         # The browser itself logs each 401/403 answer; the console asks for a token on those.
-        if msg.type == "error" and not EXPECTED_REFUSAL.search(msg.text):
-            errors.append(f"console {msg.type}: {msg.text}")
+        if msg.type != "error" or EXPECTED_REFUSAL.search(msg.text):
+            return
+        if any(f"status of {status} " in msg.text for status in expected):
+            return
+        errors.append(f"console {msg.type}: {msg.text}")
 
     tab.on("console", on_console)
     try:
@@ -101,6 +108,17 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
     finally:
         await context.close()
     assert not errors, errors
+
+
+async def fits(page: Page, selector: str, width: int) -> None:
+    """No element inside ``selector`` reaches past ``width`` px (nothing behind a sideways
+    scroll)."""
+    widest = await page.locator(selector).evaluate(
+        """(root) => Math.max(0, ...[root, ...root.querySelectorAll("*")]
+            .filter((e) => e.getClientRects().length)
+            .map((e) => e.getBoundingClientRect().right))"""
+    )
+    assert widest <= width, f"{selector} reaches {widest} px at a {width} px viewport"
 
 
 async def sign_in(page: Page, token: str) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from playwright.async_api import Page, expect
 
-from tests.browser.conftest import READ, WRITE, artifacts, sign_in
+from tests.browser.conftest import READ, WRITE, artifacts, fits, sign_in
 from tests.support.flows import SANDBOX_KEY
 
 
@@ -119,18 +119,27 @@ async def test_the_console_fits_a_phone_and_filters_by_failure(
 ) -> None:
     admin = console["admin"]
     client: httpx.AsyncClient = console["client"]
-    await admin.set_faults({"build-artifact": {"rate": 1.0, "statuses": [422]}})
     failing = await admin.create_document()
+    reason = "missing_witness_pdf: the witness PDF was not found in storage for this document"
+    await admin.set_faults(
+        {
+            "build-artifact": {
+                "rate": 1.0,
+                "statuses": [422],
+                "documents": [failing],
+                "body": {"error": reason},
+            }
+        }
+    )
     bad = (await client.post("/v1/document-jobs", json=intent(failing))).json()
+    ok_doc = await admin.create_document()
+    good = (await client.post("/v1/document-jobs", json=intent(ok_doc))).json()
     await page.set_viewport_size({"width": 390, "height": 844})
     await page.goto(f"{console['url']}/ui")
     await sign_in(page, READ)
     await expect(page.locator(f'#flows tr[data-job-id="{bad["id"]}"]')).to_have_attribute(
         "data-status", "failed"
     )
-    await admin.set_faults({"build-artifact": None})
-    ok_doc = await admin.create_document()
-    good = (await client.post("/v1/document-jobs", json=intent(ok_doc))).json()
     await expect(page.locator(f'#flows tr[data-job-id="{good["id"]}"]')).to_have_attribute(
         "data-status", "completed"
     )
@@ -139,6 +148,23 @@ async def test_the_console_fits_a_phone_and_filters_by_failure(
     await expect(group).to_contain_text("build_artifact")
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the page is {width} px wide at a 390 px viewport"
+    for table in ("#flows", "#failures"):
+        await fits(page, table, 390)
+    # The reason reads as text: its box holds at least 20 characters of its own font.
+    text = group.locator("td.reason a")
+    await expect(text).to_contain_text("missing_witness_pdf")
+    room = await text.evaluate(
+        """(a) => {
+            const box = a.closest("td").getBoundingClientRect().width;
+            const probe = document.createElement("span");
+            probe.textContent = "abcdefghijklmnopqrst";
+            a.append(probe);
+            const twenty = probe.getBoundingClientRect().width;
+            probe.remove();
+            return box / twenty;
+        }"""
+    )
+    assert room >= 1, f"the failure reason's box holds {room * 20:.0f} characters"
     await page.screenshot(path=artifacts() / "console-phone.png", full_page=True)
 
     await group.locator("a").click()  # the group's link filters the list by step and reason
@@ -146,3 +172,13 @@ async def test_the_console_fits_a_phone_and_filters_by_failure(
     await expect(page.locator("#flows tbody tr")).to_have_attribute("data-job-id", bad["id"])
     await page.goto(f"{console['url']}/ui?id={bad['id'][-12:]}")
     await expect(page.locator("#flows tbody tr")).to_have_attribute("data-job-id", bad["id"])
+
+    await page.goto(f"{console['url']}/ui/flows/{bad['id']}")
+    await expect(page.locator("#flow-status")).to_have_text("failed")
+    await expect(page.locator("#calls tbody tr")).not_to_have_count(0)
+    await expect(page.locator("#events tbody tr").last).to_have_attribute("data-type", "job_failed")
+    for section in ("#facts", "#failure", "#timeline", "#calls", "#events"):
+        await fits(page, section, 390)
+    answer = page.locator("#calls tbody tr").last.locator("summary")
+    assert (await answer.bounding_box() or {"width": 0})["width"] >= 200
+    await page.screenshot(path=artifacts() / "console-phone-flow.png", full_page=True)

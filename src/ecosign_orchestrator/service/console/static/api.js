@@ -52,33 +52,42 @@ export class ApiError extends Error {
   }
 }
 
-// One API call; asks for a token on 401 (and for a write token on 403), then tries again once.
-export async function api(path, { method = "GET", body, retried = false } = {}) {
-  const headers = { Accept: "application/json" };
-  if (token()) headers.Authorization = `Bearer ${token()}`;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const response = await fetch(path, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    cache: "no-store",
-  });
-  const text = await response.text();
-  let data = null;
-  try {
-    data = text ? JSON.parse(text) : null;
-  } catch {
-    data = { detail: text };
+// How many times a refused token is asked for again before the call gives up.
+const TOKEN_TRIES = 5;
+
+// One API call. On 401 (no or a wrong token) and 403 (a read-only token for a write) it asks
+// for a token, saying why the last one was refused, and tries again; Cancel gives up.
+export async function api(path, { method = "GET", body } = {}) {
+  for (let tries = 0; ; tries += 1) {
+    const headers = { Accept: "application/json" };
+    if (token()) headers.Authorization = `Bearer ${token()}`;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: "no-store",
+    });
+    const text = await response.text();
+    let data = null;
+    try {
+      data = text ? JSON.parse(text) : null;
+    } catch {
+      data = { detail: text };
+    }
+    if ((response.status === 401 || response.status === 403) && tries < TOKEN_TRIES) {
+      let why = "This server asks for a token. It is kept in this tab only.";
+      if (response.status === 403) {
+        why = `This action needs a read-write token (${data?.detail ?? "refused"}).`;
+      } else if (token()) {
+        why = `That token was refused (${data?.detail ?? "invalid"}). Enter it again.`;
+      }
+      if (response.status === 401) sessionStorage.removeItem(TOKEN_KEY);
+      if (await askToken(why)) continue;
+    }
+    if (!response.ok) throw new ApiError(response.status, data);
+    return data;
   }
-  if ((response.status === 401 || response.status === 403) && !retried) {
-    const why =
-      response.status === 403
-        ? "This action needs a read-write token. It is kept in this tab only."
-        : "This server asks for a token. It is kept in this tab only.";
-    if (await askToken(why)) return api(path, { method, body, retried: true });
-  }
-  if (!response.ok) throw new ApiError(response.status, data);
-  return data;
 }
 
 export function notice(message) {
@@ -87,7 +96,7 @@ export function notice(message) {
   box.hidden = !message;
 }
 
-function setLive(text) {
+export function setLive(text) {
   document.getElementById("live").textContent = text;
 }
 
@@ -187,10 +196,24 @@ export function time(iso) {
   return date.toLocaleTimeString([], { hour12: false });
 }
 
+// "2 Dec 2026, 14:05:09 (3 min ago)" in the browser's locale; the ISO time in the tooltip.
 export function dateTime(iso) {
   if (!iso) return "";
   const date = new Date(iso);
-  return `${date.toLocaleDateString()} ${date.toLocaleTimeString([], { hour12: false })}`;
+  const local = date.toLocaleString([], { dateStyle: "medium", timeStyle: "medium", hour12: false });
+  return `${local} (${relative(iso)})`;
+}
+
+// "3 min ago" / "in 40 s".
+export function relative(iso) {
+  const seconds = (Date.now() - Date.parse(iso)) / 1000;
+  return seconds >= 0 ? `${ago(seconds)} ago` : `in ${ago(-seconds)}`;
+}
+
+// A <time> element: the date in words, its ISO form as the machine value and the tooltip.
+export function when(iso, words = dateTime(iso)) {
+  if (!iso) return el("span", "");
+  return el("time", words, { datetime: iso, title: iso });
 }
 
 export function ago(seconds) {
@@ -198,6 +221,57 @@ export function ago(seconds) {
   if (seconds < 3600) return `${Math.round(seconds / 60)} min`;
   if (seconds < 86400) return `${(seconds / 3600).toFixed(1)} h`;
   return `${(seconds / 86400).toFixed(1)} d`;
+}
+
+// What a waiting job waits for, in one line ("" when it is not waiting).
+export function waitText(job) {
+  if (job.status !== "waiting" || !job.waiting) return "";
+  const parts = [`waits for ${job.waiting.reason}`, `next check ${relative(job.run_at)}`];
+  if (job.waiting.deadline) parts.push(`gives up ${relative(job.waiting.deadline)}`);
+  return parts.join(", ");
+}
+
+// Labels each cell with its column's header, so that on a phone (CSS: table.cards) every row
+// reads as a card of "label: value" lines instead of scrolling sideways.
+export function labelCells(table) {
+  const headers = [...table.querySelectorAll("thead th")].map((th) => th.textContent.trim());
+  for (const row of table.querySelectorAll("tbody tr")) {
+    [...row.children].forEach((cell, index) => cell.setAttribute("data-label", headers[index] ?? ""));
+  }
+}
+
+// Asks the operator to confirm an action in the page's confirmation dialog: resolves true
+// when confirmed. `details` (strings) are listed under the question.
+export function confirmAction({ title, question, details = [], confirm, keep = "Keep it" }) {
+  const dialog = document.getElementById("confirm-dialog");
+  document.getElementById("confirm-title").textContent = title;
+  document.getElementById("confirm-question").textContent = question;
+  const list = document.getElementById("confirm-details");
+  list.replaceChildren(...details.map((d) => el("li", d)));
+  list.hidden = details.length === 0;
+  const yes = document.getElementById("confirm-yes");
+  yes.textContent = confirm;
+  document.getElementById("confirm-no").textContent = keep;
+  return new Promise((resolve) => {
+    const done = (value) => {
+      yes.removeEventListener("click", onYes);
+      no.removeEventListener("click", onNo);
+      dialog.removeEventListener("cancel", onNo);
+      dialog.close();
+      resolve(value);
+    };
+    const no = document.getElementById("confirm-no");
+    const onYes = () => done(true);
+    const onNo = (event) => {
+      event?.preventDefault?.();
+      done(false);
+    };
+    yes.addEventListener("click", onYes);
+    no.addEventListener("click", onNo);
+    dialog.addEventListener("cancel", onNo);
+    dialog.showModal();
+    no.focus();
+  });
 }
 
 export function statusBadge(status) {

@@ -1,12 +1,15 @@
 // One flow: facts, why it failed, a timeline of step attempts, the Edge call log, the event log,
 // Retry and Cancel; kept current by the flow's event stream.
-import { ApiError, api, dateTime, el, follow, notice, statusBadge, throttle, time } from "./api.js";
+import {
+  ApiError, api, confirmAction, dateTime, el, follow, labelCells, notice, setLive, throttle, time,
+} from "./api.js";
 
 const root = document.getElementById("flow");
 let jobId = root.dataset.jobId;
 let lastEventId = 0;
 let stopFollowing = null;
 let progressTimer = null;
+let stopped = false;
 const TERMINAL = ["completed", "failed", "cancelled"];
 const STEP_STATUS = {
   started: "running", succeeded: "succeeded", skipped: "skipped", retrying: "retrying",
@@ -57,7 +60,13 @@ function drawHeader(job) {
     fact("Evidence", Object.entries(job.payload.forensic).filter(([, on]) => on).map(([k]) => k).join(", "));
   }
   if (job.payload?.metadata) fact("Metadata", JSON.stringify(job.payload.metadata), "mono");
-  fact("Runs", `${job.attempts} of ${job.max_attempts}`);
+  if (job.status === "waiting" && job.waiting) {
+    fact("Waiting for", job.waiting.reason);
+    fact("Waiting since", dateTime(job.waiting.since));
+    fact("Next check", dateTime(job.run_at));
+    fact("Gives up", dateTime(job.waiting.deadline));
+  }
+  fact("Runs", job.attempts ? `${job.attempts} of ${job.max_attempts}` : "");
   fact("Created", dateTime(job.created_at));
   fact("Started", dateTime(job.started_at));
   fact("Finished", dateTime(job.finished_at));
@@ -141,6 +150,7 @@ export function attempts(job, events) {
 
 function drawTimeline(job, events) {
   const rows = attempts(job, events);
+  const ended = TERMINAL.includes(job.status);
   const list = document.getElementById("timeline");
   const stamps = events.map((e) => Date.parse(e.at));
   const start = Math.min(Date.parse(job.created_at), ...stamps);
@@ -166,7 +176,7 @@ function drawTimeline(job, events) {
         `${time(bar.start)}–${bar.end ? time(bar.end) : "now"}`,
         bar.message,
         bar.error,
-        bar.next ? `next poll ${time(bar.next)}` : "",
+        bar.next && !ended ? `next check ${time(bar.next)}` : "",
       ].filter(Boolean).join(" · ");
       const seg = el("span", "", { class: "seg", "data-status": bar.status, title: words });
       seg.append(el("span", words, { class: "visually-hidden" }));
@@ -183,7 +193,8 @@ function drawTimeline(job, events) {
 }
 
 function drawCalls(calls) {
-  const body = document.querySelector("#calls tbody");
+  const table = document.getElementById("calls");
+  const body = table.querySelector("tbody");
   body.replaceChildren();
   for (const call of calls) {
     const tr = el("tr", "", { "data-status": call.status ?? "error" });
@@ -210,28 +221,51 @@ function drawCalls(calls) {
     );
     body.append(tr);
   }
+  labelCells(table);
   document.getElementById("no-calls").hidden = calls.length > 0;
 }
 
+// Why a job went back to the queue, in an operator's words.
+const QUEUED_WORDS = {
+  enqueued: "submitted",
+  lease_expired: "its worker stopped answering: back in the queue",
+  manual_retry: "retried by hand",
+  released: "its worker shut down: back in the queue",
+};
+
+// An event's data in words: the step and its try, what happened, who acted.
+export function eventDetail(event) {
+  const data = event.data ?? {};
+  const error = data.error?.message ?? (typeof data.error === "string" ? data.error : "");
+  const parts = [];
+  if (data.step) parts.push(data.attempt ? `${data.step} try ${data.attempt}` : data.step);
+  if (data.message && data.message !== error) parts.push(data.message);
+  if (error) parts.push(error);
+  if (data.reason) {
+    parts.push(event.type === "job_waiting" ? `waits for ${data.reason}` : QUEUED_WORDS[data.reason] ?? data.reason);
+  }
+  if (event.type === "job_cancel_requested") parts.push("stop requested");
+  if (data.worker && event.type !== "job_started") parts.push(`worker ${data.worker}`);
+  if (data.actor) parts.push(`by ${data.actor}`);
+  return parts.join(" · ");
+}
+
 function drawEvents(events) {
-  const body = document.querySelector("#events tbody");
+  const table = document.getElementById("events");
+  const body = table.querySelector("tbody");
   body.replaceChildren();
   for (const event of events) {
-    const data = event.data ?? {};
-    const error = data.error?.message ?? (typeof data.error === "string" ? data.error : "");
-    const detail = [data.step, data.message, error === data.message ? "" : error, data.reason]
-      .filter(Boolean)
-      .join(" · ");
     const tr = el("tr", "", { "data-type": event.type });
     tr.append(
       el("td", event.id),
       el("td", time(event.at)),
       el("td", event.type, { class: "mono" }),
-      el("td", event.attempt),
-      el("td", detail),
+      el("td", event.data?.actor ?? ""),
+      el("td", eventDetail(event), { class: "reason" }),
     );
     body.append(tr);
   }
+  labelCells(table);
 }
 
 async function refresh() {
@@ -240,9 +274,15 @@ async function refresh() {
     notice("");
     return job;
   } catch (error) {
-    notice(error instanceof ApiError && error.status === 404
-      ? `No flow has the id ${jobId}.`
+    const missing = error instanceof ApiError && (error.status === 404 || error.status === 422);
+    notice(missing
+      ? `No flow has the id ${jobId}: check it, or find the flow in the list.`
       : `Could not load the flow: ${error.message}`);
+    if (missing) {
+      stopped = true;
+      if (stopFollowing) stopFollowing();
+      setLive("no such flow");
+    }
     return null;
   }
 }
@@ -256,6 +296,14 @@ function followFlow() {
 
 async function act(verb) {
   const button = document.getElementById(verb);
+  if (verb === "cancel") {
+    const ok = await confirmAction({
+      title: "Cancel this flow?",
+      question: "Steps not yet done will not run and the flow ends cancelled; a step running now stops at its worker's next heartbeat. Retry runs it again later.",
+      confirm: "Cancel the flow",
+    });
+    if (!ok) return;
+  }
   button.disabled = true;
   try {
     await api(`/v1/jobs/${jobId}/${verb}`, { method: "POST" });
@@ -271,7 +319,9 @@ document.getElementById("retry").addEventListener("click", () => act("retry"));
 document.getElementById("cancel").addEventListener("click", () => act("cancel"));
 
 const first = await refresh();
-if (first && !TERMINAL.includes(first.status)) {
+if (stopped) {
+  // nothing to follow
+} else if (first && !TERMINAL.includes(first.status)) {
   followFlow();
 } else if (first) {
   document.getElementById("live").textContent = "flow ended";

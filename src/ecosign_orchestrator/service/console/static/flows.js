@@ -1,6 +1,9 @@
 // The flow list: counts by status, queue, throughput, failure groups, and the flows matching
 // the filters in the address bar, kept current by the event stream.
-import { ago, api, dateTime, el, follow, notice, statusBadge, throttle } from "./api.js";
+import {
+  ago, api, confirmAction, el, follow, labelCells, notice, relative, setLive, statusBadge,
+  throttle, waitText, when,
+} from "./api.js";
 
 const query = new URLSearchParams(location.search);
 const FILTERS = ["status", "kind", "document_id", "step", "reason"];
@@ -32,6 +35,25 @@ export function flowStep(job) {
   return "";
 }
 
+// "protect+tsa+bitcoin" for a document flow, else the kind.
+export function intentLabel(job) {
+  const names = [];
+  for (const group of ["actions", "forensic"]) {
+    for (const [name, on] of Object.entries(job.payload?.[group] ?? {})) if (on === true) names.push(name);
+  }
+  return names.join("+") || job.kind;
+}
+
+// What matters about a flow now: what it waits for, why it failed, where it is.
+export function nowText(job) {
+  if (job.status === "waiting") return waitText(job);
+  if (job.status === "failed" && job.last_error) return job.last_error.message;
+  if (job.status === "retrying" && job.last_error) {
+    return `${job.last_error.message} (next run ${relative(job.run_at)})`;
+  }
+  return flowStep(job);
+}
+
 function row(job) {
   const tr = el("tr", "", { "data-job-id": job.id, "data-status": job.status });
   const link = el("a", job.id.slice(-12), { href: `/ui/flows/${job.id}`, title: job.id });
@@ -39,15 +61,18 @@ function row(job) {
   id.append(link);
   const status = el("td");
   status.append(statusBadge(job.status));
+  const created = el("td");
+  created.append(when(job.created_at));
+  const updated = el("td");
+  updated.append(when(job.updated_at));
   tr.append(
     id,
     status,
-    el("td", job.kind),
-    el("td", flowStep(job)),
+    el("td", intentLabel(job)),
+    el("td", nowText(job), { class: "reason" }),
     el("td", job.payload?.document_entity_id ?? "", { class: "mono" }),
-    el("td", dateTime(job.created_at)),
-    el("td", dateTime(job.updated_at)),
-    el("td", job.last_error?.message ?? "", { class: "reason" }),
+    created,
+    updated,
   );
   return tr;
 }
@@ -71,6 +96,7 @@ async function loadList({ append = false } = {}) {
   }
   if (!append) body.replaceChildren();
   for (const job of jobs) body.append(row(job));
+  labelCells(document.getElementById("flows"));
   shown = Math.max(50, body.children.length);
   cursor = next;
   document.getElementById("more").hidden = !cursor;
@@ -98,16 +124,32 @@ async function loadOverview() {
   const kinds = document.getElementById("kinds");
   kinds.replaceChildren(...Object.keys(view.kinds).map((k) => el("option", "", { value: k })));
   document.getElementById("queue-depth").textContent = String(view.queue_depth);
-  const oldest = document.getElementById("oldest-waiting");
+  const oldest = document.getElementById("oldest-ready");
   oldest.replaceChildren();
   if (view.oldest_waiting_id) {
     oldest.append(el("a", ago(view.oldest_waiting_seconds), { href: `/ui/flows/${view.oldest_waiting_id}` }));
   } else {
-    oldest.textContent = "none waiting";
+    oldest.textContent = "none ready";
   }
+  drawWaits(view.waiting);
   drawRate(view.per_minute);
   drawFailures(view.failures);
   return view;
+}
+
+function drawWaits(groups) {
+  const list = document.getElementById("waits");
+  list.replaceChildren();
+  for (const group of groups) {
+    const item = el("li", "", { "data-reason": group.reason });
+    const seconds = (Date.now() - Date.parse(group.oldest_since)) / 1000;
+    item.append(
+      el("strong", group.count, { class: "count" }),
+      el("span", ` waiting for ${group.reason}, the longest for ${ago(Math.max(seconds, 0))}`),
+    );
+    list.append(item);
+  }
+  document.getElementById("no-waits").hidden = groups.length > 0;
 }
 
 function drawRate(minutes) {
@@ -116,21 +158,64 @@ function drawRate(minutes) {
   bars.replaceChildren();
   for (const minute of minutes) {
     const total = minute.completed + minute.failed;
-    const column = el("div", "", {
-      class: "bar",
-      title: `${new Date(minute.start).toLocaleTimeString([], { hour12: false })}: ${minute.completed} completed, ${minute.failed} failed`,
-    });
+    const at = new Date(minute.start).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hour12: false });
+    const words = `${at}: ${minute.completed} completed, ${minute.failed} failed`;
+    const column = el("div", "", { class: "bar", title: words });
     const ok = el("span", "", { class: "ok" });
     const bad = el("span", "", { class: "bad" });
     ok.style.height = `${(100 * minute.completed) / top}%`;  // CSSOM: allowed by the CSP
     bad.style.height = `${(100 * minute.failed) / top}%`;
-    column.append(bad, ok, el("span", total || "", { class: "n" }));
+    column.append(bad, ok, el("span", total || "", { class: "n" }), el("span", words, { class: "visually-hidden" }));
     bars.append(column);
+  }
+  const first = minutes[0]?.start;
+  document.getElementById("rate-from").textContent = first
+    ? new Date(first).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hour12: false })
+    : "";
+  document.getElementById("rate-scale").textContent = `up to ${top} a minute`;
+}
+
+function groupSelection(group) {
+  const selection = { status: ["failed"], kind: [group.kind] };
+  if (group.step) selection.step = group.step;
+  if (group.reason) selection.reason = group.reason;
+  return selection;
+}
+
+// Retry a failure group as `jobs retry --status failed --step ... --reason ...` would: a dry
+// run lists the flows, the operator confirms, and exactly those flows are retried.
+async function retryGroup(group, button) {
+  button.disabled = true;
+  try {
+    const selection = groupSelection(group);
+    const listed = await api("/v1/jobs:retry", { method: "POST", body: { ...selection, dry_run: true } });
+    const ids = listed.selected.map((j) => j.id);
+    if (!ids.length) {
+      notice("No flow of this group is failed any more: nothing to retry.");
+      return;
+    }
+    const ok = await confirmAction({
+      title: `Retry ${ids.length} flow${ids.length === 1 ? "" : "s"}?`,
+      question: `Each runs again from its document's current state: ${group.step || "any step"}, "${group.reason || "no reason"}".`,
+      details: ids.map((id) => id.slice(-12)),
+      confirm: `Retry ${ids.length}`,
+      keep: "Do not retry",
+    });
+    if (!ok) return;
+    const done = await api("/v1/jobs:retry", { method: "POST", body: { ...selection, ids, dry_run: false } });
+    const skipped = done.skipped.length ? `; ${done.skipped.length} skipped (${done.skipped.map(([, why]) => why).join("; ")})` : "";
+    notice(`Retried ${done.done} of ${ids.length} flow${ids.length === 1 ? "" : "s"}${skipped}.`);
+    await refresh({ keepNotice: true });
+  } catch (error) {
+    notice(`Retry refused: ${error.message}`);
+  } finally {
+    button.disabled = false;
   }
 }
 
 function drawFailures(groups) {
-  const body = document.querySelector("#failures tbody");
+  const table = document.getElementById("failures");
+  const body = table.querySelector("tbody");
   body.replaceChildren();
   for (const group of groups) {
     const tr = el("tr");
@@ -139,21 +224,22 @@ function drawFailures(groups) {
     if (group.step) params.step = group.step;
     if (group.reason) params.reason = group.reason;
     reason.append(el("a", group.reason || "(no reason)", { href: filterLink(params) }));
-    tr.append(
-      el("td", group.count),
-      el("td", group.kind),
-      el("td", group.step || "–"),
-      reason,
-      el("td", dateTime(group.newest)),
-    );
+    const newest = el("td");
+    newest.append(when(group.newest));
+    const act = el("td");
+    const button = el("button", "Retry…", { type: "button", class: "quiet retry-group" });
+    button.addEventListener("click", () => retryGroup(group, button));
+    act.append(button);
+    tr.append(el("td", group.count), el("td", group.kind), el("td", group.step || "–"), reason, newest, act);
     body.append(tr);
   }
+  labelCells(table);
   document.getElementById("no-failures").hidden = groups.length > 0;
 }
 
-async function refresh() {
+async function refresh({ keepNotice = false } = {}) {
   try {
-    notice("");
+    if (!keepNotice) notice("");
     await Promise.all([loadOverview(), loadList()]);
   } catch (error) {
     notice(`Could not load flows: ${error.message}`);
@@ -169,9 +255,10 @@ async function start() {
     await loadList();
   } catch (error) {
     notice(`Could not load flows: ${error.message}. Reload the page to try again.`);
+    setLive("not connected");
     return;
   }
-  follow({ after: view.last_event_id, onEvent: throttle(refresh, 1000) });
+  follow({ after: view.last_event_id, onEvent: throttle(() => refresh({ keepNotice: true }), 1000) });
 }
 
 start();
