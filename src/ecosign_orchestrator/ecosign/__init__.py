@@ -11,6 +11,7 @@ from ecosign_orchestrator.ecosign.edge import EdgeClient
 from ecosign_orchestrator.ecosign.lifecycle import FlowLifecycle, flow_lifecycle
 from ecosign_orchestrator.ecosign.model import DocumentJob
 from ecosign_orchestrator.ecosign.planner import Plan, plan, required_steps
+from ecosign_orchestrator.ecosign.preview import Preview, Previewer
 from ecosign_orchestrator.ecosign.processor import DocumentProcessor, validate_payload
 from ecosign_orchestrator.ecosign.reconcile import (
     RECONCILE_KIND,
@@ -41,6 +42,8 @@ __all__ = [
     "EdgeClient",
     "FlowLifecycle",
     "Plan",
+    "Preview",
+    "Previewer",
     "RestStateSource",
     "Step",
     "StepPolicy",

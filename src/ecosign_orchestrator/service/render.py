@@ -372,6 +372,45 @@ def selection_table(selected: list[dict[str, Any]], *, width: int = 80) -> Table
     return fitted(columns, rows, width=width)
 
 
+def plan_view(preview: dict[str, Any], *, width: int = 80) -> RenderableType:
+    """What a DocumentJob would do (``plan``): the steps, then the flow it would join."""
+    columns = [
+        Column("step", keep=100),
+        Column("would", keep=95),
+        Column("function", keep=40),
+        Column("why", keep=90, flex=True, min_width=24),
+    ]
+    style = {"required": "bold", "skipped": "dim", "awaiting": "cyan"}
+    rows: list[list[Cell]] = [
+        [
+            str(s["step"]),
+            Text(
+                {"required": "run", "skipped": "skip", "awaiting": "wait"}.get(
+                    str(s["action"]), str(s["action"])
+                ),
+                style=style.get(str(s["action"]), ""),
+            ),
+            str(s["function"]),
+            str(s["reason"]),
+        ]
+        for s in preview["steps"]
+    ]
+    joins = preview.get("joins")
+    lines: list[RenderableType] = [
+        Text(f"document {preview['document_entity_id']}"),
+        Text(f"witness  {preview['witness_hash'] or 'none yet (the flow creates it)'}"),
+        fitted(columns, rows, width=width, title="Plan"),
+        Text(
+            f"A submission would return flow {joins['id']} ({joins['status']}) instead of "
+            "starting one."
+            if joins
+            else "A submission would start a new flow."
+        ),
+        Text("Nothing was written and no Edge Function was called.", style="dim"),
+    ]
+    return Group(*lines)
+
+
 def calls_table(calls: list[CallRecord], *, width: int = 80) -> Table:
     """One row per call attempt: what was called, how it went, what it answered."""
     columns = [

@@ -117,6 +117,8 @@ class Runtime:
     #: The checks a DocumentJob passes before its flow is created (None: document flows are not
     #: configured here, so their state cannot be read).
     admission: ecosign.Admission | None = None
+    #: Plans document flows without running them (None: document flows are not configured).
+    previewer: ecosign.Previewer | None = None
 
     def runnable_kinds(self, requested: Sequence[str] | None) -> list[str]:
         """Kinds a worker should claim; requesting an unconfigured kind is an error."""
@@ -146,6 +148,7 @@ async def runtime(
         registry.include(demo_kinds.registry)
     unconfigured: dict[str, str] = {}
     admission = None
+    previewer = None
     config = ecosign_config(settings)
     retry = RetryPolicy(max_attempts=config.job_max_attempts(), base_seconds=2, cap_seconds=60)
     async with contextlib.AsyncExitStack() as stack:
@@ -156,6 +159,7 @@ async def runtime(
         else:
             processor = await _document_processor(settings, config, stack, metrics)
             admission = ecosign.Admission(processor.source)
+            previewer = ecosign.Previewer(processor.source, processor.config)
             if settings.reconcile_every_seconds is not None:
                 _register_reconcile(registry, processor, settings.reconcile_every_seconds)
         registry.register(ecosign.KIND, processor, retry=retry, validate=ecosign.validate_payload)
@@ -173,6 +177,7 @@ async def runtime(
             metrics=metrics,
             tracer=tracer,
             admission=admission,
+            previewer=previewer,
         )
 
 

@@ -20,6 +20,7 @@ from ecosign_orchestrator.service import console, wiring
 from ecosign_orchestrator.service.api import errors as api_errors
 from ecosign_orchestrator.service.api.auth import StreamTickets, TokenCheck, requires
 from ecosign_orchestrator.service.api.limits import BodyLimit
+from ecosign_orchestrator.service.api.plans import plan_router
 from ecosign_orchestrator.service.api.routes import AUTH_RESPONSES, router
 from ecosign_orchestrator.service.api.schemas import Health
 from ecosign_orchestrator.service.api.streams import stream_router
@@ -55,6 +56,7 @@ def create_app(
             app.state.repository = repository
             app.state.queue = wiring.build_queue(repository, rt.registry)
             app.state.admission = rt.admission
+            app.state.previewer = rt.previewer
             task = None
             worker = None
             if embedded_worker:
@@ -84,6 +86,7 @@ def create_app(
     api_errors.install(app)
     app.include_router(router)
     app.include_router(stream_router)
+    app.include_router(plan_router)
     console.install(app)
     _serve_openapi_from_bytes(app)
 

@@ -358,3 +358,32 @@ class Health(BaseModel):
 
     status: str = Field(examples=["ok"])
     detail: str = ""
+
+
+class PlanStepOut(BaseModel):
+    """One step of a plan."""
+
+    step: str
+    function: str = Field(description="The Edge Function it calls")
+    action: str = Field(description="required, skipped or awaiting (a confirmation)")
+    reason: str
+
+
+class JoinedFlowOut(BaseModel):
+    """The flow a submission would return."""
+
+    id: str
+    status: JobStatus
+
+
+class PlanOut(BaseModel):
+    """What submitting a DocumentJob now would do."""
+
+    document_entity_id: str
+    intent_key: str = Field(description="The flow's dedupe key: one flow per document and intent")
+    witness_hash: str | None = Field(description="The witness its steps would act on")
+    steps: list[PlanStepOut]
+    joins: JoinedFlowOut | None = Field(
+        description="The active or completed flow of the same intent a submission would return"
+    )
+    writes: str

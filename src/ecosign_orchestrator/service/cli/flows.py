@@ -22,6 +22,45 @@ from ecosign_orchestrator.service.cli.common import (
 from ecosign_orchestrator.service.cli.target import Target, run_on_target
 from ecosign_orchestrator.service.jsonio import strict_loads
 
+SourceArg = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="[FILE]", help="A DocumentJob JSON file, or - for stdin.", show_default=False
+    ),
+]
+DocumentOpt = Annotated[str | None, typer.Option(metavar="UUID", help="The document_entity_id.")]
+ProtectOpt = Annotated[bool, typer.Option("--protect", help="Action: protect.")]
+NdaOpt = Annotated[bool, typer.Option("--nda", help="Action: NDA.")]
+SignOwnerOpt = Annotated[bool, typer.Option("--sign-owner", help="Action: owner signature.")]
+SignWorkflowOpt = Annotated[
+    bool, typer.Option("--sign-workflow", help="Action: workflow signatures.")
+]
+TsaOpt = Annotated[bool, typer.Option("--tsa", help="Evidence: RFC 3161 timestamp.")]
+PolygonOpt = Annotated[bool, typer.Option("--polygon", help="Evidence: Polygon anchor.")]
+BitcoinOpt = Annotated[bool, typer.Option("--bitcoin", help="Evidence: Bitcoin anchor.")]
+MetadataOpt = Annotated[
+    str | None, typer.Option(metavar="JSON", help="The intent's metadata, a JSON object.")
+]
+
+
+def _intent(
+    source: str | None,
+    document: str | None,
+    actions: dict[str, bool],
+    forensic: dict[str, bool],
+    metadata: str | None,
+) -> Any:
+    """The DocumentJob of a file (or stdin) or of the flags (exit 2 naming what is wrong)."""
+    if source is not None:
+        if document is not None:
+            raise fail("give either a DocumentJob file or --document flags, not both")
+        body = guard(lambda: strict_loads(read_input(source, "DocumentJob"), field="DocumentJob"))
+    else:
+        body = guard(lambda: _intent_from_flags(document, actions, forensic, metadata))
+    from ecosign_orchestrator import ecosign
+
+    return guard(lambda: ecosign.DocumentJob.model_validate(body))
+
 
 def _intent_from_flags(
     document: str | None, actions: dict[str, bool], forensic: dict[str, bool], metadata: str | None
@@ -48,29 +87,16 @@ def _intent_from_flags(
     )
 )
 def submit(
-    source: Annotated[
-        str | None,
-        typer.Argument(
-            metavar="[FILE]", help="A DocumentJob JSON file, or - for stdin.", show_default=False
-        ),
-    ] = None,
-    document: Annotated[
-        str | None, typer.Option(metavar="UUID", help="The document_entity_id.")
-    ] = None,
-    protect: Annotated[bool, typer.Option("--protect", help="Action: protect.")] = False,
-    nda: Annotated[bool, typer.Option("--nda", help="Action: NDA.")] = False,
-    sign_owner: Annotated[
-        bool, typer.Option("--sign-owner", help="Action: owner signature.")
-    ] = False,
-    sign_workflow: Annotated[
-        bool, typer.Option("--sign-workflow", help="Action: workflow signatures.")
-    ] = False,
-    tsa: Annotated[bool, typer.Option("--tsa", help="Evidence: RFC 3161 timestamp.")] = False,
-    polygon: Annotated[bool, typer.Option("--polygon", help="Evidence: Polygon anchor.")] = False,
-    bitcoin: Annotated[bool, typer.Option("--bitcoin", help="Evidence: Bitcoin anchor.")] = False,
-    metadata: Annotated[
-        str | None, typer.Option(metavar="JSON", help="The intent's metadata, a JSON object.")
-    ] = None,
+    source: SourceArg = None,
+    document: DocumentOpt = None,
+    protect: ProtectOpt = False,
+    nda: NdaOpt = False,
+    sign_owner: SignOwnerOpt = False,
+    sign_workflow: SignWorkflowOpt = False,
+    tsa: TsaOpt = False,
+    polygon: PolygonOpt = False,
+    bitcoin: BitcoinOpt = False,
+    metadata: MetadataOpt = None,
     wait: Annotated[
         bool,
         typer.Option(
@@ -103,22 +129,10 @@ def submit(
     start = guard(lambda: _time("--not-before", not_before))
     if quiet and (wait or as_json):
         raise fail("--quiet prints only the flow id: use it without --wait and --json")
-    if source is not None:
-        if document is not None:
-            raise fail("give either a DocumentJob file or --document flags, not both")
-        body = guard(lambda: strict_loads(read_input(source, "DocumentJob"), field="DocumentJob"))
-    else:
-        actions = {
-            "protect": protect,
-            "nda": nda,
-            "sign_owner": sign_owner,
-            "sign_workflow": sign_workflow,
-        }
-        forensic = {"tsa": tsa, "polygon": polygon, "bitcoin": bitcoin}
-        body = guard(lambda: _intent_from_flags(document, actions, forensic, metadata))
-    from ecosign_orchestrator import ecosign
-
-    intent = guard(lambda: ecosign.DocumentJob.model_validate(body))
+    actions = {"protect": protect, "nda": nda, "sign_owner": sign_owner}
+    actions["sign_workflow"] = sign_workflow
+    forensic = {"tsa": tsa, "polygon": polygon, "bitcoin": bitcoin}
+    intent = _intent(source, document, actions, forensic, metadata)
 
     async def action(target: Target) -> int:
         job, created = await target.submit(intent, priority=priority, not_before=start)
@@ -155,6 +169,42 @@ def submit(
         return 0 if final.status is JobStatus.COMPLETED else 1
 
     raise typer.Exit(run_on_target(action, registry=True))
+
+
+@app.command(
+    epilog=example(
+        'ecosign-orchestrator plan --document "$DOC" --protect --tsa --bitcoin',
+        "ecosign-orchestrator plan job.json --json",
+    )
+)
+def plan(
+    source: SourceArg = None,
+    document: DocumentOpt = None,
+    protect: ProtectOpt = False,
+    nda: NdaOpt = False,
+    sign_owner: SignOwnerOpt = False,
+    sign_workflow: SignWorkflowOpt = False,
+    tsa: TsaOpt = False,
+    polygon: PolygonOpt = False,
+    bitcoin: BitcoinOpt = False,
+    metadata: MetadataOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Show what a DocumentJob would do against the document's state now: each step required
+    or skipped (with why) and the flow it would join; writes nothing, calls no function."""
+    actions = {"protect": protect, "nda": nda, "sign_owner": sign_owner}
+    actions["sign_workflow"] = sign_workflow
+    forensic = {"tsa": tsa, "polygon": polygon, "bitcoin": bitcoin}
+    intent = _intent(source, document, actions, forensic, metadata)
+
+    async def action(target: Target) -> None:
+        preview = await target.plan(intent)
+        if as_json:
+            emit_json(preview)
+        else:
+            console.print(render.plan_view(preview, width=console.width))
+
+    run_on_target(action, registry=True)
 
 
 def _time(option: str, value: str | None) -> datetime | None:

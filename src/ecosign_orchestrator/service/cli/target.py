@@ -61,6 +61,9 @@ class Target(Protocol):
     async def get(self, job_id: str) -> Job:
         """One job (a full or short id)."""
 
+    async def plan(self, intent: ecosign.DocumentJob) -> dict[str, Any]:
+        """What submitting ``intent`` now would do (``Preview.to_json``); writes nothing."""
+
     async def list_jobs(
         self,
         *,
@@ -114,10 +117,12 @@ class LocalTarget:
         repository: JobRepository,
         queue: JobQueue,
         admission: ecosign.Admission | None = None,
+        previewer: ecosign.Previewer | None = None,
     ) -> None:
         self.repository = repository
         self.queue = queue
         self.admission = admission
+        self.previewer = previewer
 
     async def resolve(self, job_id: str) -> JobId:
         """The full id a full or short id names."""
@@ -137,6 +142,14 @@ class LocalTarget:
 
     async def get(self, job_id: str) -> Job:
         return await self.repository.get(await self.resolve(job_id))
+
+    async def plan(self, intent: ecosign.DocumentJob) -> dict[str, Any]:
+        if self.previewer is None:
+            raise errors.ConfigurationError(
+                "document flows are not configured here: set EDGE_BASE_URL, SUPABASE_URL and "
+                "ECOSIGN_ORCH_SERVICE_KEY, or plan through --api-url"
+            )
+        return (await self.previewer.preview(intent, self.repository)).to_json()
 
     async def list_jobs(
         self,
@@ -268,6 +281,12 @@ class RemoteTarget:
         )
         return Job.from_json(response.json()), response.status_code == 201
 
+    async def plan(self, intent: ecosign.DocumentJob) -> dict[str, Any]:
+        body = intent.model_dump(mode="json", exclude_none=True)
+        response = await self._request("POST", "/v1/document-jobs:plan", json=body)
+        found: dict[str, Any] = response.json()
+        return found
+
     async def get(self, job_id: str) -> Job:
         return Job.from_json((await self._request("GET", f"/v1/jobs/{job_id}")).json())
 
@@ -373,12 +392,13 @@ async def open_target(*, registry: bool = False) -> AsyncIterator[Target]:
 
     async with contextlib.AsyncExitStack() as stack:
         job_kinds = Registry()
-        admission = None
+        admission = previewer = None
         if registry:
             rt = await stack.enter_async_context(wiring.runtime(settings, state.apps))
-            job_kinds, admission = rt.registry, rt.admission
+            job_kinds, admission, previewer = rt.registry, rt.admission, rt.previewer
         repository = await stack.enter_async_context(wiring.open_repository(settings))
-        yield LocalTarget(repository, wiring.build_queue(repository, job_kinds), admission)
+        queue = wiring.build_queue(repository, job_kinds)
+        yield LocalTarget(repository, queue, admission, previewer)
 
 
 def run_on_target(action: Callable[[Target], Awaitable[T]], *, registry: bool = False) -> T:
