@@ -15,7 +15,8 @@ import pytest
 
 from ecosign_orchestrator.core.job import NewJob
 from ecosign_orchestrator.core.repository import sql
-from ecosign_orchestrator.core.repository.postgres import PLANNED_EACH_RUN, PostgresRepository
+from ecosign_orchestrator.core.repository.postgres import PostgresRepository
+from ecosign_orchestrator.core.repository.postgres_tx import PLANNED_EACH_RUN
 from tests.support.pgcluster import PostgresCluster
 
 pytestmark = pytest.mark.postgres

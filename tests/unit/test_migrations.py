@@ -8,7 +8,7 @@ from pathlib import Path
 from ecosign_orchestrator.core import ids
 from ecosign_orchestrator.core.job import Job, utcnow
 from ecosign_orchestrator.core.repository import SqliteRepository, codec, sql
-from ecosign_orchestrator.core.repository.sqlite import CODEC as SQLITE_CODEC
+from ecosign_orchestrator.core.repository.sqlite_sync import CODEC as SQLITE_CODEC
 from ecosign_orchestrator.core.status import JobStatus
 
 

@@ -7,7 +7,7 @@ minute), the last ones random. The CLI and the demo show the random tail; either
 from __future__ import annotations
 
 from ecosign_orchestrator.core import errors
-from ecosign_orchestrator.core.repository.base import MIN_SHORT_ID
+from ecosign_orchestrator.core.repository.checks import MIN_SHORT_ID
 from ecosign_orchestrator.core.repository.protocol import JobRepository
 from ecosign_orchestrator.core.types import JobId
 

@@ -27,9 +27,9 @@ from ecosign_orchestrator.core.job import Job, JobError
 from ecosign_orchestrator.core.leases import LeaseKeeper
 from ecosign_orchestrator.core.observe import Instruments, NullInstruments, NullTracer, Tracer
 from ecosign_orchestrator.core.queue import JobQueue
+from ecosign_orchestrator.core.recording import OutcomeRecorder, prune_finished, recover_leases
 from ecosign_orchestrator.core.registry import JobKind, Registry
 from ecosign_orchestrator.core.repository.protocol import JobRepository
-from ecosign_orchestrator.core.retention import RetentionPolicy, prune_by_policy
 from ecosign_orchestrator.core.scheduler import run_schedules
 from ecosign_orchestrator.core.types import JobId, JSONValue, LeaseToken
 from ecosign_orchestrator.core.worker_settings import WorkerSettings
@@ -91,6 +91,7 @@ class Worker:
         for name in self.kinds:
             registry.get(name)  # unknown kinds fail at start-up, not mid-run
         self._rng = rng or random.Random()
+        self._recorder = OutcomeRecorder(self.repository, rng=self._rng, extra=self._extra)
         self._running: dict[JobId, _Running] = {}
         #: How many of ``_running`` have returned and are having their outcome written.
         self._recording = 0
@@ -158,14 +159,19 @@ class Worker:
         self._leases = self._lease_keeper()  # from the settings as they are now
         side = [
             asyncio.create_task(self._leases.run(), name=f"{self.worker_id}:leases"),
-            asyncio.create_task(self._recovery_loop(), name=f"{self.worker_id}:recovery"),
+            asyncio.create_task(
+                recover_leases(self.repository, self.instruments, self.settings.recovery_seconds),
+                name=f"{self.worker_id}:recovery",
+            ),
         ]
         schedules = self.registry.schedules() if self.settings.schedules else []
         if schedules:
             ticking = run_schedules(JobQueue(self.repository, self.registry), schedules)
             side.append(asyncio.create_task(ticking, name=f"{self.worker_id}:schedules"))
         if self.settings.retention is not None:
-            pruning = self._retention_loop(self.settings.retention)
+            pruning = prune_finished(
+                self.repository, self.settings.retention, self.worker_id, self._rng
+            )
             side.append(asyncio.create_task(pruning, name=f"{self.worker_id}:retention"))
         for task in side:
             task.add_done_callback(self._side_task_done)
@@ -427,75 +433,10 @@ class Worker:
                 delay = min(delay * 2, 5.0)
 
     async def _record(self, running: _Running, kind: JobKind, ended: outcome.Outcome) -> None:
-        job, repo, token = running.job, self.repository, running.token
         if isinstance(ended, outcome.LeaseLost):
-            raise errors.LeaseLost(job.id)
+            raise errors.LeaseLost(running.job.id)
         await running.ctx.flush()
-        match ended:
-            case outcome.Completed(result=result):
-                await repo.complete(job.id, token, result)
-                logger.info("job %s completed", job.id, extra=self._extra(job, "job_completed"))
-            case outcome.Snoozed(delay=delay, message=message, deadline=deadline):
-                reason = message or "a later check"
-                await repo.wait(job.id, token, delay=delay, reason=reason, deadline=deadline)
-                logger.info(
-                    "job %s waits %.1fs: %s",
-                    job.id,
-                    delay,
-                    message,
-                    extra=self._extra(job, "job_snoozed"),
-                )
-            case outcome.CancelledByUser():
-                await repo.acknowledge_cancel(job.id, token)
-                logger.info("job %s cancelled", job.id, extra=self._extra(job, "job_cancelled"))
-            case outcome.Released():
-                await repo.requeue(job.id, token, delay=0, reason="released")
-                logger.info(
-                    "job %s released at shutdown", job.id, extra=self._extra(job, "job_released")
-                )
-            case outcome.Retryable():
-                await self._retry_or_fail(running, kind, ended)
-            case outcome.Failed(error=error):
-                await repo.fail(job.id, token, error)
-                logger.info(
-                    "job %s failed: %s: %s",
-                    job.id,
-                    error.type,
-                    error.message,
-                    extra=self._extra(job, "job_failed"),
-                )
-
-    async def _retry_or_fail(
-        self, running: _Running, kind: JobKind, ended: outcome.Retryable
-    ) -> None:
-        job, token = running.job, running.token
-        if job.attempts >= job.max_attempts:
-            error = dataclasses.replace(
-                ended.error,
-                message=f"{ended.error.message} "
-                f"(attempts exhausted: {job.attempts}/{job.max_attempts})",
-            )
-            await self.repository.fail(job.id, token, error)
-            logger.info(
-                "job %s failed after %d attempts",
-                job.id,
-                job.attempts,
-                extra=self._extra(job, "job_failed"),
-            )
-            return
-        if ended.delay is not None:
-            delay = max(ended.delay, ended.retry_after or 0.0)
-        else:
-            policy = kind.retry.with_override(job.retry)
-            delay = policy.delay(job.attempts, retry_after=ended.retry_after, rng=self._rng)
-        await self.repository.schedule_retry(job.id, token, ended.error, delay)
-        logger.info(
-            "job %s retrying in %.2fs: %s",
-            job.id,
-            delay,
-            ended.error.message,
-            extra=self._extra(job, "job_retrying", delay=delay),
-        )
+        await self._recorder.record(running.job, running.token, kind, ended)
 
     # -- side tasks ----------------------------------------------------------------------------
 
@@ -528,38 +469,6 @@ class Worker:
         if running.interruption is None and running.task is not None:
             running.interruption = why
             running.task.cancel()
-
-    async def _recovery_loop(self) -> None:
-        while True:
-            try:
-                recovered = await self.repository.recover_expired()
-                if recovered:
-                    self.instruments.leases_recovered(len(recovered))
-            except errors.RepositoryError as exc:
-                logger.warning(
-                    "lease recovery failed: %s", exc, extra={"action": "recovery_failed"}
-                )
-            await asyncio.sleep(self.settings.recovery_seconds)
-
-    async def _retention_loop(self, policy: RetentionPolicy) -> None:
-        await asyncio.sleep(self._rng.uniform(0, policy.every_seconds))
-        while True:
-            try:
-                pruned = await prune_by_policy(self.repository, policy)
-            except errors.RepositoryError as exc:
-                logger.warning("pruning failed: %s", exc, extra={"action": "prune_failed"})
-            else:
-                if any(pruned.values()):
-                    logger.info(
-                        "pruned %d finished jobs",
-                        sum(pruned.values()),
-                        extra={
-                            "action": "pruned",
-                            "worker_id": self.worker_id,
-                            "pruned": {s.value: n for s, n in pruned.items()},
-                        },
-                    )
-            await asyncio.sleep(policy.every_seconds)
 
     async def _shutdown(self) -> None:
         tasks = [r.task for r in self._running.values() if r.task is not None]

@@ -6,19 +6,15 @@ Precedence: explicit arguments > environment > TOML file (``ECOSIGN_ORCH_CONFIG`
 from __future__ import annotations
 
 import os
-import tomllib
-from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import parse_qsl, quote
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
 )
 
 from ecosign_orchestrator.core import errors
@@ -26,15 +22,20 @@ from ecosign_orchestrator.core.retention import RetentionPolicy, parse_keep
 from ecosign_orchestrator.core.schedules import Schedule
 from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.core.worker_settings import MAX_LEASE_SECONDS
-from ecosign_orchestrator.service.http_limits import HttpLimits
-from ecosign_orchestrator.service.tokens import ApiToken, parse_tokens
+from ecosign_orchestrator.service.settings_ecosign import EcosignSettings, check_caps
+from ecosign_orchestrator.service.settings_http import HttpSettings
+from ecosign_orchestrator.service.settings_sources import (
+    mask_url,
+    to_schedule,
+    toml_source,
+    url_secrets,
+)
+from ecosign_orchestrator.service.tokens import parse_tokens
 
 DEFAULT_DATABASE_URL = "sqlite:///./.ecosign-orchestrator/jobs.db"
-#: The largest time scale (scales exist to run delays small; 1000x is already absurd).
-MAX_SCALE = 1000.0
 
 
-class Settings(BaseSettings):
+class Settings(EcosignSettings, HttpSettings, BaseSettings):
     """The orchestrator's effective configuration."""
 
     # Every number is finite: ``inf`` and ``nan`` pass ``gt=0`` and then break a worker at its
@@ -103,121 +104,6 @@ class Settings(BaseSettings):
     recovery_seconds: float = Field(default=5.0, gt=0)
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
 
-    # -- EcoSign -------------------------------------------------------------------------------
-    edge_base_url: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices(
-            "ECOSIGN_ORCH_EDGE_BASE_URL", "EDGE_BASE_URL", "edge_base_url"
-        ),
-        description="Base URL of the Edge Functions (POST {edge_base_url}/functions/v1/{name})",
-    )
-    supabase_url: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices("ECOSIGN_ORCH_SUPABASE_URL", "SUPABASE_URL", "supabase_url"),
-        description="Base URL of the REST API (GET {supabase_url}/rest/v1/document_entities)",
-    )
-    service_key: SecretStr | None = Field(
-        default=None,
-        validation_alias=AliasChoices(
-            "ECOSIGN_ORCH_SERVICE_KEY", "SUPABASE_SERVICE_ROLE_KEY", "service_key"
-        ),
-        description="Service-role key sent as bearer token and apikey",
-    )
-    edge_timeout_scale: float = Field(
-        default=1.0, gt=0, le=MAX_SCALE, description="multiplies every step's call timeout"
-    )
-    confirmation_scale: float = Field(
-        default=1.0,
-        gt=0,
-        le=MAX_SCALE,
-        description="multiplies anchor confirmation schedules and deadlines (small in the sandbox)",
-    )
-    backoff_scale: float = Field(
-        default=1.0,
-        gt=0,
-        le=MAX_SCALE,
-        description="multiplies every step's backoff base and cap",
-    )
-    confirmations: dict[str, dict[str, Any]] = Field(
-        default_factory=dict,
-        description="per network: schedule_seconds (delays between polls; the last repeats) and "
-        "deadline_seconds, e.g. {bitcoin = {schedule_seconds = [900, 1800], "
-        "deadline_seconds = 259200}}; confirmation_scale multiplies them",
-    )
-    step_headers: dict[str, dict[str, SecretStr]] = Field(
-        default_factory=dict,
-        description="extra request headers per step, values secret (masked, never logged), e.g. "
-        "{notify_artifact_ready = {x-cron-secret = '...'}}",
-    )
-    step_body: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="extra request body fields per step"
-    )
-    state_gates: dict[str, dict[str, Any]] = Field(
-        default_factory=dict,
-        description="steps done outside the orchestrator: call nothing, wait for the document's "
-        "state, e.g. {create_witness = {schedule_seconds = [10, 30, 60], "
-        "deadline_seconds = 3600}}",
-    )
-    step_functions: dict[str, str] = Field(
-        default_factory=dict, description="Edge Function per step, e.g. {create_witness = 'x'}"
-    )
-    step_policies: dict[str, dict[str, float]] = Field(
-        default_factory=dict,
-        description="per-step overrides: {append_tsa = {max_attempts = 10, base_seconds = 5}}",
-    )
-    call_log_body_bytes: int = Field(
-        default=8192,
-        ge=0,
-        le=1024 * 1024,
-        description="how much of each Edge Function answer the call log keeps",
-    )
-    call_log_request_bodies: bool = Field(
-        default=False,
-        description="debug: keep whole request bodies in the call log (secrets redacted); "
-        "by default only their field names and sizes",
-    )
-    function_limits: dict[str, int] = Field(
-        default_factory=dict,
-        description="at most N calls in flight per Edge Function, across every worker, e.g. "
-        '{"submit-anchor-polygon": 1}; a flow finding none free waits without spending attempts',
-    )
-    function_rates: dict[str, dict[str, float]] = Field(
-        default_factory=dict,
-        description="at most `per` calls in any `seconds` per Edge Function, across every "
-        'worker, e.g. {"run-tsa": {"per": 10, "seconds": 1}}; a flow over the rate waits',
-    )
-    circuit_failures: int = Field(
-        default=10,
-        ge=0,
-        le=10_000,
-        description="consecutive transient failures of an Edge Function (fleet-wide) that open "
-        "its circuit: calls are held, flows wait without spending attempts (0: no breaker)",
-    )
-    circuit_cooldown_seconds: float = Field(
-        default=30.0,
-        gt=0,
-        le=86_400,
-        description="how long an open circuit holds calls before one probe tries again "
-        "(scaled by BACKOFF_SCALE); a Retry-After answer opens it for that long instead",
-    )
-    circuit_cache_seconds: float = Field(
-        default=1.0,
-        ge=0,
-        le=60,
-        description="how long a worker trusts a closed circuit it read (one read per function "
-        "and worker this often instead of one per call); failures elsewhere in the fleet are "
-        "seen this late at most (0: read before every call)",
-    )
-    reconcile_every_seconds: float | None = Field(
-        default=None,
-        gt=0,
-        description="opt-in: scan EcoSign this often for documents whose protection was "
-        "requested and that have no flow, and give each one (the ecosign.reconcile schedule)",
-    )
-    lifecycle_write_back: bool = Field(
-        default=False, description="PATCH document_entities.lifecycle_status when a flow ends"
-    )
-
     # -- retention -----------------------------------------------------------------------------
     retention_completed: str = Field(
         default="30d",
@@ -250,64 +136,9 @@ class Settings(BaseSettings):
         description="an FFmpeg job running longer is stopped (ffmpeg killed, partial output "
         "removed) and retried: no job holds a worker slot and the disk without end",
     )
-    api_url: str | None = Field(default=None, description="CLI: talk to this API instead of the DB")
-    api_token: SecretStr | None = Field(default=None, description="CLI: bearer token for api_url")
-    api_tokens: Annotated[list[SecretStr], NoDecode] = Field(
-        default_factory=list, description="read-write API tokens (comma-separated in env)"
-    )
-    api_read_tokens: Annotated[list[SecretStr], NoDecode] = Field(
-        default_factory=list, description="read-only API tokens (comma-separated in env)"
-    )
-    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
-    http_header_timeout_seconds: float = Field(
-        default=10.0,
-        gt=0,
-        le=3600,
-        description="a request's headers must arrive within this long, else 408 and close",
-    )
-    http_body_timeout_seconds: float = Field(
-        default=30.0,
-        gt=0,
-        le=3600,
-        description="a request's body must arrive within this long after its headers",
-    )
-    http_send_timeout_seconds: float = Field(
-        default=30.0,
-        gt=0,
-        le=3600,
-        description="a response the client reads nothing of for this long is dropped (a "
-        "client that pipelines requests and never reads cannot hold a connection)",
-    )
-    http_max_connections: int = Field(
-        default=1000,
-        ge=1,
-        le=100_000,
-        description="open connections at most (kept below half the file-descriptor limit); at "
-        "the cap the server stops accepting and the kernel's backlog holds the rest",
-    )
-    http_max_connections_per_client: int = Field(
-        default=256,
-        ge=0,
-        le=100_000,
-        description="open connections at most from one client address (0: no limit; behind "
-        "a reverse proxy every client shares its address: set 0 and let the proxy limit "
-        "clients)",
-    )
-
     # -- logging -------------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
-
-    @field_validator("edge_timeout_scale", "confirmation_scale", "backoff_scale", mode="before")
-    @classmethod
-    def _fraction(cls, value: Any) -> Any:
-        """Scales may be written as fractions: ``1/300`` reads better than ``0.00333``."""
-        if isinstance(value, str) and "/" in value:
-            try:
-                return float(Fraction(value.replace(" ", "")))
-            except (ValueError, ZeroDivisionError):
-                raise ValueError("must be a number or a fraction such as 1/300") from None
-        return value
 
     @field_validator("heartbeat_seconds")
     @classmethod
@@ -345,13 +176,10 @@ class Settings(BaseSettings):
             return [q.strip() for q in value.split(",") if q.strip()]
         return value
 
-    @field_validator("kind_concurrency", "function_limits")
+    @field_validator("kind_concurrency")
     @classmethod
     def _caps(cls, value: dict[str, int]) -> dict[str, int]:
-        for kind, cap in value.items():
-            if cap < 1:
-                raise ValueError(f"{kind}: at most N at once needs N >= 1, not {cap}")
-        return value
+        return check_caps(value)
 
     @field_validator("schedules")
     @classmethod
@@ -363,16 +191,6 @@ class Settings(BaseSettings):
     def schedule_list(self) -> list[Schedule]:
         """The configured schedules."""
         return [to_schedule(name, spec) for name, spec in self.schedules.items()]
-
-    @field_validator("function_rates")
-    @classmethod
-    def _rates(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-        for function, rate in value.items():
-            if set(rate) != {"per", "seconds"}:
-                raise ValueError(f"{function}: give exactly per and seconds")
-            if rate["per"] < 1 or rate["per"] != int(rate["per"]) or not rate["seconds"] > 0:
-                raise ValueError(f"{function}: per must be a whole number >= 1, seconds > 0")
-        return value
 
     @property
     def with_demo_kinds(self) -> bool:
@@ -389,16 +207,6 @@ class Settings(BaseSettings):
         except errors.InvalidJob as exc:
             raise ValueError(exc.reason) from None
         return value
-
-    def http_limits(self) -> HttpLimits:
-        """Read deadlines and the connection cap of the HTTP server."""
-        return HttpLimits(
-            header_timeout=self.http_header_timeout_seconds,
-            body_timeout=self.http_body_timeout_seconds,
-            send_timeout=self.http_send_timeout_seconds,
-            max_connections=self.http_max_connections,
-            max_per_client=self.http_max_connections_per_client,
-        )
 
     def retention(self) -> RetentionPolicy:
         """How long finished jobs are kept, as the core's policy."""
@@ -424,75 +232,6 @@ class Settings(BaseSettings):
         """Whether FFmpeg jobs have server-side media roots (the API refuses them otherwise)."""
         return bool(self.ffmpeg_input_roots) and self.ffmpeg_output_root is not None
 
-    @field_validator("api_tokens", "api_read_tokens", mode="before")
-    @classmethod
-    def _split_tokens(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [t.strip() for t in value.split(",") if t.strip()]
-        return value
-
-    @field_validator("api_tokens", "api_read_tokens", mode="after")
-    @classmethod
-    def _named_tokens(cls, value: list[SecretStr], info: ValidationInfo) -> list[SecretStr]:
-        entries = [v.get_secret_value() for v in value]
-        parse_tokens(entries, read_only=info.field_name == "api_read_tokens")
-        return value
-
-    def tokens(self) -> list[ApiToken]:
-        """The API's tokens with their names and scopes (``ECOSIGN_ORCH_API_TOKENS`` entries
-        ``name:token[:scope]``, ``ECOSIGN_ORCH_API_READ_TOKENS`` read-only)."""
-        write = parse_tokens([t.get_secret_value() for t in self.api_tokens])
-        read = parse_tokens([t.get_secret_value() for t in self.api_read_tokens], read_only=True)
-        return [*write, *read]
-
-    @field_validator(
-        "step_functions",
-        "step_policies",
-        "confirmations",
-        "step_headers",
-        "step_body",
-        "state_gates",
-        mode="after",
-    )
-    @classmethod
-    def _known_steps(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        if not value:
-            return value  # nothing to check: the EcoSign module is not even imported
-        from ecosign_orchestrator import ecosign
-
-        keyword = {
-            "step_functions": "functions",
-            "step_policies": "policies",
-            "confirmations": "confirmations",
-            "step_headers": "headers",
-            "step_body": "body_fields",
-            "state_gates": "gates",
-        }[str(info.field_name)]
-        if keyword == "headers":
-            value_check: Any = {
-                step: {h: v.get_secret_value() for h, v in headers.items()}
-                for step, headers in value.items()
-            }
-        else:
-            value_check = value
-        try:
-            ecosign.EcosignConfig().with_overrides(**{keyword: value_check})
-        except errors.ConfigurationError as exc:
-            raise ValueError(str(exc)) from None
-        return value
-
-    @property
-    def ecosign_missing(self) -> list[str]:
-        """Settings the EcoSign processor needs that are not set."""
-        missing = []
-        if not self.edge_base_url:
-            missing.append("EDGE_BASE_URL")
-        if not self.supabase_url:
-            missing.append("SUPABASE_URL")
-        if self.service_key is None or not self.service_key.get_secret_value():
-            missing.append("ECOSIGN_ORCH_SERVICE_KEY")
-        return missing
-
     @field_validator("database_url", mode="after")
     @classmethod
     def _check_url(cls, value: SecretStr) -> SecretStr:
@@ -513,7 +252,7 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         config_file = os.environ.get("ECOSIGN_ORCH_CONFIG")
         if config_file:
-            sources.append(_toml_source(settings_cls, Path(config_file)))
+            sources.append(toml_source(settings_cls, Path(config_file)))
         return tuple(sources)
 
     @property
@@ -556,106 +295,3 @@ class Settings(BaseSettings):
             ]
         data["effective_confirmations"] = self._effective_confirmations()
         return data
-
-    def _effective_confirmations(self) -> dict[str, Any]:
-        """Each network's schedule as the worker will use it (overrides and scale applied)."""
-        from ecosign_orchestrator import ecosign
-
-        config = ecosign.EcosignConfig().with_overrides(confirmations=self.confirmations)
-        scaled = config.scaled(backoff=1, timeout=1, confirmation=self.confirmation_scale)
-        return scaled.confirmation_schedules()
-
-
-def _toml_source(settings_cls: type[BaseSettings], path: Path) -> PydanticBaseSettingsSource:
-    """The TOML file ``ECOSIGN_ORCH_CONFIG`` names: missing or malformed is an error, not a file
-    silently ignored."""
-    if not path.is_file():
-        raise errors.ConfigurationError(
-            f"ECOSIGN_ORCH_CONFIG names {path}, which is not a file: fix the path or unset it"
-        )
-    try:
-        return TomlConfigSettingsSource(settings_cls, toml_file=path)
-    except tomllib.TOMLDecodeError as exc:
-        raise errors.ConfigurationError(f"{path}: invalid TOML: {exc}") from None
-    except OSError as exc:
-        raise errors.ConfigurationError(f"{path}: cannot read it: {exc.strerror}") from None
-
-
-#: Query parameters whose values are credentials (libpq's ``?password=``, tokens, keys).
-SECRET_QUERY_KEYS = frozenset(
-    {"password", "pass", "pwd", "sslpassword", "token", "apikey", "api_key", "key", "secret"}
-)
-
-
-def _url_parts(url: str) -> tuple[str, str, str | None, str] | None:
-    """``(scheme, user, password, rest)`` of ``scheme://user[:password]@host...``, else None.
-
-    The credentials end at the last ``@`` before the path: libpq reads a raw ``?`` or ``@``
-    inside a password as part of it, so everything it would read as the password is masked."""
-    scheme, sep, rest = url.partition("://")
-    end = rest.find("/") if "/" in rest else len(rest)
-    authority, tail = rest[:end], rest[end:]
-    if not sep or "@" not in authority:
-        return None
-    credentials, _, host = authority.rpartition("@")
-    user, colon, password = credentials.partition(":")
-    return scheme, user, password if colon else None, host + tail
-
-
-def _query_secrets(url: str) -> list[tuple[str, str]]:
-    query = url.partition("?")[2].partition("#")[0]
-    return [
-        (key, value)
-        for key, value in parse_qsl(query, keep_blank_values=True)
-        if key.lower() in SECRET_QUERY_KEYS
-    ]
-
-
-def url_secrets(url: str) -> list[str]:
-    """The credentials a URL carries: the password of ``user:password@``, and the values of
-    secret query parameters (registered for log redaction)."""
-    parts = _url_parts(url)
-    found = [parts[2]] if parts is not None and parts[2] else []
-    return found + [value for _, value in _query_secrets(url) if value]
-
-
-def mask_url(url: str) -> str:
-    """``postgresql://user:secret@host/db?password=x`` -> ``postgresql://user:***@host/db?password=***``."""
-    masked = url
-    parts = _url_parts(url)
-    if parts is not None and parts[2] is not None:
-        scheme, user, _, rest = parts
-        masked = f"{scheme}://{user}:***@{rest}"
-    base, question, query = masked.partition("?")
-    if not question or not _query_secrets(masked):
-        return masked
-    pairs = [
-        f"{key}={'***' if key.lower() in SECRET_QUERY_KEYS else quote(value, safe='')}"
-        for key, value in parse_qsl(query, keep_blank_values=True)
-    ]
-    return f"{base}?{'&'.join(pairs)}"
-
-
-_SCHEDULE_FIELDS = {"kind", "cron", "every_seconds", "payload", "queue"}
-
-
-def to_schedule(name: str, spec: Any) -> Schedule:
-    """One configured schedule (ValueError naming what is wrong)."""
-    if not isinstance(spec, dict):
-        raise ValueError(f"schedule {name}: must be an object")
-    unknown = set(spec) - _SCHEDULE_FIELDS
-    if unknown:
-        raise ValueError(f"schedule {name}: unknown fields {', '.join(sorted(unknown))}")
-    if not isinstance(spec.get("kind"), str):
-        raise ValueError(f"schedule {name}: kind is required")
-    try:
-        return Schedule(
-            name=name,
-            kind=spec["kind"],
-            payload=spec.get("payload") or {},
-            cron=spec.get("cron"),
-            every_seconds=spec.get("every_seconds"),
-            queue=spec.get("queue", "default"),
-        )
-    except (errors.InvalidJob, TypeError) as exc:
-        raise ValueError(str(exc)) from None

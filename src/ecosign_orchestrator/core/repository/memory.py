@@ -14,13 +14,8 @@ from ecosign_orchestrator.core.calls import CallRecord
 from ecosign_orchestrator.core.events import Event
 from ecosign_orchestrator.core.gates import CircuitPolicy, GateVerdict
 from ecosign_orchestrator.core.job import Job, StepRecord, utcnow
-from ecosign_orchestrator.core.repository.base import (
-    TransactionalRepository,
-    check_limit,
-    check_short_id,
-    check_terminal,
-    claim_jobs,
-)
+from ecosign_orchestrator.core.repository.base import TransactionalRepository, claim_jobs
+from ecosign_orchestrator.core.repository.checks import check_limit, check_short_id, check_terminal
 from ecosign_orchestrator.core.status import ACTIVE, CLAIMABLE, JobStatus
 from ecosign_orchestrator.core.transitions import EventDraft
 from ecosign_orchestrator.core.types import JobId, LeaseToken

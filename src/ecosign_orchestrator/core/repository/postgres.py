@@ -12,14 +12,14 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 
 from ecosign_orchestrator.core import errors, ids, transitions
 from ecosign_orchestrator.core.calls import CallRecord
@@ -29,21 +29,23 @@ from ecosign_orchestrator.core.repository import postgres_documents as documents
 from ecosign_orchestrator.core.repository import postgres_schema, sql
 from ecosign_orchestrator.core.repository.base import (
     TransactionalRepository,
-    check_limit,
-    check_terminal,
-    id_patterns,
-    like_prefix,
 )
 from ecosign_orchestrator.core.repository.batching import Batcher
-from ecosign_orchestrator.core.repository.codec import RowCodec
 from ecosign_orchestrator.core.repository.postgres_gates import PostgresGates
-from ecosign_orchestrator.core.status import JobStatus
+from ecosign_orchestrator.core.repository.postgres_reads import PostgresReads
+from ecosign_orchestrator.core.repository.postgres_tx import (
+    CODEC,
+    PgTx,
+    Row,
+    prepare_flag,
+    row_to_job,
+    translate_errors,
+)
 from ecosign_orchestrator.core.transitions import EventDraft
 from ecosign_orchestrator.core.types import JobId, JSONValue, LeaseToken
 
 logger = logging.getLogger(__name__)
 
-Row = dict[str, Any]
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,50}", re.ASCII)
 
 
@@ -56,111 +58,7 @@ def check_schema_name(name: str) -> str:
     return name
 
 
-@contextlib.contextmanager
-def translate_errors() -> Iterator[None]:
-    """Map driver and pool errors to :class:`RepositoryError` (the original in ``__cause__``)."""
-    try:
-        yield
-    except psycopg.errors.UniqueViolation as exc:
-        raise errors.DuplicateJob(None) from exc
-    except (psycopg.Error, PoolTimeout, OSError) as exc:
-        raise errors.RepositoryError(f"postgresql: {type(exc).__name__}: {exc}".strip()) from exc
-
-
-#: Rows of this dialect: JSON as ``jsonb``, time as ``timestamptz`` (psycopg adapts both).
-CODEC = RowCodec(
-    json_in=Jsonb,
-    json_out=lambda value: value,
-    time_in=lambda value: value,
-    time_out=lambda value: value,
-    placeholder=lambda name: f"%({name})s",
-)
-row_to_job = CODEC.row_to_job
-row_to_event = CODEC.row_to_event
-
-
-#: Queries planned afresh at every run, never prepared: psycopg prepares a statement run 5 times
-#: on a connection, and the generic plan PostgreSQL may then cache cannot see which optional
-#: filters (``param IS NULL OR ...``) are in use, so it scans the whole table.
-PLANNED_EACH_RUN = frozenset({"list_jobs"})
-
-
-def _prepare(name: str) -> bool | None:
-    """psycopg's ``prepare`` flag for a named query (None: its default threshold)."""
-    return False if name in PLANNED_EACH_RUN else None
-
-
-class _PgTx:
-    def __init__(self, repo: PostgresRepository, conn: psycopg.AsyncConnection[Row]) -> None:
-        self._repo = repo
-        self._conn = conn
-
-    async def _fetch(self, name: str, params: Row) -> list[Row]:
-        cursor = await self._conn.execute(self._repo.query(name), params, prepare=_prepare(name))
-        return await cursor.fetchall() if cursor.description else []
-
-    async def load(self, job_id: JobId) -> Job:
-        rows = await self._fetch("load_job", {"id": job_id})
-        if not rows:
-            raise errors.JobNotFound(job_id)
-        return row_to_job(rows[0])
-
-    async def fetch(self, job_id: JobId) -> Job:
-        rows = await self._fetch("get_job", {"id": job_id})
-        if not rows:
-            raise errors.JobNotFound(job_id)
-        return row_to_job(rows[0])
-
-    async def find_holder(self, dedupe_key: str, *, reuse_completed: bool) -> Job | None:
-        params = {"dedupe_key": dedupe_key, "reuse_completed": reuse_completed}
-        rows = await self._fetch("find_holder", params)
-        return row_to_job(rows[0]) if rows else None
-
-    async def find_idempotent(self, key: str) -> Job | None:
-        rows = await self._fetch("find_idempotent", {"key": key})
-        return row_to_job(rows[0]) if rows else None
-
-    async def insert(self, job: Job) -> None:
-        if not await self._fetch("insert_job", CODEC.job_to_row(job)):
-            raise errors.DuplicateJob(job.dedupe_key)
-
-    async def update(self, job: Job) -> None:
-        await self._fetch("update_job", CODEC.job_to_row(job))
-
-    async def add_event(self, draft: EventDraft) -> Event:
-        rows = await self._fetch(
-            "insert_event",
-            {
-                "job_id": draft.job_id,
-                "type": draft.type.value,
-                "at": draft.at,
-                "attempt": draft.attempt,
-                "data": Jsonb(draft.data),
-            },
-        )
-        return draft.stored(rows[0]["id"])
-
-    async def insert_many(self, jobs: Sequence[Job]) -> None:
-        if not jobs:
-            return
-        # One statement and one parameter for the whole batch (see postgres_documents).
-        await self._fetch("insert_jobs", {"jobs": Jsonb([documents.job_document(j) for j in jobs])})
-
-    async def add_events(self, drafts: Sequence[EventDraft]) -> list[Event]:
-        if not drafts:
-            return []
-        params = {"events": Jsonb([documents.event_document(d) for d in drafts])}
-        rows = await self._fetch("insert_events", params)  # one statement, ids in input order
-        return [d.stored(row["id"]) for row, d in zip(rows, drafts, strict=True)]
-
-    async def expired(self, *, limit: int, now: datetime) -> list[Job]:
-        return [row_to_job(r) for r in await self._fetch("expired", {"limit": limit})]
-
-    async def ready(self) -> None:
-        await self._fetch("notify", {"channel": self._repo.channel, "kind": ""})
-
-
-class PostgresRepository(PostgresGates, TransactionalRepository):
+class PostgresRepository(PostgresGates, PostgresReads, TransactionalRepository):
     """Jobs in PostgreSQL (14+), shared by workers on any number of machines."""
 
     backend = "postgresql"
@@ -336,16 +234,16 @@ class PostgresRepository(PostgresGates, TransactionalRepository):
                 yield conn
 
     @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[_PgTx]:
+    async def _transaction(self) -> AsyncIterator[PgTx]:
         async with self._connection() as conn:
             with translate_errors():
                 async with conn.transaction():
-                    yield _PgTx(self, conn)
+                    yield PgTx(self, conn)
 
     async def _fetch(self, name: str, params: Row) -> list[Row]:
         async with self._connection() as conn:
             with translate_errors():
-                cursor = await conn.execute(self.query(name), params, prepare=_prepare(name))
+                cursor = await conn.execute(self.query(name), params, prepare=prepare_flag(name))
                 return await cursor.fetchall() if cursor.description else []
 
     # -- wake-ups ------------------------------------------------------------------------------
@@ -571,81 +469,6 @@ class PostgresRepository(PostgresGates, TransactionalRepository):
         async with self._connection() as conn:
             with translate_errors():
                 return await postgres_schema.schema_ready(conn, self._schema)
-
-    # -- reads ---------------------------------------------------------------------------------
-
-    async def list_jobs(
-        self,
-        *,
-        statuses: Sequence[JobStatus] | None = None,
-        kinds: Sequence[str] | None = None,
-        dedupe_key: str | None = None,
-        dedupe_prefix: str | None = None,
-        before: JobId | None = None,
-        limit: int = 50,
-    ) -> list[Job]:
-        """Jobs newest first."""
-        params: Row = {
-            "statuses": None if statuses is None else [s.value for s in statuses],
-            "kinds": None if kinds is None else list(kinds),
-            "dedupe_key": dedupe_key,
-            "dedupe_like": None if dedupe_prefix is None else like_prefix(dedupe_prefix),
-            "before": before,
-            "limit": check_limit(limit),
-        }
-        return [row_to_job(r) for r in await self._fetch("list_jobs", params)]
-
-    async def events(
-        self, *, after_id: int = 0, job_id: JobId | None = None, limit: int = 1000
-    ) -> list[Event]:
-        """Events after ``after_id``, oldest first."""
-        params: Row = {"after_id": after_id, "job_id": job_id, "limit": check_limit(limit)}
-        query = "events" if job_id is None else "job_events"
-        return [row_to_event(r) for r in await self._fetch(query, params)]
-
-    async def ids_matching(self, short_id: str) -> list[JobId]:
-        """Up to two ids starting or ending with ``short_id``."""
-        rows = await self._fetch("ids_matching", dict(id_patterns(short_id)))
-        return [JobId(r["id"]) for r in rows]
-
-    async def calls(self, job_id: JobId, *, limit: int = 1000) -> list[CallRecord]:
-        """A job's call log, oldest first."""
-        params: Row = {"job_id": job_id, "limit": check_limit(limit)}
-        return [CODEC.row_to_call(r) for r in await self._fetch("job_calls", params)]
-
-    async def last_event_id(self) -> int:
-        """The newest event id (0 when none)."""
-        return int((await self._fetch("last_event_id", {}))[0]["id"])
-
-    # -- maintenance ---------------------------------------------------------------------------
-
-    async def prune(self, *, status: JobStatus, finished_before: datetime, limit: int) -> int:
-        """Delete one retention batch (rows another pruner holds are skipped)."""
-        params: Row = {
-            "status": check_terminal(status).value,
-            "before": finished_before,
-            "limit": check_limit(limit),
-        }
-        return len(await self._fetch("prune", params))
-
-    async def count_prunable(self, *, status: JobStatus, finished_before: datetime) -> int:
-        """How many jobs :meth:`prune` would delete."""
-        params: Row = {"status": check_terminal(status).value, "before": finished_before}
-        return int((await self._fetch("count_prunable", params))[0]["n"])
-
-    async def probe_write(self) -> None:
-        """Commit one row rewrite (fails on a read-only, full or unreachable server)."""
-        await self._fetch("probe_write", {})
-
-    async def oldest_active(self, *, limit: int = 1000) -> list[Job]:
-        """The oldest active jobs, oldest first."""
-        params: Row = {"limit": check_limit(limit)}
-        return [row_to_job(r) for r in await self._fetch("oldest_active", params)]
-
-    async def counts(self) -> dict[tuple[str, JobStatus], int]:
-        """Jobs per (kind, status)."""
-        rows = await self._fetch("counts", {})
-        return {(r["kind"], JobStatus(r["status"])): r["n"] for r in rows}
 
 
 def _call_json(call: CallRecord) -> dict[str, Any]:

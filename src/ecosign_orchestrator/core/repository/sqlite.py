@@ -15,34 +15,48 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
-import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ecosign_orchestrator.core import errors, gates
+from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.calls import CallRecord
 from ecosign_orchestrator.core.events import Event
-from ecosign_orchestrator.core.gates import CircuitPolicy, GateVerdict
-from ecosign_orchestrator.core.job import Job, Progress, StepRecord, from_epoch, to_epoch, utcnow
+from ecosign_orchestrator.core.job import Job, Progress, StepRecord, from_epoch, to_epoch
 from ecosign_orchestrator.core.repository import sql
-from ecosign_orchestrator.core.repository.base import (
-    Change,
-    TransactionalRepository,
+from ecosign_orchestrator.core.repository.base import Change, TransactionalRepository
+from ecosign_orchestrator.core.repository.batching import Batcher
+from ecosign_orchestrator.core.repository.checks import (
     check_limit,
     check_terminal,
-    claim_jobs,
     id_patterns,
     like_prefix,
 )
-from ecosign_orchestrator.core.repository.batching import Batcher
-from ecosign_orchestrator.core.repository.codec import RowCodec
+from ecosign_orchestrator.core.repository.sqlite_gates import SqliteGates
+from ecosign_orchestrator.core.repository.sqlite_sync import (
+    CODEC,
+    INSERT_CALL,
+    INSERT_JOB,
+    UPDATE_JOB,
+    applied_versions,
+    apply_change,
+    claim_batch,
+    commit_group,
+    data_version,
+    dumps,
+    insert_event,
+    load_job,
+    migrate_file,
+    prune_batch,
+    row_to_event,
+    row_to_job,
+    translate_errors,
+)
 from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.core.transitions import EventDraft
 from ecosign_orchestrator.core.types import JobId, LeaseToken
@@ -53,43 +67,6 @@ Q = sql.queries("sqlite")
 GROUP_LIMIT = 256
 #: How often an idle worker looks at the file's commit counter for other processes' work.
 WATCH_SECONDS = 0.05
-
-
-def dumps(value: object) -> str:
-    """Compact JSON; NaN/Infinity refused (they are not JSON)."""
-    return json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
-
-
-def _epoch(value: datetime | None) -> float | None:
-    return None if value is None else to_epoch(value)
-
-
-#: Rows of this dialect: JSON as text, time as epoch seconds.
-CODEC = RowCodec(
-    json_in=dumps,
-    json_out=json.loads,
-    time_in=_epoch,
-    time_out=from_epoch,
-    placeholder=lambda name: f":{name}",
-)
-INSERT_JOB = CODEC.insert_job_sql("jobs")
-UPDATE_JOB = CODEC.update_job_sql("jobs")
-INSERT_CALL = CODEC.insert_call_sql("calls")
-row_to_job = CODEC.row_to_job
-row_to_event = CODEC.row_to_event
-
-
-@contextlib.contextmanager
-def translate_errors() -> Iterator[None]:
-    """Map sqlite3 exceptions to :class:`RepositoryError` (the original is in ``__cause__``)."""
-    try:
-        yield
-    except sqlite3.IntegrityError as exc:
-        if "dedupe_key" in str(exc) or "idempotency_key" in str(exc):
-            raise errors.DuplicateJob(None) from exc
-        raise errors.RepositoryError(f"sqlite: {exc}") from exc
-    except sqlite3.Error as exc:
-        raise errors.RepositoryError(f"sqlite: {exc}") from exc
 
 
 def path_from_url(url: str) -> Path:
@@ -115,7 +92,7 @@ class _SqliteTx:
         return await self._repo._call(lambda c: c.execute(Q[name], params).fetchall())
 
     async def load(self, job_id: JobId) -> Job:
-        return await self._repo._call(lambda c: _load_sync(c, job_id))
+        return await self._repo._call(lambda c: load_job(c, job_id))
 
     async def fetch(self, job_id: JobId) -> Job:
         return await self.load(job_id)
@@ -136,14 +113,14 @@ class _SqliteTx:
         await self._repo._call(lambda c: c.execute(UPDATE_JOB, CODEC.job_to_row(job)))
 
     async def add_event(self, draft: EventDraft) -> Event:
-        return await self._repo._call(lambda c: _insert_event(c, draft))
+        return await self._repo._call(lambda c: insert_event(c, draft))
 
     async def insert_many(self, jobs: Sequence[Job]) -> None:
         rows = [CODEC.job_to_row(job) for job in jobs]
         await self._repo._call(lambda c: c.executemany(INSERT_JOB, rows))
 
     async def add_events(self, drafts: Sequence[EventDraft]) -> list[Event]:
-        return await self._repo._call(lambda c: [_insert_event(c, d) for d in drafts])
+        return await self._repo._call(lambda c: [insert_event(c, d) for d in drafts])
 
     async def expired(self, *, limit: int, now: datetime) -> list[Job]:
         rows = await self._all("expired", {"now": to_epoch(now), "limit": limit})
@@ -153,7 +130,7 @@ class _SqliteTx:
         """Nothing to send: other processes poll (capped at the next ``run_at``)."""
 
 
-class SqliteRepository(TransactionalRepository):
+class SqliteRepository(SqliteGates, TransactionalRepository):
     """Jobs in one SQLite file, safe for several worker processes on one machine."""
 
     backend = "sqlite"
@@ -257,13 +234,13 @@ class SqliteRepository(TransactionalRepository):
         self, works: Sequence[Callable[[sqlite3.Connection], Any]]
     ) -> list[Any | BaseException]:
         """One transaction for ``works``, each in its own savepoint: its value or its error."""
-        group = functools.partial(_commit_group, works=list(works))
+        group = functools.partial(commit_group, works=list(works))
         async with self._lock:
             outcomes = await self._call(group)
         return [value if error is None else error for value, error in outcomes]
 
     async def _apply(self, job_id: JobId, change: Change, *, ready: bool = False) -> Job:
-        new, event = await self._write(lambda c: _apply_sync(c, job_id, change))
+        new, event = await self._write(lambda c: apply_change(c, job_id, change))
         if event is not None:
             self.bus.publish([event])
         if ready:
@@ -315,7 +292,7 @@ class SqliteRepository(TransactionalRepository):
                 return None  # fenced: nothing written
             rows = [CODEC.call_to_row(job_id, row["attempts"], call) for call in calls]
             conn.executemany(INSERT_CALL, rows)
-            return [_insert_event(conn, draft) for draft in events]
+            return [insert_event(conn, draft) for draft in events]
 
         stored = await self._write(work)
         if stored is None:
@@ -338,7 +315,7 @@ class SqliteRepository(TransactionalRepository):
             "queues": None if queues is None else dumps(list(queues)),
             "limit": limit,
         }
-        claimed = await self._write(lambda c: _claim_sync(c, params, worker_id, lease_seconds))
+        claimed = await self._write(lambda c: claim_batch(c, params, worker_id, lease_seconds))
         if claimed:
             self.bus.publish([event for _, event in claimed])
         return [job for job, _ in claimed]
@@ -352,11 +329,11 @@ class SqliteRepository(TransactionalRepository):
         """Apply pending migrations in one ``BEGIN IMMEDIATE`` transaction (callers serialise)."""
         await self.open()
         async with self._lock:
-            return await self._call(_migrate)
+            return await self._call(migrate_file)
 
     async def schema_ready(self) -> bool:
         """Whether every migration is applied."""
-        applied = await self._call(_applied_versions)
+        applied = await self._call(applied_versions)
         return all(version in applied for version, _ in sql.migrations("sqlite"))
 
     # -- reads ---------------------------------------------------------------------------------
@@ -367,11 +344,11 @@ class SqliteRepository(TransactionalRepository):
         connections made to the file: no disk read); only a commit that left a ready job ends
         the wait, so busy neighbours do not make idle workers claim for nothing."""
         deadline = time.monotonic() + await self._capped(timeout)
-        version = await self._call(_data_version)
+        version = await self._call(data_version)
         while (remaining := deadline - time.monotonic()) > 0:
             if await self._woken(min(remaining, WATCH_SECONDS)):
                 return
-            current = await self._call(_data_version)
+            current = await self._call(data_version)
             if current != version:
                 version = current
                 if await self._read("has_ready", {"now": time.time()}):
@@ -432,7 +409,7 @@ class SqliteRepository(TransactionalRepository):
             "before": to_epoch(finished_before),
             "limit": check_limit(limit),
         }
-        return await self._write(lambda c: _prune_sync(c, params))
+        return await self._write(lambda c: prune_batch(c, params))
 
     async def count_prunable(self, *, status: JobStatus, finished_before: datetime) -> int:
         """How many jobs :meth:`prune` would delete."""
@@ -448,196 +425,7 @@ class SqliteRepository(TransactionalRepository):
         params = {"limit": check_limit(limit)}
         return [row_to_job(r) for r in await self._read("oldest_active", params)]
 
-    # -- gates ---------------------------------------------------------------------------------
-
-    async def acquire_slot(self, key: str, job_id: JobId, token: LeaseToken, limit: int) -> bool:
-        """Take a slot in one write transaction (the file's lock serialises takers)."""
-        params = {"key": key, "job_id": job_id, "token": token, "now": time.time()}
-
-        def take(conn: sqlite3.Connection) -> bool:
-            if conn.execute(Q["slots_held"], params).fetchone()["n"] >= limit:
-                return False
-            conn.execute(Q["slot_take"], params)
-            return True
-
-        return await self._write(take)
-
-    async def release_slot(self, key: str, job_id: JobId) -> None:
-        """Give the slot back."""
-        params = {"key": key, "job_id": job_id}
-        await self._write(lambda c: c.execute(Q["slot_release"], params))
-
-    async def slots_in_use(self) -> dict[str, int]:
-        """Slots held per key by running jobs."""
-        return {r["key"]: r["n"] for r in await self._read("slots_in_use", {})}
-
-    async def take_rate(self, key: str, per: int, seconds: float) -> float:
-        """The sliding-window rule in one write transaction."""
-
-        def take(conn: sqlite3.Connection) -> float:
-            now = time.time()
-            params = {"key": key, "since": now - seconds, "now": now}
-            conn.execute(Q["rate_forget"], params)
-            row = conn.execute(Q["rate_window"], params).fetchone()
-            wait = gates.rate_wait(row["n"], row["oldest"], now, per, seconds)
-            if wait == 0:
-                conn.execute(Q["rate_hit"], params)
-            return wait
-
-        return await self._write(take)
-
-    async def circuit_gate(self, key: str, policy: CircuitPolicy) -> GateVerdict:
-        """Apply the gate rule; a probe taker records it in the same transaction."""
-
-        def check(conn: sqlite3.Connection) -> GateVerdict:
-            now = time.time()
-            circuit = _circuit(conn, key)
-            verdict = gates.gate(circuit, now, policy)
-            if verdict.probe and circuit is not None:
-                probing = dataclasses.replace(circuit, probe_until=now + policy.probe_seconds)
-                _put_circuit(conn, key, probing, now)
-            return verdict
-
-        if not await self._read("circuit_get", {"key": key}):
-            return GateVerdict(0.0)  # no circuit: no write transaction on the hot path
-        return await self._write(check)
-
-    async def circuit_failure(
-        self, key: str, policy: CircuitPolicy, retry_after: float | None
-    ) -> float:
-        """Count a failure; seconds the circuit is open."""
-
-        def fail(conn: sqlite3.Connection) -> float:
-            now = time.time()
-            circuit = gates.after_failure(_circuit(conn, key), now, policy, retry_after)
-            _put_circuit(conn, key, circuit, now)
-            return gates.open_for(circuit, now)
-
-        return await self._write(fail)
-
-    async def circuit_success(self, key: str) -> None:
-        """Close the circuit."""
-        await self._write(lambda c: c.execute(Q["circuit_close"], {"key": key}))
-
-    async def circuits(self) -> dict[str, tuple[int, float]]:
-        """Failures and open seconds per key."""
-        now = time.time()
-        rows = await self._read("circuits_all", {})
-        circuits = {r["key"]: gates.Circuit.from_row(r) for r in rows}
-        return {k: (c.failures, gates.open_for(c, now)) for k, c in circuits.items() if c}
-
     async def counts(self) -> dict[tuple[str, JobStatus], int]:
         """Jobs per (kind, status)."""
         rows = await self._read("counts", {})
         return {(r["kind"], JobStatus(r["status"])): r["n"] for r in rows}
-
-
-def _data_version(conn: sqlite3.Connection) -> int:
-    version: int = conn.execute("PRAGMA data_version").fetchone()[0]
-    return version
-
-
-def _circuit(conn: sqlite3.Connection, key: str) -> gates.Circuit | None:
-    return gates.Circuit.from_row(conn.execute(Q["circuit_get"], {"key": key}).fetchone())
-
-
-def _put_circuit(conn: sqlite3.Connection, key: str, circuit: gates.Circuit, now: float) -> None:
-    conn.execute(Q["circuit_put"], {**circuit.row(key), "now": now})
-
-
-def _prune_sync(conn: sqlite3.Connection, params: dict[str, Any]) -> int:
-    ids = dumps([row["id"] for row in conn.execute(Q["prunable"], params)])
-    conn.execute(Q["prune_events"], {"ids": ids})
-    conn.execute(Q["prune_calls"], {"ids": ids})
-    return conn.execute(Q["prune_jobs"], {"ids": ids}).rowcount
-
-
-def _commit_group(
-    conn: sqlite3.Connection, works: Sequence[Callable[[sqlite3.Connection], Any]]
-) -> list[tuple[Any, BaseException | None]]:
-    """Run ``works`` in one transaction, each in a savepoint: ``(result, error)`` per work."""
-    outcomes: list[tuple[Any, BaseException | None]] = []
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        for work in works:
-            conn.execute("SAVEPOINT one")
-            try:
-                with translate_errors():
-                    outcomes.append((work(conn), None))
-            except Exception as exc:  # this write only: undo it, keep the others
-                conn.execute("ROLLBACK TO one")
-                outcomes.append((None, exc))
-            conn.execute("RELEASE one")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-    return outcomes
-
-
-def _insert_event(conn: sqlite3.Connection, draft: EventDraft) -> Event:
-    params = {
-        "job_id": draft.job_id,
-        "type": draft.type.value,
-        "at": to_epoch(draft.at),
-        "attempt": draft.attempt,
-        "data": dumps(draft.data),
-    }
-    return draft.stored(conn.execute(Q["insert_event"], params).fetchone()["id"])
-
-
-def _load_sync(conn: sqlite3.Connection, job_id: JobId) -> Job:
-    row = conn.execute(Q["load_job"], {"id": job_id}).fetchone()
-    if row is None:
-        raise errors.JobNotFound(job_id)
-    return row_to_job(row)
-
-
-def _apply_sync(
-    conn: sqlite3.Connection, job_id: JobId, change: Change
-) -> tuple[Job, Event | None]:
-    new, draft = change(_load_sync(conn, job_id), utcnow())
-    conn.execute(UPDATE_JOB, CODEC.job_to_row(new))
-    return new, None if draft is None else _insert_event(conn, draft)
-
-
-def _claim_sync(
-    conn: sqlite3.Connection, params: dict[str, Any], worker_id: str, lease_seconds: float
-) -> list[tuple[Job, Event]]:
-    now = utcnow()
-    rows = conn.execute(Q["claimable"], {**params, "now": to_epoch(now)}).fetchall()
-    claimed = []
-    ready = [row_to_job(row) for row in rows]
-    for new, draft in claim_jobs(ready, now=now, worker_id=worker_id, lease_seconds=lease_seconds):
-        conn.execute(UPDATE_JOB, CODEC.job_to_row(new))
-        claimed.append((new, _insert_event(conn, draft)))
-    return claimed
-
-
-def _applied_versions(conn: sqlite3.Connection) -> set[str]:
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at REAL)"
-    )
-    return {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-
-
-def _migrate(conn: sqlite3.Connection) -> list[str]:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        applied = _applied_versions(conn)
-        done: list[str] = []
-        for version, script in sql.migrations("sqlite"):
-            if version in applied:
-                continue
-            for statement in sql.split_statements(script):
-                conn.execute(statement)
-            conn.execute(
-                "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
-                (version, time.time()),
-            )
-            done.append(version)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-    return done
