@@ -99,3 +99,32 @@ async def test_a_change_made_while_steps_are_being_written_is_written_next() -> 
             ("b", StepStatus.PENDING),
         ]
         ctx.close()
+
+
+async def test_a_step_event_recorded_while_steps_are_being_written_is_not_lost() -> None:
+    async with MemoryRepository() as repo:
+        ctx = await _running_context(repo)
+        entered, release = asyncio.Event(), asyncio.Event()
+        save = repo.save_steps
+
+        async def slow(
+            job_id: Any, token: Any, steps: Sequence[Any], events: Sequence[Any], calls: Any
+        ) -> Any:
+            # A real store turns its arguments into statement parameters before it waits on
+            # the database: what is appended later is not in this write.
+            taken = list(events)
+            entered.set()
+            await release.wait()
+            return await save(job_id, token, steps, taken, calls)
+
+        repo.save_steps = slow  # type: ignore[method-assign]
+        await ctx.step_started("a")
+        flushing = asyncio.create_task(ctx.flush())
+        await entered.wait()
+        await ctx.step_succeeded("a")  # its event lands while the first write is in flight
+        release.set()
+        await flushing
+        await ctx.flush()
+        events = [e.type.value for e in await repo.events(job_id=ctx.job.id)]
+        assert events[-2:] == ["step_started", "step_succeeded"]
+        ctx.close()

@@ -273,7 +273,9 @@ class JobContext:
         async with self._save_lock:
             if not self._steps_dirty and not self._calls:
                 return  # another save took it meanwhile
-            events, calls, changes = self._step_events, self._calls, self._changes
+            # Snapshots: a step recorded while this save is in flight is appended to the
+            # pending lists and must stay pending, not be counted as written.
+            events, calls, changes = list(self._step_events), list(self._calls), self._changes
             await self._repository.save_steps(
                 self.job.id, self._token, list(self._steps.values()), events, calls
             )
