@@ -211,7 +211,22 @@ async def test_a_wait_is_a_status_of_its_own_written_once_however_often_it_is_ch
         again = await repository.wait(job.id, check.lease_token, delay=0, reason="confirmation")
         assert again.waiting is not None and again.waiting.since == first.waiting.since
     logged = await repository.events(job_id=job.id)
-    assert [e.type for e in logged[events:]] == [EventType.JOB_STARTED] * 3  # one per check
+    assert logged[events:] == []  # a check that finds nothing new writes nothing
+    # ... and a check that moves on writes as any run does: here, the completion.
+    check = await claim_one(repository)
+    assert check.lease_token is not None and check.waiting is not None
+    await repository.complete(job.id, check.lease_token, None)
+    logged = await repository.events(job_id=job.id)
+    assert [e.type for e in logged[events:]] == [EventType.JOB_COMPLETED]
+    done = await repository.get(job.id)
+    assert done.status is JobStatus.COMPLETED and done.waiting is None
+    # A waiting job cancelled between checks stops waiting at once.
+    await enqueue(repository)
+    other = await claim_one(repository)
+    assert other.lease_token is not None
+    await repository.save_steps(other.id, other.lease_token, [waiting_step], [], [])
+    await repository.wait(other.id, other.lease_token, delay=3600, reason="confirmation")
+    job = other
     cancelled = await repository.cancel(job.id)
     assert cancelled.status is JobStatus.CANCELLED and cancelled.waiting is None
     [step] = cancelled.steps

@@ -97,9 +97,15 @@ def is_claimable(job: Job, now: datetime) -> bool:
 
 def claim(
     job: Job, *, now: datetime, worker_id: str, token: LeaseToken, lease_seconds: float
-) -> Outcome:
-    """A worker takes the job: one attempt is spent, a fresh lease token fences its writes."""
-    return _move(
+) -> tuple[Job, EventDraft | None]:
+    """A worker takes the job: one attempt is spent, a fresh lease token fences its writes.
+
+    The claim of a ``waiting`` job is a check of what it waits for: it writes no event (a
+    72-hour wait checked every few minutes would otherwise fill the log, and a reader of the
+    events would see the job "started" between checks). The check's outcome writes one if
+    anything changed: a new wait, a step's progress, the end of the flow.
+    """
+    new, event = _move(
         job,
         JobStatus.RUNNING,
         now,
@@ -111,6 +117,7 @@ def claim(
         lease_expires_at=now + timedelta(seconds=lease_seconds),
         finished_at=None,
     )
+    return new, None if job.status is JobStatus.WAITING else event
 
 
 def ensure_lease(job: Job, token: LeaseToken) -> None:

@@ -475,7 +475,7 @@ class Change(Protocol):
 
 def claim_jobs(
     jobs: Sequence[Job], *, now: datetime, worker_id: str, lease_seconds: float
-) -> list[tuple[Job, EventDraft]]:
+) -> list[tuple[Job, EventDraft | None]]:
     """Claim each ready job with its own fresh lease token (the rule is ``transitions.claim``)."""
     return [
         transitions.claim(

@@ -148,7 +148,8 @@ class MemoryRepository(TransactionalRepository):
                 ready, now=now, worker_id=worker_id, lease_seconds=lease_seconds
             ):
                 await tx.update(new)
-                published.append(await tx.add_event(draft))
+                if draft is not None:
+                    published.append(await tx.add_event(draft))
                 claimed.append(new)
         return claimed
 

@@ -315,6 +315,7 @@ class PostgresRepository(PostgresGates, PostgresReads, TransactionalRepository):
                         data={"worker": worker_id},
                     )
                     for r in rows
+                    if r["event_id"] is not None
                 ]
             )
         return jobs

@@ -64,14 +64,16 @@ WITH candidates AS (
     WHERE j.id = ANY(ARRAY(SELECT id FROM candidates))
     RETURNING j.*
 ), started AS (
-    -- one job_started event per claimed job, in the same transaction
+    -- one job_started event per claimed job, in the same transaction; none for the check of a
+    -- waiting job (its waiting column is still set: see transitions.claim)
     INSERT INTO {schema}.events (job_id, type, at, attempt, data)
     SELECT id, 'job_started', now(), attempts, jsonb_build_object('worker', %(worker_id)s::text)
     FROM claimed
+    WHERE claimed.waiting IS NULL
     RETURNING id AS event_id, job_id
 )
 SELECT claimed.*, started.event_id
-FROM claimed JOIN started ON started.job_id = claimed.id
+FROM claimed LEFT JOIN started ON started.job_id = claimed.id
 ORDER BY claimed.priority DESC, claimed.run_at, claimed.id
 
 -- renew_leases --

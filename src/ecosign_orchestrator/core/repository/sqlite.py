@@ -317,7 +317,7 @@ class SqliteRepository(SqliteGates, TransactionalRepository):
         }
         claimed = await self._write(lambda c: claim_batch(c, params, worker_id, lease_seconds))
         if claimed:
-            self.bus.publish([event for _, event in claimed])
+            self.bus.publish([event for _, event in claimed if event is not None])
         return [job for job, _ in claimed]
 
     async def _read(self, name: str, params: dict[str, Any]) -> list[sqlite3.Row]:

@@ -127,14 +127,14 @@ def apply_change(
 
 def claim_batch(
     conn: sqlite3.Connection, params: dict[str, Any], worker_id: str, lease_seconds: float
-) -> list[tuple[Job, Event]]:
+) -> list[tuple[Job, Event | None]]:
     now = utcnow()
     rows = conn.execute(Q["claimable"], {**params, "now": to_epoch(now)}).fetchall()
     claimed = []
     ready = [row_to_job(row) for row in rows]
     for new, draft in claim_jobs(ready, now=now, worker_id=worker_id, lease_seconds=lease_seconds):
         conn.execute(UPDATE_JOB, CODEC.job_to_row(new))
-        claimed.append((new, insert_event(conn, draft)))
+        claimed.append((new, None if draft is None else insert_event(conn, draft)))
     return claimed
 
 
