@@ -52,8 +52,8 @@ async def _api(env: dict[str, str]) -> httpx.AsyncClient:
     )
 
 
-#: Bitcoin checked every second (600 s scaled by dev's 1/600), given up after 7 minutes.
-BITCOIN = json.dumps({"bitcoin": {"schedule_seconds": [600], "deadline_seconds": 259_200}})
+#: Bitcoin checked every 0.3 s (180 s scaled by dev's 1/600), given up after 7 minutes.
+BITCOIN = json.dumps({"bitcoin": {"schedule_seconds": [180], "deadline_seconds": 259_200}})
 
 
 def test_a_flow_waiting_for_bitcoin_is_waiting_everywhere_and_tables_fit(tmp_path: Path) -> None:
@@ -71,16 +71,14 @@ def _waiting_everywhere_and_tables_fit(folder: Path) -> None:
     # Bitcoin never confirms on its own: the flow waits (sandbox timing, issue 22 §6).
     assert "never" in _cli(folder, env, "sandbox", "timing", "--bitcoin", "never")
     document = env["ECOSIGN_DEV_DOCUMENT"]
-    args = ["submit", "--document", document, "--protect", "--tsa", "--bitcoin", "-q"]
-    flow = _cli(folder, env, *args).strip()
+    flow = asyncio.run(_submit(env, document, tsa=True, bitcoin=True))
     # A failed flow beside it: build-artifact refuses (sandbox faults).
     faults = ["sandbox", "faults", "build-artifact", "--fail-next", "1", "--status", "400"]
     assert "build-artifact" in _cli(folder, env, *faults)
-    other = _cli(folder, env, "sandbox", "new-document").strip()
-    failed = _cli(folder, env, "submit", "--document", other, "--protect", "-q").strip()
+    other = asyncio.run(_new_document(env))
+    failed = asyncio.run(_submit(env, other))
 
-    asyncio.run(_reach_states(env, flow, failed))
-    reason = json.loads(_cli(folder, env, "status", failed, "--json"))["last_error"]["message"]
+    reason = asyncio.run(_reach_states(env, flow, failed))
     # What each table command must show whole, at both widths. They run side by side, and
     # beside the ten checks the flow makes meanwhile (they read; the checks write).
     commands = {
@@ -116,10 +114,8 @@ def _waiting_everywhere_and_tables_fit(folder: Path) -> None:
         events = outputs[(("events", failed[-12:]), width)]
         assert "{" not in events and "'" not in events, events  # words, not Python dicts
 
-    # Every id a table showed resolves to its job.
-    for short in shown_ids - {document[-12:], other[-12:]}:
-        found = json.loads(_cli(folder, env, "status", short, "--json"))
-        assert found["id"].endswith(short)
+    # Every id a table showed resolves to its job (the lookup every command and route uses).
+    asyncio.run(_resolve(env, shown_ids - {document[-12:], other[-12:]}))
     too_short = run_cli(folder, "status", flow[-7:], env=env)
     assert too_short.returncode == 2 and "give 8 or more" in too_short.stderr
 
@@ -150,8 +146,30 @@ async def _wait_status(env: dict[str, str], flow: str, status: str) -> dict[str,
         return found
 
 
-async def _reach_states(env: dict[str, str], flow: str, failed: str) -> None:
-    await _wait_status(env, failed, "failed")
+async def _submit(env: dict[str, str], document: str, **forensic: bool) -> str:
+    body = {"document_entity_id": document, "actions": {"protect": True}, "forensic": forensic}
+    async with await _api(env) as api:
+        answer = await api.post("/v1/document-jobs", json=body)
+        assert answer.status_code == 201, answer.text
+        return str(answer.json()["id"])
+
+
+async def _new_document(env: dict[str, str]) -> str:
+    key = {"Authorization": f"Bearer {env['ECOSIGN_ORCH_SERVICE_KEY']}"}
+    async with httpx.AsyncClient(base_url=env["EDGE_BASE_URL"], headers=key) as admin:
+        return str((await admin.post("/admin/documents", json={})).json()["id"])
+
+
+async def _resolve(env: dict[str, str], shorts: set[str]) -> None:
+    async with await _api(env) as api:
+        for short in shorts:
+            found = await api.get(f"/v1/jobs/{short}")
+            assert found.status_code == 200 and found.json()["id"].endswith(short), short
+
+
+async def _reach_states(env: dict[str, str], flow: str, failed: str) -> str:
+    """Both flows where the test wants them; the failed one's reason."""
+    reason = str((await _wait_status(env, failed, "failed"))["last_error"]["message"])
     job = await _wait_status(env, flow, "waiting")
     waiting = job["waiting"]
     assert "bitcoin" in waiting["reason"] and waiting["deadline"] and job["run_at"]
@@ -161,6 +179,7 @@ async def _reach_states(env: dict[str, str], flow: str, failed: str) -> None:
         assert overview["queue_depth"] == 0
         assert overview["waiting"][0]["count"] == 1
         assert "bitcoin" in overview["waiting"][0]["reason"]
+    return reason
 
 
 def _polls(job: dict[str, Any]) -> int:

@@ -19,6 +19,11 @@ plan_router = APIRouter(prefix="/v1", route_class=StrictJSONRoute)
     responses={
         **AUTH_RESPONSES,
         **BODY_RESPONSES,
+        403: {
+            "model": Problem,
+            "description": "This server does not read EcoSign's state (document flows are not "
+            "configured on it)",
+        },
         503: {"model": Problem, "description": "The document's state cannot be read now"},
     },
     summary="Plan a DocumentJob against the document's current state; write nothing",
@@ -30,6 +35,10 @@ async def plan_document_job(intent: ecosign.DocumentJob, request: Request, repo:
     state; nothing is written and no Edge Function is called. A read token suffices."""
     previewer: ecosign.Previewer | None = getattr(request.app.state, "previewer", None)
     if previewer is None:
-        raise ApiError(503, "this server is not configured for document flows (EDGE_BASE_URL)")
+        raise ApiError(
+            403,
+            "plans are disabled on this server: it does not read EcoSign's state (its operator "
+            "sets EDGE_BASE_URL, SUPABASE_URL and ECOSIGN_ORCH_SERVICE_KEY)",
+        )
     preview = await previewer.preview(intent, repo)
     return PlanOut.model_validate(preview.to_json())

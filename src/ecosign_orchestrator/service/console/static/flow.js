@@ -20,11 +20,16 @@ async function load() {
   if (jobId.length !== 36) jobId = (await api(`/v1/jobs/${encodeURIComponent(jobId)}`)).id;
   // The events first, the job after: a job still active then has its terminal event after the
   // last one read here, so following from it cannot miss the end.
-  const events = await api(`/v1/jobs/${jobId}/events?limit=10000`);
+  let events = await api(`/v1/jobs/${jobId}/events?limit=10000`);
   const [job, calls] = await Promise.all([
     api(`/v1/jobs/${jobId}`),
     api(`/v1/jobs/${jobId}/calls?limit=10000`),
   ]);
+  // A job that ended between the two reads: read its events again, up to its last one.
+  const ended = ["job_completed", "job_failed", "job_cancelled"];
+  if (TERMINAL.includes(job.status) && !ended.includes(events[events.length - 1]?.type)) {
+    events = await api(`/v1/jobs/${jobId}/events?limit=10000`);
+  }
   if (events.length) lastEventId = Math.max(lastEventId, events[events.length - 1].id);
   drawHeader(job);
   drawFailure(job, calls);
