@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -66,3 +68,31 @@ async def test_group_commit_applies_every_write_past_its_batch_limit(
     async with SqliteRepository(tmp_path / "jobs.db") as reopened:
         done = await reopened.list_jobs(statuses=[JobStatus.COMPLETED], limit=1000)
     assert len(done) == count
+
+
+async def test_a_caller_cancelled_while_waiting_for_the_write_lock_leaves_no_transaction_open(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "jobs.db"
+    async with SqliteRepository(path, busy_timeout=30) as repo:
+        await repo.migrate()
+        waiting = threading.Event()
+        await repo._call(
+            lambda c: c.set_trace_callback(
+                lambda statement: waiting.set() if statement == "BEGIN IMMEDIATE" else None
+            )
+        )
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        new = NewJob(kind="k", idempotency_key="once")
+        submit = asyncio.create_task(repo.enqueue(new, max_attempts=1))
+        await asyncio.get_running_loop().run_in_executor(None, waiting.wait, 10)
+        submit.cancel()  # cancelled while its BEGIN waits for the lock
+        other.execute("COMMIT")  # the lock is free: the waiting BEGIN now succeeds
+        with pytest.raises(asyncio.CancelledError):
+            await submit
+        other.execute("PRAGMA busy_timeout = 5000")
+        other.execute("BEGIN IMMEDIATE")  # nobody may still hold the lock
+        other.execute("COMMIT")
+        other.close()
+        assert (await repo.enqueue(new, max_attempts=1)).created

@@ -210,13 +210,26 @@ class SqliteRepository(SqliteGates, TransactionalRepository):
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[_SqliteTx]:
         async with self._lock:
-            await self._call(lambda c: c.execute("BEGIN IMMEDIATE"))
+            await self._begin()
             try:
                 yield _SqliteTx(self)
             except BaseException:
                 await asyncio.shield(self._call(lambda c: c.execute("ROLLBACK")))
                 raise
             await asyncio.shield(self._call(lambda c: c.execute("COMMIT")))
+
+    async def _begin(self) -> None:
+        """``BEGIN IMMEDIATE``, closed again if the caller is cancelled while it waits for the
+        write lock: the connection's thread opens the transaction anyway, and one left open
+        would hold the database's write lock for every other process until this one exits."""
+        began = asyncio.ensure_future(self._call(lambda c: c.execute("BEGIN IMMEDIATE")))
+        try:
+            await asyncio.shield(began)
+        except asyncio.CancelledError:
+            await asyncio.wait([began])
+            if not began.cancelled() and began.exception() is None:
+                await asyncio.shield(self._call(lambda c: c.execute("ROLLBACK")))
+            raise
 
     # The hot writes run as one call in the connection's thread (one hop instead of one per
     # statement), grouped with other callers' into one commit; the rules are still the pure
