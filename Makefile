@@ -74,10 +74,10 @@ browser:
 # computes, and this machine has two cores. Work stealing keeps one long test from finishing
 # alone at the end.
 test: lint postgres browser
-	$(BIN)/pytest -m "not slow" -n 2 --dist worksteal
+	$(BIN)/pytest -m "not slow and not load" -n 2 --dist worksteal
 
 test-fast: env
-	$(BIN)/pytest -m "not slow and not postgres" -x
+	$(BIN)/pytest -m "not slow and not load and not postgres" -x
 
 # Ours against PgQueuer, Procrastinate and DBOS Transact (the `bench` dependency group) on one
 # throwaway PostgreSQL with the server's default durability; then the in-process benchmarks.
@@ -92,6 +92,7 @@ bench: env postgres
 # Worker SIGKILLs, PostgreSQL restarts, partitions, Edge faults, hostile input and a flood, on
 # real processes; prints one table and fails if a guarantee broke (docs/reliability.md).
 chaos: env postgres
+	$(BIN)/pytest -m load
 	$(BIN)/python -m tests.chaos.run
 
 soak: env postgres

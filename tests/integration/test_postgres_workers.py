@@ -114,6 +114,7 @@ def test_concurrent_migrations_are_serialised(
     assert rows == [(version,) for version, _ in sql.migrations("postgres")]
 
 
+@pytest.mark.load
 async def test_four_worker_processes_drain_20000_jobs_exactly_once(
     repo: PostgresRepository, env: dict[str, str], tmp_path: Path
 ) -> None:
