@@ -49,7 +49,8 @@ format: env
 	$(BIN)/ruff check --fix src tests bench
 	$(BIN)/ruff format src tests bench
 
-# PostgreSQL server binaries for the throwaway test clusters (tests start and stop them).
+# PostgreSQL server binaries for the throwaway test clusters (tests start and stop them), and
+# PgBouncer, which stands in for Supabase's pooler in front of them.
 postgres:
 	@if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		echo "postgres: server binaries found"; \
@@ -57,6 +58,13 @@ postgres:
 		echo "postgres: installing the server with apt-get"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; \
+	fi
+	@if command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ]; then \
+		echo "postgres: pgbouncer found"; \
+	else \
+		echo "postgres: installing pgbouncer with apt-get"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq pgbouncer >/dev/null; \
 	fi
 
 # Debian's Chromium for the console's browser tests: Playwright drives the system browser (no

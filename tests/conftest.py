@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import random
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,12 +13,21 @@ import pytest
 from ecosign_orchestrator.core.repository import JobRepository, MemoryRepository, SqliteRepository
 from ecosign_orchestrator.core.repository.postgres import PostgresRepository
 from tests.support.flows import FlowHarness
+from tests.support.pgbouncer import PgBouncer, PgBouncerUnavailable
 from tests.support.pgcluster import PostgresCluster, PostgresUnavailable, start_cluster
 
 #: Fixtures defined beside their helpers.
 pytest_plugins = ["tests.support.dev"]
 
-BACKENDS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+BACKENDS = [
+    "memory",
+    "sqlite",
+    pytest.param("postgres", marks=pytest.mark.postgres),
+    # Through PgBouncer, as through Supabase's pooler: each transaction on any server connection
+    # (prepared statements off by the URL's option), and one server connection per client.
+    pytest.param("pgbouncer-transaction", marks=pytest.mark.postgres),
+    pytest.param("pgbouncer-session", marks=pytest.mark.postgres),
+]
 
 
 def in_ci() -> bool:
@@ -41,6 +50,32 @@ def pg_cluster() -> Iterator[PostgresCluster]:
         cluster.destroy()
 
 
+def _bouncer(cluster: PostgresCluster, mode: str) -> PgBouncer:
+    try:
+        return PgBouncer(cluster, mode)
+    except PgBouncerUnavailable as exc:
+        if in_ci():
+            pytest.fail(f"PgBouncer is required in CI and could not start: {exc}")
+        pytest.skip(f"PgBouncer unavailable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def pgbouncers(pg_cluster: PostgresCluster) -> Iterator[Callable[[str], PgBouncer]]:
+    """PgBouncer in front of the session's cluster, one per pool mode, started on first use."""
+    started: dict[str, PgBouncer] = {}
+
+    def bouncer(mode: str) -> PgBouncer:
+        if mode not in started:
+            started[mode] = _bouncer(pg_cluster, mode)
+        return started[mode]
+
+    try:
+        yield bouncer
+    finally:
+        for running in started.values():
+            running.stop()
+
+
 @pytest.fixture
 def pg_schema() -> str:
     """A fresh schema name per test (isolation without a database per test)."""
@@ -53,6 +88,10 @@ async def _open(backend: str, tmp_path: Path, request: pytest.FixtureRequest) ->
         repo = MemoryRepository()
     elif backend == "sqlite":
         repo = SqliteRepository(tmp_path / "jobs.db")
+    elif backend.startswith("pgbouncer-"):
+        mode = backend.removeprefix("pgbouncer-")
+        url = request.getfixturevalue("pgbouncers")(mode).url(pooler=mode)
+        repo = PostgresRepository(url, schema=request.getfixturevalue("pg_schema"))
     else:
         cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
         repo = PostgresRepository(cluster.url(), schema=request.getfixturevalue("pg_schema"))

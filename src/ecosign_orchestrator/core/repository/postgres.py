@@ -26,7 +26,7 @@ from ecosign_orchestrator.core.calls import CallRecord
 from ecosign_orchestrator.core.events import Event, EventType
 from ecosign_orchestrator.core.job import EnqueueResult, Job, NewJob, Progress, StepRecord, utcnow
 from ecosign_orchestrator.core.repository import postgres_documents as documents
-from ecosign_orchestrator.core.repository import postgres_schema, sql
+from ecosign_orchestrator.core.repository import postgres_pooler, postgres_schema, sql
 from ecosign_orchestrator.core.repository.base import (
     TransactionalRepository,
 )
@@ -73,7 +73,9 @@ class PostgresRepository(PostgresGates, PostgresReads, TransactionalRepository):
         connect_timeout: float = 10.0,
     ) -> None:
         super().__init__()
+        #: The URL as given (the ``pooler`` option included) and what the driver gets.
         self.url = url
+        self.connection = postgres_pooler.parse(url)
         self._schema = check_schema_name(schema)
         self._min_size = min_size
         self._max_size = max_size
@@ -155,10 +157,14 @@ class PostgresRepository(PostgresGates, PostgresReads, TransactionalRepository):
             return
         await self._probe()
         pool: AsyncConnectionPool[psycopg.AsyncConnection[Row]] = AsyncConnectionPool(
-            self.url,
+            self.connection.url,
             min_size=self._min_size,
             max_size=self._max_size,
-            kwargs={"row_factory": dict_row, "autocommit": True},
+            kwargs={
+                "row_factory": dict_row,
+                "autocommit": True,
+                "prepare_threshold": self.connection.prepare_threshold,
+            },
             timeout=self._connect_timeout,
             reconnect_timeout=0,  # keep trying to refill the pool while the server is away
             open=False,
@@ -171,9 +177,10 @@ class PostgresRepository(PostgresGates, PostgresReads, TransactionalRepository):
     async def _connect(self) -> psycopg.AsyncConnection[Row]:
         """A connection of its own, outside the pool (the probe, LISTEN, lease renewals)."""
         return await psycopg.AsyncConnection.connect(
-            self.url,
+            self.connection.url,
             autocommit=True,
             row_factory=dict_row,
+            prepare_threshold=self.connection.prepare_threshold,
             connect_timeout=max(int(self._connect_timeout), 1),  # libpq: 0 would mean forever
         )
 
@@ -207,7 +214,7 @@ class PostgresRepository(PostgresGates, PostgresReads, TransactionalRepository):
     def location(self) -> str:
         """``host:port/database`` of the URL (no credentials), for messages."""
         try:
-            info = psycopg.conninfo.conninfo_to_dict(self.url)
+            info = psycopg.conninfo.conninfo_to_dict(self.connection.url)
         except psycopg.ProgrammingError:
             return "the configured URL"
         return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
@@ -249,7 +256,12 @@ class PostgresRepository(PostgresGates, PostgresReads, TransactionalRepository):
     # -- wake-ups ------------------------------------------------------------------------------
 
     async def wait_for_jobs(self, timeout: float) -> None:
-        """Wait for a NOTIFY, the next delayed job's due time, or ``timeout``."""
+        """Wait for a NOTIFY, the next delayed job's due time, or ``timeout``. Through a
+        transaction-mode pooler there is no LISTEN (a notification would reach whichever client
+        holds the server connection then): the wait is a short poll instead."""
+        if self.connection.transaction_mode:
+            await super().wait_for_jobs(min(timeout, postgres_pooler.POLL_SECONDS))
+            return
         if self._listener is None or self._listener.done():
             self._listener = asyncio.create_task(self._listen(), name=f"listen:{self.channel}")
         await super().wait_for_jobs(timeout)
