@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from ecosign_orchestrator.core import errors
 
 PoolerMode = Literal["transaction", "session", "none"]
-_MODES: dict[str, PoolerMode] = {m: m for m in ("transaction", "session", "none")}  # type: ignore[misc]
+_MODES: dict[str, PoolerMode] = {"transaction": "transaction", "session": "session", "none": "none"}
 
 #: Supabase's (Supavisor's) transaction-mode port.
 TRANSACTION_PORT = 6543
