@@ -9,13 +9,15 @@ import psycopg
 import pytest
 
 from ecosign_orchestrator.core.repository import sql
+from ecosign_orchestrator.service.wiring import document_migrations
 from tests.support.pgcluster import PostgresCluster
 from tests.support.procs import cli, cli_env
 
 pytestmark = pytest.mark.postgres
 
 OPERATIONS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
-VERSIONS = [version for version, _ in sql.migrations("postgres")]
+#: The engine's migrations, then the document flows' SQL (``submit_document_job``).
+VERSIONS = [v for v, _ in [*sql.migrations("postgres"), *document_migrations()]]
 
 
 def _documented_grants() -> list[str]:

@@ -26,6 +26,7 @@ from ecosign_orchestrator.core import (
 from ecosign_orchestrator.core.job import NewJob
 from ecosign_orchestrator.core.repository import sql
 from ecosign_orchestrator.core.repository.postgres import PostgresRepository
+from ecosign_orchestrator.service.wiring import document_migrations
 from tests.support import kinds
 from tests.support.pgcluster import PostgresCluster
 from tests.support.procs import cli, cli_env, eventually, start_worker, stop
@@ -111,7 +112,8 @@ def test_concurrent_migrations_are_serialised(
     assert [p.returncode for p in procs] == [0, 0, 0, 0], results
     with psycopg.connect(pg_cluster.url()) as conn:
         rows = conn.execute(f'SELECT version FROM "{pg_schema}".schema_migrations').fetchall()
-    assert rows == [(version,) for version, _ in sql.migrations("postgres")]
+    expected = [*sql.migrations("postgres"), *document_migrations()]
+    assert rows == [(version,) for version, _ in expected]
 
 
 @pytest.mark.load

@@ -249,6 +249,17 @@ async def _document_processor(
     return ecosign.DocumentProcessor(edge, source, config)
 
 
+def document_migrations() -> list[tuple[str, str]]:
+    """The document flows' own SQL (``submit_document_job``), applied after the engine's.
+    Read as files, not imported: commands that only read the store stay fast."""
+    from importlib import resources
+
+    from ecosign_orchestrator.core.repository import sql
+
+    folder = resources.files("ecosign_orchestrator").joinpath("ecosign", "migrations", "postgres")
+    return sql.migrations_in(folder)
+
+
 @contextlib.asynccontextmanager
 async def open_repository(
     settings: Settings, *, migrate: bool | None = None, check: bool = True
@@ -259,7 +270,11 @@ async def open_repository(
     url = settings.database_url_value
     options: dict[str, object] = {}
     if url.startswith(("postgresql://", "postgres://")):
-        options = {"schema": settings.database_schema, "max_size": settings.database_pool_size}
+        options = {
+            "schema": settings.database_schema,
+            "max_size": settings.database_pool_size,
+            "migrations": document_migrations(),
+        }
     repository = repository_from_url(url, **options)
     async with repository:
         embedded = repository.backend in ("sqlite", "memory")

@@ -459,12 +459,21 @@ async def _existing(tx: Tx, new: NewJob) -> Job | None:
     if new.idempotency_key is not None:
         previous = await tx.find_idempotent(new.idempotency_key)
         if previous is not None:
-            if previous.fingerprint != new.fingerprint:
+            if not _same_request(previous, new):
                 raise errors.IdempotencyConflict(new.idempotency_key, previous.id)
             return previous
     if new.dedupe_key is not None:
         return await tx.find_holder(new.dedupe_key, reuse_completed=new.reuse_completed)
     return None
+
+
+def _same_request(previous: Job, new: NewJob) -> bool:
+    """Whether ``new`` repeats the request that created ``previous``. A job created in SQL
+    (``jsonb:`` fingerprint) is compared by kind and normalised payload: SQL cannot reproduce
+    Python's JSON text byte for byte."""
+    if previous.fingerprint is not None and previous.fingerprint.startswith("jsonb:"):
+        return previous.kind == new.kind and previous.payload == new.payload
+    return previous.fingerprint == new.fingerprint
 
 
 class Change(Protocol):

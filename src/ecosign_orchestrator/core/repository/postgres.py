@@ -71,8 +71,11 @@ class PostgresRepository(PostgresGates, PostgresReads, TransactionalRepository):
         min_size: int = 1,
         max_size: int = 10,
         connect_timeout: float = 10.0,
+        migrations: Sequence[tuple[str, str]] = (),
     ) -> None:
         super().__init__()
+        #: ``(version, sql)`` a layer above adds to the schema, after the engine's migrations.
+        self.extra_migrations = list(migrations)
         #: The URL as given (the ``pooler`` option included) and what the driver gets.
         self.url = url
         self.connection = postgres_pooler.parse(url)
@@ -472,7 +475,7 @@ class PostgresRepository(PostgresGates, PostgresReads, TransactionalRepository):
         """Apply pending migrations (see :mod:`.postgres_schema`); returns the versions applied."""
         async with self._connection() as conn:
             with translate_errors():
-                done = await postgres_schema.migrate(conn, self._schema)
+                done = await postgres_schema.migrate(conn, self._schema, self.extra_migrations)
         if done:
             logger.info("applied migrations %s", ", ".join(done), extra={"action": "migrated"})
         return done
@@ -481,7 +484,7 @@ class PostgresRepository(PostgresGates, PostgresReads, TransactionalRepository):
         """Whether every migration is applied."""
         async with self._connection() as conn:
             with translate_errors():
-                return await postgres_schema.schema_ready(conn, self._schema)
+                return await postgres_schema.schema_ready(conn, self._schema, self.extra_migrations)
 
 
 def _call_json(call: CallRecord) -> dict[str, Any]:

@@ -8,6 +8,7 @@ schema is already there, and a role that was given its own schema should not nee
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -19,8 +20,11 @@ MIGRATION_LOCK = "ecosign_orchestrator.migrate"
 Connection = psycopg.AsyncConnection[dict[str, Any]]
 
 
-async def migrate(conn: Connection, schema: str) -> list[str]:
-    """Apply pending migrations to ``schema`` (a validated name); returns the versions applied."""
+async def migrate(
+    conn: Connection, schema: str, extra: Sequence[tuple[str, str]] = ()
+) -> list[str]:
+    """Apply pending migrations to ``schema`` (a validated name), the engine's then ``extra``
+    (``(version, sql)`` a layer above adds); returns the versions applied."""
     quoted = f'"{schema}"'
     done: list[str] = []
     async with conn.transaction():
@@ -35,7 +39,7 @@ async def migrate(conn: Connection, schema: str) -> list[str]:
             "(version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
         )
         applied = await _applied(conn, quoted)
-        for version, script in sql.migrations("postgres"):
+        for version, script in [*sql.migrations("postgres"), *extra]:
             if version in applied:
                 continue
             for statement in sql.split_statements(script):
@@ -61,8 +65,10 @@ async def ensure_stream_era(conn: Connection, schema: str) -> None:
         await conn.execute(f"SELECT {quoted}.ensure_stream_era()")
 
 
-async def schema_ready(conn: Connection, schema: str) -> bool:
-    """Whether every known migration is applied to ``schema``."""
+async def schema_ready(
+    conn: Connection, schema: str, extra: Sequence[tuple[str, str]] = ()
+) -> bool:
+    """Whether every known migration (the engine's and ``extra``) is applied to ``schema``."""
     quoted = f'"{schema}"'
     cursor = await conn.execute(
         "SELECT to_regclass(%s) IS NOT NULL AS present", (f"{quoted}.schema_migrations",)
@@ -71,7 +77,7 @@ async def schema_ready(conn: Connection, schema: str) -> bool:
     if row is None or not row["present"]:
         return False
     applied = await _applied(conn, quoted)
-    return all(version in applied for version, _ in sql.migrations("postgres"))
+    return all(version in applied for version, _ in [*sql.migrations("postgres"), *extra])
 
 
 async def _applied(conn: Connection, quoted: str) -> set[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import re
 from importlib import resources
+from importlib.resources.abc import Traversable
 
 _BLOCK = re.compile(r"^-- ([a-z_]+) --$", re.MULTILINE)
 _PACKAGE = "ecosign_orchestrator.core.repository"
@@ -33,7 +34,12 @@ def queries(dialect: str) -> dict[str, str]:
 
 def migrations(dialect: str) -> list[tuple[str, str]]:
     """``(version, sql)`` for every migration file of ``dialect``, in order."""
-    folder = resources.files(_PACKAGE).joinpath("migrations", dialect)
+    return migrations_in(resources.files(_PACKAGE).joinpath("migrations", dialect))
+
+
+def migrations_in(folder: Traversable) -> list[tuple[str, str]]:
+    """``(version, sql)`` for every ``.sql`` file of ``folder``, by name: the engine's own, or
+    what a layer above adds to the same schema (applied after the engine's, in name order)."""
     files = sorted(
         (entry for entry in folder.iterdir() if entry.name.endswith(".sql")),
         key=lambda e: e.name,
