@@ -16,7 +16,7 @@ export UV_PYTHON := $(PYTHON)
 # again (1.9 s for a CLI command here instead of 0.85 s, and the suite starts hundreds).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: help env demo lint format test test-fast postgres browser soak chaos bench clean
+.PHONY: help env demo lint format test test-fast postgres browser clients soak chaos bench clean
 
 help:
 	@echo "make demo    run an end-to-end demo (SQLite + local sandbox)"
@@ -78,10 +78,18 @@ browser:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
 	fi
 
+# The TypeScript client's packages, exactly as its committed lock says (Node 20 and npm come with
+# the machine; the tests build the client and run it under Node and Deno, the `deno` package).
+CLIENT := clients/typescript
+$(CLIENT)/node_modules/.package-lock.json: $(CLIENT)/package-lock.json $(CLIENT)/package.json
+	cd $(CLIENT) && npm ci --no-audit --no-fund
+
+clients: $(CLIENT)/node_modules/.package-lock.json
+
 # Two test processes (pytest-xdist): the suite waits on subprocesses and servers far more than it
 # computes, and this machine has two cores. Work stealing keeps one long test from finishing
 # alone at the end.
-test: lint postgres browser
+test: lint postgres browser clients
 	$(BIN)/pytest -m "not slow and not load" -n 2 --dist worksteal
 
 test-fast: env
@@ -108,4 +116,5 @@ soak: env postgres
 	$(BIN)/python -m tests.chaos.soak
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache .ecosign-orchestrator
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache .ecosign-orchestrator \
+		$(CLIENT)/node_modules $(CLIENT)/dist $(CLIENT)/dist-test

@@ -18,7 +18,7 @@ from tests.support.procs import ROOT
 
 README = ROOT / "README.md"
 #: What a clone holds that the README's commands use (never the environment: make builds it).
-LINKED = ("Makefile", "pyproject.toml", "uv.lock", "src", "README.md", ".tools")
+LINKED = ("Makefile", "pyproject.toml", "uv.lock", "src", "README.md", ".tools", "clients")
 
 
 def shell_blocks(text: str) -> list[str]:
