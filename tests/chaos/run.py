@@ -39,6 +39,7 @@ import psycopg
 
 from ecosign_orchestrator.core.repository.postgres import PostgresRepository
 from ecosign_orchestrator.ecosign.steps import Step
+from ecosign_orchestrator.service.wiring import document_migrations
 from tests.chaos import floods, frozen, hostile
 from tests.support.flows import SANDBOX_KEY, SandboxAdmin
 from tests.support.pgcluster import PostgresCluster, start_cluster
@@ -395,7 +396,7 @@ async def run(args: argparse.Namespace) -> int:
     cluster = start_cluster()
     try:
         database_url = cluster.create_database("chaos")
-        async with PostgresRepository(database_url) as repo:
+        async with PostgresRepository(database_url, migrations=document_migrations()) as repo:
             await repo.migrate()
         sandbox_port, api_port = _free_port(), _free_port()
         sandbox_url = f"http://127.0.0.1:{sandbox_port}"

@@ -20,6 +20,7 @@ import httpx
 import psycopg
 
 from ecosign_orchestrator.core.repository.postgres import PostgresRepository
+from ecosign_orchestrator.service.wiring import document_migrations
 from tests.chaos.run import (
     INTENTS,
     TOKEN,
@@ -61,7 +62,7 @@ async def soak(args: argparse.Namespace) -> int:
     cluster = start_cluster()
     try:
         database_url = cluster.create_database("soak")
-        async with PostgresRepository(database_url) as repo:
+        async with PostgresRepository(database_url, migrations=document_migrations()) as repo:
             await repo.migrate()
         sandbox_port, api_port = _free_port(), _free_port()
         sandbox_url = f"http://127.0.0.1:{sandbox_port}"

@@ -13,6 +13,7 @@ from ecosign_orchestrator.core.repository import JobRepository, SqliteRepository
 from ecosign_orchestrator.core.repository.postgres import PostgresRepository
 from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.service import wiring
+from ecosign_orchestrator.service.wiring import document_migrations
 from tests.support.flows import SANDBOX_KEY, SandboxAdmin, flow_settings
 from tests.support.pgcluster import PostgresCluster
 from tests.support.procs import cli_env, eventually, start_worker, stop
@@ -87,6 +88,6 @@ async def test_a_limit_of_one_holds_across_three_processes_on_postgresql(
 ) -> None:
     name = f"limits_{tmp_path.name[-8:].replace('-', '_').lower()}"
     db = pg_cluster.create_database(name)
-    async with PostgresRepository(db) as repo:
+    async with PostgresRepository(db, migrations=document_migrations()) as repo:
         await repo.migrate()
         await _run(repo, sandbox_url, db, 3, tmp_path)

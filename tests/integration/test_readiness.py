@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from ecosign_orchestrator.core.repository.postgres import PostgresRepository
 from ecosign_orchestrator.service.api import create_app
 from ecosign_orchestrator.service.settings import Settings
+from ecosign_orchestrator.service.wiring import document_migrations
 from tests.support.api import serve_in_thread
 from tests.support.pgcluster import PostgresCluster
 
@@ -35,7 +36,7 @@ def _set_read_only(cluster: PostgresCluster, on: bool) -> None:
 @pytest.fixture
 async def api(pg_cluster: PostgresCluster) -> AsyncIterator[httpx.AsyncClient]:
     url = pg_cluster.create_database(f"ready_{uuid.uuid4().hex[:8]}")
-    async with PostgresRepository(url) as repo:
+    async with PostgresRepository(url, migrations=document_migrations()) as repo:
         await repo.migrate()
     settings = Settings(database_url=SecretStr(url), api_tokens=[SecretStr(TOKEN)])
     with serve_in_thread(create_app(settings)) as base:
