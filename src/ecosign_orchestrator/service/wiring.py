@@ -27,7 +27,6 @@ from ecosign_orchestrator.core.schedules import Schedule
 from ecosign_orchestrator.core.types import JSONValue
 from ecosign_orchestrator.core.worker import Worker, WorkerSettings
 from ecosign_orchestrator.service import tracing
-from ecosign_orchestrator.service.http_pool import LaneTransport
 from ecosign_orchestrator.service.logs import register_secrets
 from ecosign_orchestrator.service.settings import Settings
 
@@ -232,6 +231,8 @@ async def _document_processor(
     key = settings.service_key.get_secret_value()
     # A flow makes one request at a time: a lane of connections per job slot means no request
     # waits, and keeps httpcore's per-request pool scan short (service/http_pool.py).
+    from ecosign_orchestrator.service.http_pool import LaneTransport
+
     transport = LaneTransport(max(settings.worker_concurrency, 10))
     client = await stack.enter_async_context(httpx.AsyncClient(transport=transport))
     try:

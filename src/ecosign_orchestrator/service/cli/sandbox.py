@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -21,8 +21,10 @@ from ecosign_orchestrator.service.cli.common import (
     run,
 )
 from ecosign_orchestrator.service.jsonio import strict_loads
-from ecosign_orchestrator.service.sandbox_admin import SandboxAdmin
 from ecosign_orchestrator.service.tables import Column, fitted
+
+if TYPE_CHECKING:  # httpx only when a sandbox is driven
+    from ecosign_orchestrator.service.sandbox_admin import SandboxAdmin
 
 sandbox_app = typer.Typer(
     help="The local stand-in for EcoSign's Edge Functions: run one, or drive the running one "
@@ -58,6 +60,8 @@ def _admin(url: str | None, service_key: str | None) -> SandboxAdmin:
             "give --url and --service-key (or EDGE_BASE_URL and ECOSIGN_ORCH_SERVICE_KEY: "
             "source .ecosign-orchestrator/dev.env sets both for the sandbox dev runs)"
         )
+    from ecosign_orchestrator.service.sandbox_admin import SandboxAdmin
+
     return SandboxAdmin(url, service_key)
 
 

@@ -18,7 +18,6 @@ from ecosign_orchestrator.service.cli.common import (
     run,
     state,
 )
-from ecosign_orchestrator.service.listen import bind, stop_gracefully_on_signals, uvicorn_config
 from ecosign_orchestrator.service.settings import Settings
 
 #: The shortest API token accepted when the API listens beyond loopback.
@@ -74,6 +73,9 @@ def serve(
                 f"others can reach, every token needs {MIN_PUBLIC_TOKEN_LENGTH}+ characters"
             )
     application = create_app(settings, apps=tuple(state.apps), embedded_worker=not no_worker)
+    # uvicorn only when serving: every other command starts without it.
+    from ecosign_orchestrator.service.listen import bind, uvicorn_config
+
     sock = guard(lambda: bind(host, port))
     console.print(
         f"serving on http://{host}:{port} (worker: {'no' if no_worker else 'yes'}; "
@@ -90,5 +92,7 @@ async def _check_store(settings: Settings) -> None:
 
 async def _serve(server: Any, sock: socket.socket) -> None:
     """Serve until SIGINT/SIGTERM, then shut down gracefully and exit 0."""
+    from ecosign_orchestrator.service.listen import stop_gracefully_on_signals
+
     stop_gracefully_on_signals(server)
     await server.serve(sockets=[sock])
