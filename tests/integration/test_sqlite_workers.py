@@ -51,6 +51,7 @@ async def count(repo: SqliteRepository, status: JobStatus) -> int:
     return sum(n for (_, s), n in (await repo.counts()).items() if s is status)
 
 
+@pytest.mark.load
 async def test_two_worker_processes_drain_2000_jobs_exactly_once(
     repo: SqliteRepository, effects: Path, tmp_path: Path
 ) -> None:
