@@ -92,10 +92,14 @@ function drawHeader(job) {
   text.textContent = job.progress?.message
     ? `${fraction != null ? Math.round(fraction * 100) + " % · " : ""}${job.progress.message}`
     : "";
-  // Progress is not an event: while a job runs, re-read it every second for the bar.
+  // Progress is not an event: while a job runs, re-read it every second for the bar. A check of
+  // a waiting flow that finds nothing new writes no event either: while the flow is running or
+  // waiting, re-read it every few seconds, so a page read mid-check does not stay "running".
   clearTimeout(progressTimer);
   if (job.status === "running" && fraction !== null && fraction !== undefined) {
     progressTimer = setTimeout(refresh, 1000);
+  } else if (job.status === "running" || job.status === "waiting") {
+    progressTimer = setTimeout(refresh, 5000);
   }
 }
 

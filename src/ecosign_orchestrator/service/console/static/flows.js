@@ -237,10 +237,24 @@ function drawFailures(groups) {
   document.getElementById("no-failures").hidden = groups.length > 0;
 }
 
+// A check of a waiting flow (is the anchor confirmed yet?) that finds nothing new writes no
+// event, so the stream cannot say it ended: while flows are running or waiting, the page is
+// also re-read every few seconds (a page read mid-check would otherwise keep showing it).
+const RECHECK_MS = 5000;
+let recheckTimer = null;
+
+function recheckWhileActive(view) {
+  clearTimeout(recheckTimer);
+  if ((view.statuses.running ?? 0) + (view.statuses.waiting ?? 0) > 0) {
+    recheckTimer = setTimeout(() => refresh({ keepNotice: true }), RECHECK_MS);
+  }
+}
+
 async function refresh({ keepNotice = false } = {}) {
   try {
     if (!keepNotice) notice("");
-    await Promise.all([loadOverview(), loadList()]);
+    const [view] = await Promise.all([loadOverview(), loadList()]);
+    recheckWhileActive(view);
   } catch (error) {
     notice(`Could not load flows: ${error.message}`);
   }
@@ -253,6 +267,7 @@ async function start() {
   try {
     view = await loadOverview();
     await loadList();
+    recheckWhileActive(view);
   } catch (error) {
     notice(`Could not load flows: ${error.message}. Reload the page to try again.`);
     setLive("not connected");
