@@ -124,7 +124,7 @@ async def test_node_and_deno_run_the_client_against_a_real_server(
     _run(["npm", "run", "--silent", "build"], env=env)
     _run([str(BIN / "tsc"), "-p", "tsconfig.test.json"], env=env)
     node = _run(["node", "--test", "--test-reporter=spec", "dist-test/test/"], env=env)
-    assert "fail 0" in node and "pass 5" in node, node
+    assert "fail 0" in node and "pass 6" in node, node
 
     deno = _run(
         [str(BIN / "deno"), "run", "--no-lock", "--allow-net", "--allow-env", "test/deno_smoke.ts"],

@@ -233,14 +233,20 @@ export class OrchestratorClient {
             controller.abort();
           }, options.timeout);
     try {
-      const job = await this.get(id);
-      if (TERMINAL.includes(job.status)) return job;
-      for await (const _event of this.follow(id, { signal: controller.signal })) {
-        // Each event is a step forward; the stream ends after the terminal one.
+      let last: number | undefined;
+      for (;;) {
+        const job = await this.get(id);
+        if (TERMINAL.includes(job.status)) return job;
+        // The stream ends at a terminal event; a job retried after it ended has an older one
+        // in its log, so the job is read again and followed on from there until it has ended.
+        const follow = this.follow(id, {
+          signal: controller.signal,
+          ...(last === undefined ? {} : { lastEventId: last }),
+        });
+        for await (const event of follow) last = event.id;
+        if (timedOut) throw new TimeoutError(`job ${id} did not end within ${options.timeout} ms`);
+        if (controller.signal.aborted) throw controller.signal.reason;
       }
-      if (timedOut) throw new TimeoutError(`job ${id} did not end within ${options.timeout} ms`);
-      if (controller.signal.aborted) throw controller.signal.reason;
-      return await this.get(id);
     } finally {
       if (timer !== undefined) clearTimeout(timer);
       options.signal?.removeEventListener("abort", stop);

@@ -6,6 +6,7 @@ import { test } from "node:test";
 
 import {
   AuthError,
+  ConflictError,
   OrchestratorClient,
   ValidationError,
   type DocumentJob,
@@ -108,4 +109,24 @@ test("a bad token is an AuthError (401)", async () => {
     assert.equal(error.status, 401);
     return true;
   });
+});
+
+test("submitMany, a flow due later, cancel, retry, get", async () => {
+  const items = await client.submitMany([protect(await newDocument()), protect(await newDocument())]);
+  assert.deepEqual(
+    items.map((i) => i.created),
+    [true, true],
+  );
+  const later = new Date(Date.now() + 3_600_000);
+  const due = await client.submit(protect(await newDocument()), { notBefore: later, priority: 5 });
+  assert.equal(due.status, "queued");
+  assert.equal(due.priority, 5);
+  const cancelled = await client.cancel(due.id);
+  assert.equal(cancelled.status, "cancelled");
+  await assert.rejects(client.cancel(due.id), ConflictError); // already ended
+  const again = await client.retry(due.id.slice(-12)); // runs now: the retry is due at once
+  assert.equal(again.id, due.id);
+  assert.equal(again.status, "queued");
+  const done = await client.waitFor(due.id, { timeout: 30_000 });
+  assert.equal(done.status, "completed");
 });
