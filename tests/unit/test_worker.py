@@ -416,3 +416,47 @@ async def test_a_freed_slot_does_not_make_an_idle_worker_claim_again(
         job_id = (await queue.enqueue("quick")).job.id
         await wait_status(memory_repository, job_id, JobStatus.COMPLETED)
     assert claims[-3:] == [1, 1, 1] and claims.count(0) <= 1, claims  # 1: the start's claim
+
+
+async def test_a_job_claimed_again_while_its_last_run_finishes_keeps_its_lease(
+    memory_repository: MemoryRepository, registry: Registry, start: Callable[..., Worker]
+) -> None:
+    """A snooze due at once commits, its answer is slow to come back (as over a network), and
+    the worker claims the job again meanwhile: the first run's end must not release the second
+    run's lease (it was then renewed by no one, expired under a live worker and ran again)."""
+    second_started, first_ended = asyncio.Event(), asyncio.Event()
+    first: list[asyncio.Task[None]] = []
+    runs = 0
+
+    @registry.processor("k")
+    async def check(ctx: JobContext) -> JSONValue:
+        nonlocal runs
+        runs += 1
+        if not first:
+            task = asyncio.current_task()
+            assert task is not None
+            first.append(task)  # the first run's task: done once its end is handled
+            raise Snooze(0.0, "a later check")
+        second_started.set()
+        await first_ended.wait()
+        ctx.ensure_lease()  # LeaseLost if the first run's end dropped this run's lease
+        return "checked"
+
+    wait = memory_repository.wait
+
+    async def slow_answer(*args: object, **kwargs: object) -> None:
+        await wait(*args, **kwargs)  # type: ignore[arg-type]
+        await second_started.wait()  # committed; the worker claims the job again meanwhile
+
+    memory_repository.wait = slow_answer  # type: ignore[method-assign]
+    start()
+    job = (await JobQueue(memory_repository, registry).submit(NewJob(kind="k"))).job
+    async with asyncio.timeout(10):
+        await second_started.wait()
+        await first[0]  # the first run has ended, bookkeeping included
+        first_ended.set()
+        done = await wait_status(memory_repository, job.id, JobStatus.COMPLETED)
+    assert done.result == "checked"
+    assert runs == 2, "the second run kept its lease: nothing ran a third time"
+    reasons = [e.data.get("reason") for e in await memory_repository.events(job_id=job.id)]
+    assert "lease_expired" not in reasons

@@ -68,9 +68,12 @@ class LeaseKeeper:
         lease = self._held.get(job_id)
         return lease is not None and time.monotonic() < lease.trusted_until
 
-    def release(self, job_id: JobId) -> None:
-        """Stop keeping a lease (the job's run is over)."""
-        self._held.pop(job_id, None)
+    def release(self, job_id: JobId, token: LeaseToken) -> None:
+        """Stop keeping the lease ``token`` of a job (that run is over). A newer lease of the
+        same job, taken by a claim while the earlier run was still finishing, is kept."""
+        lease = self._held.get(job_id)
+        if lease is not None and lease.token == token:
+            del self._held[job_id]
 
     async def run(self) -> None:
         """Renew every period; give up overdue leases as soon as they are overdue."""

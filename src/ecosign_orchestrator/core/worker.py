@@ -322,6 +322,12 @@ class Worker:
             lease_trusted=lambda: self._leases.trusted(job.id),
         )
         running = _Running(job=job, ctx=ctx)
+        previous = self._running.get(job.id)
+        if previous is not None and previous.recording:
+            # The job's last run here is still finishing, but its outcome committed (else the
+            # job could not be claimed again): it no longer counts as a run being recorded.
+            previous.recording = False
+            self._recording -= 1
         self._running[job.id] = running
         self._leases.hold(job.id, running.token, sent_at=sent_at)
         self.instruments.job_claimed(job.kind)
@@ -364,8 +370,12 @@ class Worker:
             )
         finally:
             running.ctx.close()
-            self._leases.release(job.id)
-            if self._running.pop(job.id, None) is not None and running.recording:
+            # Only this run's: once its outcome committed (a snooze due at once, say), this
+            # worker may have claimed the job again; that run's lease and slot stay.
+            self._leases.release(job.id, running.token)
+            if self._running.get(job.id) is running:
+                del self._running[job.id]
+            if running.recording:
                 self._recording -= 1
             self._wake.set()
 
