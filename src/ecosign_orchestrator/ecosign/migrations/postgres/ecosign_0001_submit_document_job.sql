@@ -116,6 +116,33 @@ BEGIN
 END
 $$;
 
+-- A group of flags (``actions``, ``forensic``): an object of some of ``names``, each a JSON
+-- boolean; every flag present in ``flags`` (absent = false), the true ones in ``names`` order.
+CREATE FUNCTION {schema}.flag_group(
+    value jsonb, field text, names text[], OUT flags jsonb, OUT enabled text[]
+)
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    key text;
+BEGIN
+    IF jsonb_typeof(value) <> 'object' THEN
+        PERFORM {schema}.refuse(field, 'Input should be an object');
+    END IF;
+    FOR key IN SELECT jsonb_object_keys(value) LOOP
+        IF NOT key = ANY (names) THEN
+            PERFORM {schema}.refuse(field || '.' || key, 'Extra inputs are not permitted');
+        END IF;
+        IF jsonb_typeof(value -> key) <> 'boolean' THEN
+            PERFORM {schema}.refuse(field || '.' || key, 'Input should be a valid boolean');
+        END IF;
+    END LOOP;
+    flags := (SELECT jsonb_object_agg(n, coalesce((value ->> n)::boolean, false))
+              FROM unnest(names) AS n);
+    enabled := ARRAY(SELECT n FROM unnest(names) WITH ORDINALITY AS a(n, i)
+                     WHERE (value ->> n)::boolean ORDER BY i);
+END
+$$;
+
 -- The DocumentJob, validated and normalised as the API stores it (every flag present), and the
 -- flow's identity (its dedupe key: ecosign/model.py intent_key).
 CREATE FUNCTION {schema}.document_job(job jsonb, OUT payload jsonb, OUT intent_key text)
@@ -124,12 +151,11 @@ DECLARE
     key text;
     value jsonb;
     doc text;
-    actions jsonb := '{}';
-    forensic jsonb := '{}';
+    actions jsonb;
+    forensic jsonb;
     metadata jsonb;
     action_names constant text[] := ARRAY['protect', 'nda', 'sign_owner', 'sign_workflow'];
     forensic_names constant text[] := ARRAY['tsa', 'polygon', 'bitcoin'];
-    name text;
     enabled text[];
     evidence text[];
     staged boolean;
@@ -161,45 +187,14 @@ BEGIN
     IF value IS NULL THEN
         PERFORM {schema}.refuse('actions', 'Field required');
     END IF;
-    IF jsonb_typeof(value) <> 'object' THEN
-        PERFORM {schema}.refuse('actions', 'Input should be an object');
-    END IF;
-    FOR key IN SELECT jsonb_object_keys(value) LOOP
-        IF NOT key = ANY (action_names) THEN
-            PERFORM {schema}.refuse('actions.' || key, 'Extra inputs are not permitted');
-        END IF;
-        IF jsonb_typeof(value -> key) <> 'boolean' THEN
-            PERFORM {schema}.refuse('actions.' || key, 'Input should be a valid boolean');
-        END IF;
-    END LOOP;
-    FOREACH name IN ARRAY action_names LOOP
-        actions := actions || jsonb_build_object(name, coalesce((value ->> name)::boolean, false));
-    END LOOP;
-    enabled := ARRAY(SELECT n FROM unnest(action_names) WITH ORDINALITY AS a(n, i)
-                     WHERE (actions ->> n)::boolean ORDER BY i);
+    SELECT g.flags, g.enabled INTO actions, enabled
+    FROM {schema}.flag_group(value, 'actions', action_names) AS g;
     IF cardinality(enabled) = 0 THEN
         PERFORM {schema}.refuse('actions',
             'at least one of protect, nda, sign_owner, sign_workflow must be true');
     END IF;
-
-    value := coalesce(job -> 'forensic', '{}');
-    IF jsonb_typeof(value) <> 'object' THEN
-        PERFORM {schema}.refuse('forensic', 'Input should be an object');
-    END IF;
-    FOR key IN SELECT jsonb_object_keys(value) LOOP
-        IF NOT key = ANY (forensic_names) THEN
-            PERFORM {schema}.refuse('forensic.' || key, 'Extra inputs are not permitted');
-        END IF;
-        IF jsonb_typeof(value -> key) <> 'boolean' THEN
-            PERFORM {schema}.refuse('forensic.' || key, 'Input should be a valid boolean');
-        END IF;
-    END LOOP;
-    FOREACH name IN ARRAY forensic_names LOOP
-        forensic := forensic
-            || jsonb_build_object(name, coalesce((value ->> name)::boolean, false));
-    END LOOP;
-    evidence := ARRAY(SELECT n FROM unnest(forensic_names) WITH ORDINALITY AS f(n, i)
-                      WHERE (forensic ->> n)::boolean ORDER BY i);
+    SELECT g.flags, g.enabled INTO forensic, evidence
+    FROM {schema}.flag_group(coalesce(job -> 'forensic', '{}'), 'forensic', forensic_names) AS g;
 
     metadata := job -> 'metadata';
     IF metadata IS NOT NULL AND jsonb_typeof(metadata) = 'null' THEN
