@@ -18,9 +18,9 @@ import httpx
 import pytest
 
 from ecosign_orchestrator import sandbox
-from tests.support.api import free_port
+from tests.support.api import serve_process
 from tests.support.flows import SANDBOX_KEY, SandboxAdmin
-from tests.support.procs import cli_env, eventually, start_cli, stop
+from tests.support.procs import cli_env, eventually
 
 CRON_SECRET = "cron-secret-echoed-5d7a1f0c93"
 WRITE = "echo-write-token-2b8e4c61"
@@ -39,7 +39,6 @@ def echoing_sandbox() -> Iterator[str]:
 
 @pytest.fixture
 def served(echoing_sandbox: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    port = free_port()
     env = cli_env(
         f"sqlite:///{tmp_path}/jobs.db",
         {
@@ -60,19 +59,8 @@ def served(echoing_sandbox: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
         },
     )
     log = tmp_path / "serve.log"
-    proc = start_cli(env, "serve", "--port", str(port), log=log)
-    try:
-        yield {"url": f"http://127.0.0.1:{port}", "log": log, "db": tmp_path / "jobs.db"}
-    finally:
-        assert stop(proc) == 0
-
-
-async def _ready(url: str) -> bool:
-    try:
-        async with httpx.AsyncClient() as client:
-            return (await client.get(f"{url}/readyz")).status_code == 200
-    except httpx.HTTPError:
-        return False
+    with serve_process(env, log) as url:
+        yield {"url": url, "log": log, "db": tmp_path / "jobs.db"}
 
 
 def _store_text(db: Path) -> str:
@@ -88,7 +76,6 @@ async def test_echoed_secrets_reach_no_store_answer_page_or_log(
     served: dict[str, Any], echoing_sandbox: str
 ) -> None:
     url = served["url"]
-    await eventually(lambda: _ready(url), timeout=30, what="serve ready")
     admin = SandboxAdmin(echoing_sandbox)
     doc = await admin.create_document()
     echo = {"echo_headers": True}

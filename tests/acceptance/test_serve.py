@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.api import free_port
+from tests.support.api import serve_process
 from tests.support.flows import SANDBOX_KEY, SandboxAdmin
-from tests.support.procs import cli, cli_env, eventually, start_cli, stop
+from tests.support.procs import cli, cli_env
 
 WRITE = "serve-write-token-7c1e55aa"
 READ = "serve-read-token-0b9d23ff"
@@ -22,7 +22,6 @@ SECRETS = (SANDBOX_KEY, WRITE, READ)
 
 @pytest.fixture
 def served(sandbox_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    port = free_port()
     env = cli_env(
         f"sqlite:///{tmp_path}/jobs.db",
         {
@@ -39,27 +38,14 @@ def served(sandbox_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
         },
     )
     log = tmp_path / "serve.log"
-    proc = start_cli(env, "serve", "--port", str(port), log=log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        yield {"url": url, "env": env, "log": log, "proc": proc}
-    finally:
-        assert stop(proc) == 0
-
-
-async def _ready(url: str) -> bool:
-    try:
-        async with httpx.AsyncClient() as client:
-            return (await client.get(f"{url}/readyz")).status_code == 200
-    except httpx.HTTPError:
-        return False
+    with serve_process(env, log) as url:
+        yield {"url": url, "env": env, "log": log}
 
 
 async def test_a_cta_flow_over_http_and_sse_then_the_cli_against_the_api(
     served: dict[str, Any], sandbox_url: str
 ) -> None:
     url = served["url"]
-    await eventually(lambda: _ready(url), timeout=30, what="serve ready")
     admin = SandboxAdmin(sandbox_url)
     await admin.reset()
     doc = await admin.create_document()

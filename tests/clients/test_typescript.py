@@ -14,13 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.conftest import in_ci
-from tests.support.api import free_port
+from tests.support.api import serve_process
 from tests.support.flows import SANDBOX_KEY
-from tests.support.procs import ROOT, cli_env, eventually, start_cli, stop
+from tests.support.procs import ROOT, cli_env
 
 CLIENT = ROOT / "clients" / "typescript"
 BIN = CLIENT / "node_modules" / ".bin"
@@ -81,7 +80,6 @@ def test_the_generated_types_are_the_apis_openapi_document(tmp_path: Path) -> No
 
 @pytest.fixture
 def served(sandbox_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
-    port = free_port()
     env = cli_env(
         f"sqlite:///{tmp_path}/jobs.db",
         {
@@ -94,32 +92,19 @@ def served(sandbox_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
             "ECOSIGN_ORCH_POLL_SECONDS": "0.05",
         },
     )
-    proc = start_cli(env, "serve", "--port", str(port), log=tmp_path / "serve.log")
-    url = f"http://127.0.0.1:{port}"
-    try:
+    with serve_process(env, tmp_path / "serve.log") as url:
         yield {
             "ORCH_URL": url,
             "ORCH_TOKEN": TOKEN,
             "SANDBOX_URL": sandbox_url,
             "SANDBOX_KEY": SANDBOX_KEY,
         }
-    finally:
-        assert stop(proc) == 0
 
 
-async def _ready(url: str) -> bool:
-    try:
-        async with httpx.AsyncClient() as client:
-            return (await client.get(f"{url}/readyz")).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-async def test_node_and_deno_run_the_client_against_a_real_server(
+def test_node_and_deno_run_the_client_against_a_real_server(
     served: dict[str, str], tmp_path: Path
 ) -> None:
     _tools()
-    await eventually(lambda: _ready(served["ORCH_URL"]), timeout=30, what="serve ready")
     env: dict[str, Any] = {**os.environ, **served, "DENO_DIR": str(tmp_path / "deno")}
     _run(["npm", "run", "--silent", "build"], env=env)
     _run([str(BIN / "tsc"), "-p", "tsconfig.test.json"], env=env)

@@ -22,7 +22,7 @@ import pytest
 
 from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.repository import postgres_pooler
-from tests.support.api import free_port
+from tests.support.api import serve_process
 from tests.support.flows import SANDBOX_KEY, SandboxAdmin
 from tests.support.pgbouncer import PgBouncer
 from tests.support.procs import ROOT, cli, cli_env, eventually, start_cli, stop
@@ -78,6 +78,50 @@ def _at(event: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(event["at"])
 
 
+async def _hundred_flows_then_latencies(
+    client: httpx.AsyncClient, admin: SandboxAdmin
+) -> list[float]:
+    """Run ``FLOWS`` document flows to ``completed``, then measure enqueue-to-start (ms) of
+    ten more, each submitted once the last one started (the workers idle)."""
+    ids = []
+    for _ in range(FLOWS):
+        doc = await admin.create_document()
+        body = {"document_entity_id": doc, "actions": {"protect": True}}
+        body["forensic"] = {"tsa": True}
+        created = await client.post("/v1/document-jobs", json=body)
+        assert created.status_code == 201, created.text
+        ids.append(created.json()["id"])
+
+    async def all_done() -> bool:
+        overview = (await client.get("/v1/overview")).json()
+        return int(overview["statuses"]["completed"]) == FLOWS
+
+    await eventually(all_done, timeout=120, interval=0.2, what=f"{FLOWS} completed")
+
+    # Enqueue-to-start with idle workers: one flow at a time, each once the last started.
+    latencies = []
+    for _ in range(10):
+        doc = await admin.create_document()
+        created = await client.post(
+            "/v1/document-jobs",
+            json={"document_entity_id": doc, "actions": {"protect": True}},
+        )
+        job_id = created.json()["id"]
+
+        async def started(job_id: str = job_id) -> bool:
+            job = (await client.get(f"/v1/jobs/{job_id}")).json()
+            return bool(job["status"] != "queued")
+
+        await eventually(started, timeout=10, interval=0.02, what="started")
+        events = (await client.get(f"/v1/jobs/{job_id}/events")).json()
+        queued = next(e for e in events if e["type"] == "job_queued")
+        begun = next(e for e in events if e["type"] == "job_started")
+        latencies.append((_at(begun) - _at(queued)).total_seconds() * 1000)
+    statuses = {(await client.get(f"/v1/jobs/{i}")).json()["status"] for i in ids}
+    assert statuses == {"completed"}
+    return latencies
+
+
 @pytest.mark.parametrize("mode", ["transaction", "session"])
 async def test_a_hundred_flows_complete_through_pgbouncer(
     mode: str,
@@ -90,7 +134,6 @@ async def test_a_hundred_flows_complete_through_pgbouncer(
     # Transaction mode needs nothing in the URL: detection by port is for Supabase's 6543,
     # so here the option says it.
     url = bouncer.url(pooler=mode) if mode == "transaction" else bouncer.url()
-    port = free_port()
     env = cli_env(
         url,
         {
@@ -109,64 +152,20 @@ async def test_a_hundred_flows_complete_through_pgbouncer(
     assert migrated.returncode == 0, migrated.stderr
     admin = SandboxAdmin(sandbox_url)
     await admin.reset()
-    # The API runs no worker: every flow crosses processes, so a start waits on the wake-up
-    # the mode allows (NOTIFY in session mode, the poll in transaction mode).
-    api = start_cli(env, "serve", "--no-worker", "--port", str(port), log=tmp_path / "serve.log")
     worker = start_cli(
         env, "worker", "--kind", "ecosign.document", "--concurrency", "20", log=tmp_path / "w.log"
     )
-    base = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {TOKEN}"}
     try:
-        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as client:
-
-            async def ready() -> bool:
-                try:
-                    return (await client.get("/readyz")).status_code == 200
-                except httpx.HTTPError:
-                    return False
-
-            await eventually(ready, timeout=30, what="serve ready")
-            ids = []
-            for _ in range(FLOWS):
-                doc = await admin.create_document()
-                body = {"document_entity_id": doc, "actions": {"protect": True}}
-                body["forensic"] = {"tsa": True}
-                created = await client.post("/v1/document-jobs", json=body)
-                assert created.status_code == 201, created.text
-                ids.append(created.json()["id"])
-
-            async def all_done() -> bool:
-                overview = (await client.get("/v1/overview")).json()
-                return int(overview["statuses"]["completed"]) == FLOWS
-
-            await eventually(all_done, timeout=120, interval=0.2, what=f"{FLOWS} completed")
-
-            # Enqueue-to-start with idle workers: one flow at a time, each once the last started.
-            latencies = []
-            for _ in range(10):
-                doc = await admin.create_document()
-                created = await client.post(
-                    "/v1/document-jobs",
-                    json={"document_entity_id": doc, "actions": {"protect": True}},
-                )
-                job_id = created.json()["id"]
-
-                async def started(job_id: str = job_id) -> bool:
-                    job = (await client.get(f"/v1/jobs/{job_id}")).json()
-                    return bool(job["status"] != "queued")
-
-                await eventually(started, timeout=10, interval=0.02, what="started")
-                events = (await client.get(f"/v1/jobs/{job_id}/events")).json()
-                queued = next(e for e in events if e["type"] == "job_queued")
-                begun = next(e for e in events if e["type"] == "job_started")
-                latencies.append((_at(begun) - _at(queued)).total_seconds() * 1000)
-            statuses = {(await client.get(f"/v1/jobs/{i}")).json()["status"] for i in ids}
-            assert statuses == {"completed"}
+        # The API runs no worker: every flow crosses processes, so a start waits on the
+        # wake-up the mode allows (NOTIFY in session mode, the poll in transaction mode).
+        with serve_process(env, tmp_path / "serve.log", "--no-worker") as base:
+            async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as client:
+                latencies = await _hundred_flows_then_latencies(client, admin)
     finally:
-        codes = [stop(worker), stop(api)]
+        stopped = stop(worker)
         await admin.aclose()
-    assert codes == [0, 0]
+    assert stopped == 0
     for log in ("serve.log", "w.log"):
         text = (tmp_path / log).read_text()
         assert "prepared statement" not in text and "Traceback" not in text, text[-3000:]
