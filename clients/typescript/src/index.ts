@@ -199,7 +199,7 @@ export class OrchestratorClient {
       if (!response.ok) {
         const error = await errorFrom(response);
         if (!error.transient || ++failures >= this.#attempts) throw error;
-        await sleep(error.retryAfter !== undefined ? error.retryAfter * 1000 : this.#delay(failures));
+        await sleep(this.#delay(failures, error));
         continue;
       }
       try {
@@ -259,7 +259,10 @@ export class OrchestratorClient {
     return headers;
   }
 
-  #delay(failures: number): number {
+  /** How long to wait before trying again: what the API asked (`Retry-After`), else a
+   * doubling backoff with jitter. */
+  #delay(failures: number, error?: OrchestratorError): number {
+    if (error?.retryAfter !== undefined) return error.retryAfter * 1000;
     const base = this.#backoffMs * 2 ** (failures - 1);
     return Math.min(base, 10_000) * (0.5 + Math.random() / 2);
   }
@@ -290,7 +293,7 @@ export class OrchestratorClient {
       if (response.ok) return (await response.json()) as T;
       const error: OrchestratorError = await errorFrom(response);
       if (!error.transient || attempt >= this.#attempts) throw error;
-      await sleep(error.retryAfter !== undefined ? error.retryAfter * 1000 : this.#delay(attempt));
+      await sleep(this.#delay(attempt, error));
     }
   }
 }
