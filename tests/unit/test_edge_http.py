@@ -1,17 +1,22 @@
-"""Edge Function answers: the classification table, and the client over httpx.MockTransport."""
+"""Edge Function answers: the classification table, and the clients over real HTTP (an aiohttp
+server on loopback)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import httpx
 import pytest
+from aiohttp import web
 
 from ecosign_orchestrator.ecosign.edge import EdgeClient
 from ecosign_orchestrator.ecosign.http import CallError, classify, parse_retry_after
 from ecosign_orchestrator.ecosign.state_source import DocumentNotFound, RestStateSource
+from ecosign_orchestrator.ecosign.transport import HttpClient
 
 KEY = "service-key-do-not-log-5f2a"
 
@@ -74,100 +79,167 @@ def test_retry_after_seconds_and_http_date() -> None:
     assert classify(503, None, {"retry-after": "3"}).retry_after == 3
 
 
-def client_for(handler: Any) -> EdgeClient:
-    return EdgeClient(
-        "https://proj.supabase.co",
-        KEY,
-        client=httpx.AsyncClient(transport=httpx.MockTransport(handler)),
-    )
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@contextlib.asynccontextmanager
+async def serving(handler: Handler) -> AsyncIterator[tuple[str, HttpClient]]:
+    """A real HTTP server on loopback answering every request with ``handler``, and a client."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with HttpClient.open(4) as client:
+            yield f"http://127.0.0.1:{port}", client
+    finally:
+        await runner.cleanup()
 
 
 async def test_call_sends_auth_idempotency_key_and_body(caplog: pytest.LogCaptureFixture) -> None:
-    seen: list[httpx.Request] = []
+    seen: list[tuple[web.Request, Any]] = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(200, json={"success": True})
+    async def handler(request: web.Request) -> web.StreamResponse:
+        seen.append((request, await request.json()))
+        return web.json_response({"success": True})
 
     caplog.set_level(logging.DEBUG)
-    result = await client_for(handler).call(
-        "run-tsa",
-        {"document_entity_id": "d", "witness_hash": "w"},
-        idempotency_key="job:append_tsa",
-        timeout=5,
-    )
+    async with serving(handler) as (url, client):
+        result = await EdgeClient(url, KEY, client=client).call(
+            "run-tsa",
+            {"document_entity_id": "d", "witness_hash": "w"},
+            idempotency_key="job:append_tsa",
+            timeout=5,
+        )
     assert result == {"success": True}
-    request = seen[0]
-    assert request.url == "https://proj.supabase.co/functions/v1/run-tsa"
+    request, body = seen[0]
+    assert (request.method, request.path) == ("POST", "/functions/v1/run-tsa")
     assert request.headers["authorization"] == f"Bearer {KEY}"
     assert request.headers["idempotency-key"] == "job:append_tsa"
-    assert json.loads(request.content) == {"document_entity_id": "d", "witness_hash": "w"}
+    assert body == {"document_entity_id": "d", "witness_hash": "w"}
     assert KEY not in caplog.text
 
 
 async def test_errors_carry_status_message_and_retry_after_but_never_the_key() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(429, json={"error": "slow down"}, headers={"Retry-After": "2"})
+    async def handler(request: web.Request) -> web.StreamResponse:
+        echoed = request.headers["authorization"]  # a function echoing what it was sent
+        return web.json_response(
+            {"error": f"slow down ({echoed})"}, status=429, headers={"Retry-After": "2"}
+        )
 
-    with pytest.raises(CallError) as info:
-        await client_for(handler).call("build-artifact", {}, idempotency_key="k", timeout=5)
+    async with serving(handler) as (url, client):
+        with pytest.raises(CallError) as info:
+            await EdgeClient(url, KEY, client=client).call(
+                "build-artifact", {}, idempotency_key="k", timeout=5
+            )
     error = info.value
     assert (error.status, error.transient, error.retry_after, error.reason) == (
         429,
         True,
         2.0,
-        "slow down",
+        "slow down (Bearer [redacted])",
     )
     assert KEY not in str(error) and KEY not in json.dumps(error.details())
 
 
-async def test_network_errors_and_timeouts_are_transient() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectTimeout("timed out", request=request)
+async def test_timeouts_and_refused_connections_are_transient() -> None:
+    release = asyncio.Event()
 
-    with pytest.raises(CallError) as info:
-        await client_for(handler).call("run-tsa", {}, idempotency_key="k", timeout=5)
+    async def handler(request: web.Request) -> web.StreamResponse:
+        await release.wait()  # never answers within the call's timeout
+        return web.json_response({"success": True})
+
+    async with serving(handler) as (url, client):
+        with pytest.raises(CallError) as info:
+            await EdgeClient(url, KEY, client=client).call(
+                "run-tsa", {}, idempotency_key="k", timeout=0.2
+            )
+        release.set()
+        assert info.value.transient and info.value.status is None
+        assert info.value.reason.startswith("timeout")
+    closed = url  # the server is gone: nothing listens on that port any more
+    async with HttpClient.open(1) as client:
+        with pytest.raises(CallError) as info:
+            await EdgeClient(closed, KEY, client=client).call(
+                "run-tsa", {}, idempotency_key="k", timeout=5
+            )
     assert info.value.transient and info.value.status is None
+    assert info.value.reason.startswith("network error")
+
+
+async def test_an_answer_larger_than_the_limit_is_refused_unread() -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=200)  # chunked: no Content-Length to go by
+        await response.prepare(request)
+        for _ in range(64):
+            await response.write(b"x" * 1024)
+        await response.write_eof()
+        return response
+
+    async with serving(handler) as (url, client):
+        client.max_body_bytes = 10_000
+        with pytest.raises(CallError) as info:
+            await EdgeClient(url, KEY, client=client).call(
+                "run-tsa", {}, idempotency_key="k", timeout=5
+            )
+    assert not info.value.transient and "larger than" in info.value.reason
+
+
+async def test_many_concurrent_callers_each_get_their_own_answer() -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        await asyncio.sleep(0)  # let the other callers interleave
+        return web.json_response({"echo": body["n"], "key": request.headers["idempotency-key"]})
+
+    async with serving(handler) as (url, client):
+        edge = EdgeClient(url, KEY, client=client)  # 4 connections for 300 callers
+
+        async def caller(n: int) -> tuple[int, Any]:
+            answer = await edge.call("f", {"n": n}, idempotency_key=f"k{n}", timeout=10)
+            return n, answer
+
+        answers = await asyncio.gather(*(caller(n) for n in range(300)))
+    assert all(answer == {"echo": n, "key": f"k{n}"} for n, answer in answers)
 
 
 async def test_rest_read_uses_object_accept_and_maps_pgrst116_to_not_found() -> None:
-    seen: list[httpx.Request] = []
+    seen: list[web.Request] = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    async def handler(request: web.Request) -> web.StreamResponse:
         seen.append(request)
-        if "missing" in str(request.url):
-            return httpx.Response(
-                406,
-                json={
+        if "missing" in request.query["id"]:
+            return web.json_response(
+                {
                     "code": "PGRST116",
                     "details": "The result contains 0 rows",
                     "hint": None,
                     "message": "Cannot coerce the result to a single JSON object",
                 },
+                status=406,
             )
-        return httpx.Response(
-            200,
-            json={"id": "abc", "events": []},
-            headers={"Content-Type": "application/vnd.pgrst.object+json"},
+        return web.json_response(
+            {"id": "abc", "events": []}, content_type="application/vnd.pgrst.object+json"
         )
 
-    source = RestStateSource(
-        "https://proj.supabase.co",
-        KEY,
-        client=httpx.AsyncClient(transport=httpx.MockTransport(handler)),
-    )
-    state = await source.read("abc")
-    assert state.id == "abc"
-    assert seen[0].headers["accept"] == "application/vnd.pgrst.object+json"
-    assert seen[0].headers["apikey"] == KEY
-    assert seen[0].url.params["id"] == "eq.abc"
-    with pytest.raises(DocumentNotFound):
-        await source.read("missing")
+    async with serving(handler) as (url, client):
+        source = RestStateSource(url, KEY, client=client)
+        state = await source.read("abc")
+        assert state.id == "abc"
+        assert seen[0].path == "/rest/v1/document_entities"
+        assert seen[0].headers["accept"] == "application/vnd.pgrst.object+json"
+        assert seen[0].headers["apikey"] == KEY
+        assert seen[0].query["id"] == "eq.abc"
+        with pytest.raises(DocumentNotFound):
+            await source.read("missing")
 
 
-def test_edge_client_refuses_a_non_http_url() -> None:
-    with pytest.raises(ValueError, match="EDGE_BASE_URL"):
-        EdgeClient("ftp://x", KEY, client=httpx.AsyncClient())
+async def test_edge_client_refuses_a_non_http_url() -> None:
+    async with HttpClient.open(1) as client:
+        with pytest.raises(ValueError, match="EDGE_BASE_URL"):
+            EdgeClient("ftp://x", KEY, client=client)
 
 
 def test_an_error_whose_details_are_computed_keeps_them_in_the_job_record() -> None:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         flow_request,
         intent_label,
     )
+    from ecosign_orchestrator.ecosign.transport import HttpClient
 
 #: Where each public name lives: imported on first use, so a command that only needs the step
 #: names or an intent's label does not load the HTTP client and the processor (~150 ms).
@@ -39,6 +40,7 @@ _LAZY = {
     "Admission": "ecosign_orchestrator.ecosign.admission",
     "EcosignConfig": "ecosign_orchestrator.ecosign.config",
     "EdgeClient": "ecosign_orchestrator.ecosign.edge",
+    "HttpClient": "ecosign_orchestrator.ecosign.transport",
     "FlowLifecycle": "ecosign_orchestrator.ecosign.lifecycle",
     "flow_lifecycle": "ecosign_orchestrator.ecosign.lifecycle",
     "DocumentJob": "ecosign_orchestrator.ecosign.model",
@@ -88,6 +90,7 @@ __all__ = [
     "EcosignConfig",
     "EdgeClient",
     "FlowLifecycle",
+    "HttpClient",
     "Plan",
     "Preview",
     "Previewer",

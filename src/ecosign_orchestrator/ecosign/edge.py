@@ -19,12 +19,11 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
-
 from ecosign_orchestrator.core.calls import CallRecord
 from ecosign_orchestrator.core.types import JSONDict
 from ecosign_orchestrator.ecosign.http import CallError, classify
 from ecosign_orchestrator.ecosign.redaction import Redactor
+from ecosign_orchestrator.ecosign.transport import Answer, HttpClient
 
 logger = logging.getLogger(__name__)
 
@@ -47,31 +46,25 @@ KEPT_HEADERS = frozenset(
 )
 
 
-def decode_json(response: httpx.Response) -> Any:
+def decode_json(answer: Answer) -> Any:
     """The JSON body, or None if there is none or it is not JSON."""
-    if not response.content:
+    if not answer.content:
         return None
     try:
-        return json.loads(response.content)
+        return json.loads(answer.content)
     except ValueError:
         return None
 
 
-def translate_transport_error(target: str, exc: httpx.HTTPError) -> CallError:
-    """A transport failure (timeout, connection) as a transient :class:`CallError`."""
-    kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "network error"
-    return CallError(target, f"{kind}: {type(exc).__name__}", status=None, transient=True)
-
-
 class EdgeClient:
-    """Calls Edge Functions; share one per process (the httpx client pools connections)."""
+    """Calls Edge Functions; share one per process (the HTTP client pools connections)."""
 
     def __init__(
         self,
         base_url: str,
         service_key: str,
         *,
-        client: httpx.AsyncClient,
+        client: HttpClient,
         on_call: CallObserver | None = None,
         log_body_bytes: int = 8192,
         log_request_bodies: bool = False,
@@ -118,10 +111,13 @@ class EdgeClient:
         headers = {**(headers or {}), **self._headers, "Idempotency-Key": idempotency_key}
         started = time.perf_counter()
         try:
-            response = await self._client.post(url, json=body, headers=headers, timeout=timeout)
-        except httpx.HTTPError as exc:
+            response = await self._client.send(
+                "POST", url, target=function, json=body, headers=headers, timeout=timeout
+            )
+        except CallError as error:
+            if error.status is not None:  # an answer too large to read
+                raise
             self._observe(function, None, time.perf_counter() - started)
-            error = translate_transport_error(function, exc)
             if log is not None:
                 log(exchange.record(None, error.reason))
             logger.info(
@@ -135,23 +131,23 @@ class EdgeClient:
                     "outcome": "transient",
                 },
             )
-            raise error from None
+            raise
         elapsed = time.perf_counter() - started
-        self._observe(function, response.status_code, elapsed)
+        self._observe(function, response.status, elapsed)
         payload = decode_json(response)
         if secrets.found_in(response.content):  # a function echoing what it was sent
             payload = secrets.json(payload)
-        verdict = classify(response.status_code, payload, response.headers)
+        verdict = classify(response.status, payload, response.headers)
         outcome = "ok" if verdict.ok else ("transient" if verdict.transient else "fatal")
         logger.info(
             "edge %s -> %d in %.0f ms",
             function,
-            response.status_code,
+            response.status,
             elapsed * 1000,
             extra={
                 "action": "edge_call",
                 "function": function,
-                "status": response.status_code,
+                "status": response.status,
                 "outcome": outcome,
                 "duration_ms": round(elapsed * 1000, 1),
             },
@@ -164,7 +160,7 @@ class EdgeClient:
         raise CallError(
             function,
             secrets.text(verdict.message),
-            status=response.status_code,
+            status=response.status,
             transient=verdict.transient,
             precondition=verdict.precondition,
             retry_after=verdict.retry_after,
@@ -201,7 +197,7 @@ class _Exchange:
         sizes: JSONDict = {k: len(json.dumps(v, ensure_ascii=False)) for k, v in self.body.items()}
         return {"fields": sizes}
 
-    def record(self, response: httpx.Response | None, error: str) -> CallRecord:
+    def record(self, response: Answer | None, error: str) -> CallRecord:
         duration_ms = (time.perf_counter() - self.clock) * 1000
         body, headers, truncated = "", {}, False
         if response is not None:
@@ -218,7 +214,7 @@ class _Exchange:
             idempotency_key=self.idempotency_key,
             started_at=self.started_at,
             duration_ms=duration_ms,
-            status=None if response is None else response.status_code,
+            status=None if response is None else response.status,
             error=self.secrets.text(error),
             response_headers=headers,
             response_body=body,

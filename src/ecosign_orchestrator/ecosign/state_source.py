@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-import httpx
-
-from ecosign_orchestrator.ecosign.edge import decode_json, translate_transport_error
+from ecosign_orchestrator.ecosign.edge import decode_json
 from ecosign_orchestrator.ecosign.http import CallError, classify
 from ecosign_orchestrator.ecosign.redaction import Redactor
 from ecosign_orchestrator.ecosign.state import COLUMNS, DocumentState
+from ecosign_orchestrator.ecosign.transport import Answer, HttpClient
 
 OBJECT_MEDIA = "application/vnd.pgrst.object+json"
+#: How errors name the endpoint.
+TARGET = "rest/document_entities"
 
 
 class DocumentNotFound(Exception):
@@ -38,7 +39,7 @@ class RestStateSource:
     """``GET {supabase_url}/rest/v1/document_entities?id=eq.{id}&select=...`` (and ``PATCH``)."""
 
     def __init__(
-        self, base_url: str, service_key: str, *, client: httpx.AsyncClient, timeout: float = 15.0
+        self, base_url: str, service_key: str, *, client: HttpClient, timeout: float = 15.0
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError("SUPABASE_URL must be an http(s) URL")
@@ -55,19 +56,12 @@ class RestStateSource:
         *,
         extra_params: dict[str, str] | None = None,
         **kwargs: Any,
-    ) -> httpx.Response:
+    ) -> Answer:
         url = f"{self.base_url}/rest/v1/document_entities"
         params = {"id": f"eq.{document_id}", "select": ",".join(COLUMNS), **(extra_params or {})}
-        try:
-            return await self._client.request(
-                method,
-                url,
-                params=params,
-                timeout=self._timeout,
-                **kwargs,
-            )
-        except httpx.HTTPError as exc:
-            raise translate_transport_error("rest/document_entities", exc) from None
+        return await self._client.send(
+            method, url, target=TARGET, params=params, timeout=self._timeout, **kwargs
+        )
 
     async def read(self, document_id: str) -> DocumentState:
         """Read one row as a single object (a missing row is a 406 ``PGRST116``, never ``[]``)."""
@@ -75,11 +69,7 @@ class RestStateSource:
             "GET", document_id, headers={**self._headers, "Accept": OBJECT_MEDIA}
         )
         body = self._decode(response)
-        if (
-            response.status_code == 406
-            and isinstance(body, dict)
-            and body.get("code") == "PGRST116"
-        ):
+        if response.status == 406 and isinstance(body, dict) and body.get("code") == "PGRST116":
             raise DocumentNotFound(document_id)
         _raise_unless_ok(response, body)
         try:
@@ -105,14 +95,11 @@ class RestStateSource:
         if after:
             params["id"] = f"gt.{after}"
         url = f"{self.base_url}/rest/v1/document_entities"
-        try:
-            response = await self._client.get(
-                url, params=params, headers=self._headers, timeout=self._timeout
-            )
-        except httpx.HTTPError as exc:
-            raise translate_transport_error("rest/document_entities", exc) from None
+        response = await self._client.send(
+            "GET", url, target=TARGET, params=params, headers=self._headers, timeout=self._timeout
+        )
         body = self._decode(response)
-        if response.status_code != 200:
+        if response.status != 200:
             _raise_unless_ok(response, body)  # the answer table judges errors; 200 is a list
         if not isinstance(body, list):
             raise CallError(
@@ -120,7 +107,7 @@ class RestStateSource:
             )
         return [row for row in body if isinstance(row, dict)]
 
-    def _decode(self, response: httpx.Response) -> Any:
+    def _decode(self, response: Answer) -> Any:
         """The JSON answer, with the service key redacted if the endpoint echoed it (every
         error message and record is made from this)."""
         body = decode_json(response)
@@ -140,7 +127,7 @@ class RestStateSource:
             extra_params={"lifecycle_status": condition},
         )
         body = self._decode(response)
-        if response.status_code == 200 and body == []:
+        if response.status == 200 and body == []:
             await self.read(document_id)  # DocumentNotFound if the row is gone
             raise CallError(
                 "rest/document_entities",
@@ -151,14 +138,14 @@ class RestStateSource:
         _raise_unless_ok(response, {"rows": body} if isinstance(body, list) else body)
 
 
-def _raise_unless_ok(response: httpx.Response, body: Any) -> None:
+def _raise_unless_ok(response: Answer, body: Any) -> None:
     """A :class:`CallError` for an answer the classification table does not call a success."""
-    verdict = classify(response.status_code, body, response.headers)
+    verdict = classify(response.status, body, response.headers)
     if not verdict.ok:
         raise CallError(
             "rest/document_entities",
             verdict.message,
-            status=response.status_code,
+            status=response.status,
             transient=verdict.transient,
             retry_after=verdict.retry_after,
         )

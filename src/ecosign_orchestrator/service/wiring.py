@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     from ecosign_orchestrator import ecosign
     from ecosign_orchestrator.service.metrics import Metrics
 
-# The processors (and httpx, pydantic models, Prometheus) are imported where they are wired, not at
-# import time: commands that only read the job store start twice as fast.
+# The processors (and aiohttp, pydantic models, Prometheus) are imported where they are wired, not
+# at import time: commands that only read the job store start twice as fast.
 
 logger = logging.getLogger(__name__)
 
@@ -223,18 +223,14 @@ async def _document_processor(
     stack: contextlib.AsyncExitStack,
     metrics: Metrics | None,
 ) -> ecosign.DocumentProcessor:
-    import httpx
-
     from ecosign_orchestrator import ecosign
 
     assert settings.edge_base_url and settings.supabase_url and settings.service_key
     key = settings.service_key.get_secret_value()
-    # A flow makes one request at a time: a lane of connections per job slot means no request
-    # waits, and keeps httpcore's per-request pool scan short (service/http_pool.py).
-    from ecosign_orchestrator.service.http_pool import LaneTransport
-
-    transport = LaneTransport(max(settings.worker_concurrency, 10))
-    client = await stack.enter_async_context(httpx.AsyncClient(transport=transport))
+    # A flow makes one request at a time, to one of two origins (Edge, REST): two connections
+    # per job slot means no request waits for another job's connection.
+    connections = 2 * max(settings.worker_concurrency, 10)
+    client = await stack.enter_async_context(ecosign.HttpClient.open(connections))
     try:
         edge = ecosign.EdgeClient(
             settings.edge_base_url,
