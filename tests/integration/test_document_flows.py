@@ -83,6 +83,21 @@ async def test_each_intent_completes_calling_exactly_the_required_functions_in_o
     assert job.result["lifecycle_status"] == implied
 
 
+async def test_a_flow_reads_the_state_once_before_each_call_and_not_after_the_last(
+    flow: FlowHarness,
+) -> None:
+    """Each read verifies the call before it and plans the next one; after notify (which the
+    state cannot show) the read before it already verified everything: no read follows."""
+    doc = await flow.admin.create_document()
+    job_id = await flow.submit(doc, {"protect": True}, {"tsa": True})
+    [job] = await flow.run_to_end([job_id])
+    assert job.status is JobStatus.COMPLETED, job.last_error
+    ledger = await flow.admin.ledger(doc)
+    functions = [c["function"] for c in ledger["calls"]]
+    assert functions[-1] == "notify-artifact-ready" and len(functions) == 5
+    assert ledger["rest_requests"] == {"GET": 5}
+
+
 async def test_steps_already_satisfied_by_state_are_skipped_without_a_call(
     flow: FlowHarness,
 ) -> None:

@@ -78,9 +78,14 @@ async def test_a_plan_skips_what_the_state_shows_done_and_writes_nothing(
     assert required | skipped_by_intent | {"create_witness", "append_tsa"} == set(steps)
     assert {"encrypt_source", "build_artifact", "notify_artifact_ready"} <= required
     assert plan["witness_hash"] == WITNESS and plan["joins"] is None
-    # Nothing written: no job, no call to any function.
+    # Nothing written: no job, no call to any function, no REST write (the plan reads state).
     assert (await client.get("/v1/jobs")).json()["jobs"] == []
-    assert await admin.ledger(doc) == ledger_before
+    ledger_after = await admin.ledger(doc)
+    reads_before = ledger_before.pop("rest_requests")
+    reads_after = ledger_after.pop("rest_requests")
+    assert ledger_after == ledger_before
+    assert reads_after.get("PATCH") == reads_before.get("PATCH")
+    assert reads_after["GET"] > reads_before.get("GET", 0)
 
     env = cli_env(
         f"sqlite:///{planning['dir']}/jobs.db",

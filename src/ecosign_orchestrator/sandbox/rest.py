@@ -67,10 +67,12 @@ async def rest_documents(request: Request) -> Response:
     if denied is not None:
         return denied
     if request.method == "GET" and not _EQ.match(request.query_params.get("id") or ""):
+        sandbox.store.count_rest(request.method, None)
         return await _list_documents(request, sandbox)
     doc_id = _filter_id(request)
     if isinstance(doc_id, Response):
         return doc_id
+    sandbox.store.count_rest(request.method, doc_id)
     wants_object = OBJECT_MEDIA in request.headers.get("accept", "")
     matched = True
     if request.method == "PATCH":

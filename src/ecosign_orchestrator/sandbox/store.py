@@ -128,6 +128,9 @@ class Store:
         #: Calls being served now, and the most ever served at once, per function.
         self.in_flight: dict[str, int] = {}
         self.max_in_flight: dict[str, int] = {}
+        #: Authorised REST requests served, per method, overall (key None) and per document:
+        #: what a flow costs in state reads.
+        self.rest_requests: dict[str | None, dict[str, int]] = {}
         self._db: sqlite3.Connection | None = None
         if path is not None:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -166,6 +169,7 @@ class Store:
             self.ledger.clear()
             self.in_flight.clear()
             self.max_in_flight.clear()
+            self.rest_requests.clear()
             self.save()
 
     def call_began(self, function: str) -> None:
@@ -238,6 +242,14 @@ class Store:
 
     # -- ledger --------------------------------------------------------------------------------
 
+    def count_rest(self, method: str, doc_id: str | None) -> None:
+        """One more REST request (``GET`` reads, ``PATCH`` write-backs) was served, for one
+        document (``doc_id``) or a listing (None)."""
+        with self.lock:
+            for key in {None, doc_id}:
+                counts = self.rest_requests.setdefault(key, {})
+                counts[method] = counts.get(method, 0) + 1
+
     def record_call(
         self,
         function: str,
@@ -276,6 +288,7 @@ class Store:
             "calls": rows,
             "in_flight": {k: n for k, n in self.in_flight.items() if n},
             "max_in_flight": dict(self.max_in_flight),
+            "rest_requests": dict(self.rest_requests.get(doc_id, {})),
             "effects_by_key": effects,
             "effect_order": [r["function"] for r in rows if r["effect"]],
         }
