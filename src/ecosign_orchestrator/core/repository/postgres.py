@@ -444,10 +444,9 @@ class PostgresRepository(PostgresGates, PostgresReads, TransactionalRepository):
             "id": job_id,
             "token": token,
             "steps": CODEC.steps_in(list(steps)),
-            "types": [d.type.value for d in events],
-            "ats": [d.at for d in events],
-            "attempts": [d.attempt for d in events],
-            "datas": [Jsonb(d.data) for d in events],
+            # One JSON document each, not arrays: psycopg adapts an array element by element
+            # (its list dumpers were an eighth of a flow worker's CPU).
+            "events": Jsonb([_event_json(d) for d in events]),
             "calls": Jsonb([_call_json(c) for c in calls]),
         }
         rows = await self._fetch("save_steps", params)
@@ -485,6 +484,16 @@ class PostgresRepository(PostgresGates, PostgresReads, TransactionalRepository):
         async with self._connection() as conn:
             with translate_errors():
                 return await postgres_schema.schema_ready(conn, self._schema, self.extra_migrations)
+
+
+def _event_json(draft: EventDraft) -> dict[str, Any]:
+    """An event as one element of the JSON array ``save_steps`` expands."""
+    return {
+        "type": draft.type.value,
+        "at": draft.at.isoformat(),
+        "attempt": draft.attempt,
+        "data": draft.data,
+    }
 
 
 def _call_json(call: CallRecord) -> dict[str, Any]:

@@ -188,7 +188,7 @@ SELECT done.*, completed.event_id FROM done JOIN completed ON completed.job_id =
 
 -- save_steps --
 -- Record a running job's steps (that column only), fenced by its lease token, with the step
--- events in the same statement (arrays of equal length, in order). One row per stored event,
+-- events and calls in the same statement (JSON arrays, in order). One row per stored event,
 -- or one row with a null event_id when there were none; no row: the lease is lost.
 WITH saved AS (
     UPDATE {schema}.jobs SET steps = %(steps)s, updated_at = now()
@@ -215,9 +215,9 @@ WITH saved AS (
 ), added AS (
     INSERT INTO {schema}.events (job_id, type, at, attempt, data)
     SELECT saved.id, e.type, e.at, e.attempt, e.data
-    FROM saved,
-         unnest(%(types)s::text[], %(ats)s::timestamptz[], %(attempts)s::int[], %(datas)s::jsonb[])
-             WITH ORDINALITY AS e(type, at, attempt, data, n)
+    FROM saved, ROWS FROM (jsonb_to_recordset(%(events)s::jsonb) AS (
+        type text, at timestamptz, attempt int, data jsonb
+    )) WITH ORDINALITY AS e(type, at, attempt, data, n)
     ORDER BY e.n
     RETURNING id AS event_id, type, at, attempt, data
 )
