@@ -82,6 +82,7 @@ class JobContext:
         #: One save at a time (a deferred save and a direct one must not send the same events).
         self._save_lock = asyncio.Lock()
         self._deferred: asyncio.TimerHandle | None = None
+        self._closed = False
         self._background: set[asyncio.Future[None]] = set()
         #: Step events and outside calls not stored yet (kept across a store outage, written
         #: with the next save).
@@ -283,17 +284,26 @@ class JobContext:
             self._steps_dirty = self._changes != changes
             self._step_events = self._step_events[len(events) :]
             self._calls = self._calls[len(calls) :]
+        if self._steps_dirty and self._deferred is None and not self._closed:
+            self._arm_deferred()  # a deferred save skipped while this one ran: it is due
 
     def _defer_save(self) -> None:
         """Write the steps with the next write, or in ``DEFER_SECONDS`` at the latest."""
         self._steps_dirty = True
         self._changes += 1
         if self._deferred is None:
-            loop = asyncio.get_running_loop()
-            self._deferred = loop.call_later(DEFER_SECONDS, self._save_deferred)
+            self._arm_deferred()
+
+    def _arm_deferred(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._deferred = loop.call_later(DEFER_SECONDS, self._save_deferred)
 
     def _save_deferred(self) -> None:
         self._deferred = None
+        if self._save_lock.locked():
+            # A save is being written (waiting for the store, when it is busy): it takes what
+            # is pending next, instead of one more task per interval queueing behind it.
+            return
         task = asyncio.ensure_future(self._save_steps_quietly())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -315,6 +325,7 @@ class JobContext:
 
     def close(self) -> None:
         """The run is over: no deferred save may start after this."""
+        self._closed = True
         self._cancel_deferred()
         for task in self._background:
             task.cancel()

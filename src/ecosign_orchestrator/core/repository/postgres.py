@@ -22,9 +22,8 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from ecosign_orchestrator.core import errors, ids, transitions
-from ecosign_orchestrator.core.calls import CallRecord
 from ecosign_orchestrator.core.events import Event, EventType
-from ecosign_orchestrator.core.job import EnqueueResult, Job, NewJob, Progress, StepRecord, utcnow
+from ecosign_orchestrator.core.job import EnqueueResult, Job, NewJob, Progress, utcnow
 from ecosign_orchestrator.core.repository import postgres_documents as documents
 from ecosign_orchestrator.core.repository import postgres_pooler, postgres_schema, sql
 from ecosign_orchestrator.core.repository.base import (
@@ -33,6 +32,7 @@ from ecosign_orchestrator.core.repository.base import (
 from ecosign_orchestrator.core.repository.batching import Batcher
 from ecosign_orchestrator.core.repository.postgres_gates import PostgresGates
 from ecosign_orchestrator.core.repository.postgres_reads import PostgresReads
+from ecosign_orchestrator.core.repository.postgres_steps import PostgresSteps
 from ecosign_orchestrator.core.repository.postgres_tx import (
     CODEC,
     PgTx,
@@ -41,7 +41,6 @@ from ecosign_orchestrator.core.repository.postgres_tx import (
     row_to_job,
     translate_errors,
 )
-from ecosign_orchestrator.core.transitions import EventDraft
 from ecosign_orchestrator.core.types import JobId, JSONValue, LeaseToken
 
 logger = logging.getLogger(__name__)
@@ -58,7 +57,7 @@ def check_schema_name(name: str) -> str:
     return name
 
 
-class PostgresRepository(PostgresGates, PostgresReads, TransactionalRepository):
+class PostgresRepository(PostgresSteps, PostgresGates, PostgresReads, TransactionalRepository):
     """Jobs in PostgreSQL (14+), shared by workers on any number of machines."""
 
     backend = "postgresql"
@@ -93,6 +92,7 @@ class PostgresRepository(PostgresGates, PostgresReads, TransactionalRepository):
         self._completions: Batcher[tuple[JobId, LeaseToken, JSONValue], bool] = Batcher(
             self._complete_many
         )
+        self._step_saves: Batcher[Row, list[Row]] = Batcher(self._save_steps_many, max_batch=200)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> PostgresRepository:
@@ -225,6 +225,7 @@ class PostgresRepository(PostgresGates, PostgresReads, TransactionalRepository):
     async def close(self) -> None:
         """Stop listening, close the lease connection and the pool."""
         await self._completions.drain()  # completions already accepted reach the database
+        await self._step_saves.drain()
         await self._drop_lease_connection()
         if self._listener is not None:
             self._listener.cancel()
@@ -430,44 +431,6 @@ class PostgresRepository(PostgresGates, PostgresReads, TransactionalRepository):
         if not await self._fetch("save_progress", params):
             raise await self._lease_lost(job_id)
 
-    async def save_steps(
-        self,
-        job_id: JobId,
-        token: LeaseToken,
-        steps: Sequence[StepRecord],
-        events: Sequence[EventDraft] = (),
-        calls: Sequence[CallRecord] = (),
-    ) -> list[Event]:
-        """Record the steps (that column only), their events and calls in one fenced
-        statement."""
-        params = {
-            "id": job_id,
-            "token": token,
-            "steps": CODEC.steps_in(list(steps)),
-            # One JSON document each, not arrays: psycopg adapts an array element by element
-            # (its list dumpers were an eighth of a flow worker's CPU).
-            "events": Jsonb([_event_json(d) for d in events]),
-            "calls": Jsonb([_call_json(c) for c in calls]),
-        }
-        rows = await self._fetch("save_steps", params)
-        if not rows:
-            raise await self._lease_lost(job_id)
-        stored = [
-            Event(
-                id=r["event_id"],
-                job_id=job_id,
-                type=EventType(r["type"]),
-                at=r["at"],
-                attempt=r["attempt"],
-                data=r["data"],
-            )
-            for r in rows
-            if r["event_id"] is not None
-        ]
-        if stored:
-            self.bus.publish(stored)
-        return stored
-
     # -- schema --------------------------------------------------------------------------------
 
     async def migrate(self) -> list[str]:
@@ -484,21 +447,6 @@ class PostgresRepository(PostgresGates, PostgresReads, TransactionalRepository):
         async with self._connection() as conn:
             with translate_errors():
                 return await postgres_schema.schema_ready(conn, self._schema, self.extra_migrations)
-
-
-def _event_json(draft: EventDraft) -> dict[str, Any]:
-    """An event as one element of the JSON array ``save_steps`` expands."""
-    return {
-        "type": draft.type.value,
-        "at": draft.at.isoformat(),
-        "attempt": draft.attempt,
-        "data": draft.data,
-    }
-
-
-def _call_json(call: CallRecord) -> dict[str, Any]:
-    """A call as one element of the JSON array ``save_steps`` expands."""
-    return {**call.storable().to_json(), "duration_ms": call.duration_ms}
 
 
 __all__ = ["PostgresRepository", "check_schema_name"]

@@ -83,7 +83,7 @@ WITH locked AS (
     SELECT j.id FROM {schema}.jobs j
     JOIN unnest(%(ids)s::text[], %(tokens)s::text[]) AS l(id, token) ON j.id = l.id
     WHERE j.id = ANY(%(ids)s::text[]) AND j.lease_token = l.token AND j.status = 'running'
-    ORDER BY j.id
+    ORDER BY j.id COLLATE "C"  -- byte order: the order step saves lock in, whatever the collation
     FOR UPDATE OF j
 )
 UPDATE {schema}.jobs AS j
@@ -162,7 +162,7 @@ WITH input AS (
     SELECT j.id, i.result FROM {schema}.jobs j JOIN input i ON j.id = i.id
     WHERE j.id = ANY(%(ids)s::text[])  -- by primary key, not by reading every running job
       AND j.lease_token = i.token AND j.status = 'running'
-    ORDER BY j.id
+    ORDER BY j.id COLLATE "C"  -- byte order: the order step saves lock in, whatever the collation
     FOR UPDATE OF j
 ), done AS (
     UPDATE {schema}.jobs AS j SET
