@@ -26,19 +26,13 @@ from typing import Any
 import httpx
 import psycopg
 
+from ecosign_orchestrator.ecosign.steps import CANONICAL_ORDER, DEFAULT_FUNCTIONS
+
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 KEY = "bench-sandbox-service-key"
 TICK = os.sysconf("SC_CLK_TCK")
-EDGE_FUNCTIONS = [
-    "store-encrypted-custody",
-    "create-witness",
-    "run-tsa",
-    "submit-anchor-polygon",
-    "submit-anchor-bitcoin",
-    "build-artifact",
-    "notify-artifact-ready",
-]
+EDGE_FUNCTIONS = [DEFAULT_FUNCTIONS[step] for step in CANONICAL_ORDER]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -113,12 +107,14 @@ async def pg_stats(dsn: str) -> dict[str, int]:
         await conn.execute("SELECT pg_stat_force_next_flush()")
         row = await (
             await conn.execute(
-                "SELECT xact_commit + xact_rollback, tup_inserted + tup_updated + tup_deleted "
+                "SELECT xact_commit + xact_rollback, tup_inserted + tup_updated + tup_deleted, "
+                "pg_current_xact_id()::text::bigint "
                 "FROM pg_stat_database WHERE datname = current_database()"
             )
         ).fetchone()
     assert row is not None
-    return {"transactions": int(row[0]), "rows": int(row[1])}
+    # Transaction ids count the transactions that wrote (cluster-wide; nothing else runs).
+    return {"transactions": int(row[0]), "rows": int(row[1]), "xids": int(row[2])}
 
 
 async def ours(
@@ -188,6 +184,8 @@ async def ours(
             recovered = await _lease_recoveries(repo)
         ledger = (await client.get("/admin/ledger")).json()
     calls = ledger["calls"]
+    reads = ledger["rest_requests"].get("GET", 0)
+    rest = sum(ledger["rest_requests"].values())
     notify = [c for c in calls if c["function"] == "notify-artifact-ready"]
     keys = [c["idempotency_key"] for c in calls if c["function"] in EDGE_FUNCTIONS[:3]]
     result = {
@@ -196,6 +194,8 @@ async def ours(
         "cpu_ms_per_flow": 1000 * used / flows,
         "rss_mib": rss,
         "edge_calls_per_flow": len(calls) / flows,
+        "state_reads_per_flow": reads / flows,
+        "http_requests_per_flow": (len(calls) + rest) / flows,
         "notify_calls_per_flow": len(notify) / flows,
         "steps_run_twice": len(keys) - len(set(keys)),
         "lease_recoveries": recovered,
@@ -204,6 +204,8 @@ async def ours(
         # The producer's batch is 1 transaction; each progress poll of this script is 1 more.
         transactions = after["transactions"] - before["transactions"] - polls - 1
         result["transactions_per_flow"] = transactions / flows
+        # The producer's batch wrote one; each pg_stats call takes one id.
+        result["write_transactions_per_flow"] = (after["xids"] - before["xids"] - 2) / flows
         result["rows_written_per_flow"] = (after["rows"] - before["rows"]) / flows
     return result
 
@@ -236,43 +238,90 @@ def dbos(url: str, flows: int, step_seconds: float) -> dict[str, float]:
     }
 
 
+@contextlib.contextmanager
+def busy_core() -> Iterator[None]:
+    """A second process keeping one core busy for the duration (the loaded-machine run)."""
+    proc = subprocess.Popen([PYTHON, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        proc.kill()
+        proc.wait(30)
+
+
+class Runner:
+    """Runs one measure of one system on a fresh database."""
+
+    def __init__(self, cluster: Any, url: str, tmp: str) -> None:
+        self.cluster, self.url, self.tmp = cluster, url, tmp
+        self.costs: list[dict[str, float]] = []
+        self.inflight_checks: list[dict[str, float]] = []
+
+    def database(self, backend: str, name: str) -> str:
+        if backend == "pg":
+            return str(self.cluster.create_database(name))
+        return f"sqlite:///{self.tmp}/{name}.db"
+
+    async def flows(self, system: str, backend: str, flows: int, name: str) -> dict[str, float]:
+        database = self.database(backend, name)
+        if system == "dbos":
+            return dbos(database, flows, 0.0)
+        found = await ours(database, self.url, flows, 100, 0.0)
+        if backend == "pg":
+            self.costs.append(found)
+        return found
+
+    async def inflight(self, system: str, flows: int, name: str) -> dict[str, float]:
+        database = self.database("pg", name)
+        if system == "dbos":
+            return dbos(database, flows, 0.05)
+        found = await ours(database, self.url, flows, flows, 0.05)
+        self.inflight_checks.append(found)
+        return found
+
+
 async def run(
     cluster: Any, args: argparse.Namespace
 ) -> tuple[dict[str, dict[str, list[float]]], dict[str, float]]:
-    """Every flow measure, ``args.rounds`` times (the in-flight run once: it is the longest)."""
+    """Every flow measure ``args.rounds`` times, alternating the order of the systems; then
+    ``args.loaded_rounds`` of them with a second process keeping one core busy (keys
+    ``loaded_*``). The guarantees checked at 1,000 in flight are kept for every round."""
     out: dict[str, dict[str, list[float]]] = {"ours": {}, "dbos": {}}
-    costs: list[dict[str, float]] = []
     with sandbox() as url, tempfile.TemporaryDirectory() as tmp:
-        for round_no in range(args.rounds):
-            for system in ("ours", "dbos") if round_no % 2 == 0 else ("dbos", "ours"):
-                for backend in ("pg", "sqlite"):
-                    name = f"flows_{system}_{backend}_{round_no}"
-                    if backend == "pg":
-                        database = cluster.create_database(name)
-                    else:
-                        database = f"sqlite:///{tmp}/{name}.db"
-                    print(f"  round {round_no + 1}: {system} on {backend}", flush=True)
-                    if system == "ours":
-                        found = await ours(database, url, args.flows, 100, 0.0)
-                        if backend == "pg":
-                            costs.append(found)
-                    else:
-                        found = dbos(database, args.flows, 0.0)
+        runner = Runner(cluster, url, tmp)
+        plan = [("", n) for n in range(args.rounds)]
+        plan += [("loaded_", n) for n in range(args.loaded_rounds)]
+        for prefix, round_no in plan:
+            order = ("ours", "dbos") if round_no % 2 == 0 else ("dbos", "ours")
+            load = busy_core() if prefix else contextlib.nullcontext()
+            with load:
+                for system in order:
                     record = out[system]
-                    record.setdefault(backend, []).append(found["flows_per_second"])
-                    if backend == "pg":
-                        record.setdefault("pg_cpu_ms", []).append(found["cpu_ms_per_flow"])
-        for system in ("ours", "dbos"):
-            print(f"  {args.inflight} in flight, 50 ms steps: {system}", flush=True)
-            database = cluster.create_database(f"inflight_{system}")
-            if system == "ours":
-                found = await ours(database, url, args.inflight, args.inflight, 0.05)
-                out["ours"]["inflight_notify_per_flow"] = [found["notify_calls_per_flow"]]
-                out["ours"]["inflight_steps_run_twice"] = [found["steps_run_twice"]]
-                out["ours"]["inflight_lease_recoveries"] = [found["lease_recoveries"]]
-            else:
-                found = dbos(database, args.inflight, 0.05)
-            out[system]["inflight_seconds"] = [found["seconds"]]
-            out[system]["inflight_rss_mib"] = [found["rss_mib"]]
-    keys = ("transactions_per_flow", "rows_written_per_flow", "edge_calls_per_flow")
-    return out, {k: statistics.median(c[k] for c in costs) for k in keys}
+                    for backend in ("pg", "sqlite"):
+                        name = f"flows_{prefix}{system}_{backend}_{round_no}"
+                        print(f"  {prefix}round {round_no + 1}: {system} on {backend}", flush=True)
+                        found = await runner.flows(system, backend, args.flows, name)
+                        record.setdefault(prefix + backend, []).append(found["flows_per_second"])
+                        if backend == "pg":
+                            record.setdefault(prefix + "pg_cpu_ms", []).append(
+                                found["cpu_ms_per_flow"]
+                            )
+                    what = f"{args.inflight} in flight, 50 ms steps"
+                    print(f"  {prefix}round {round_no + 1}: {what}: {system}", flush=True)
+                    name = f"inflight_{prefix}{system}_{round_no}"
+                    found = await runner.inflight(system, args.inflight, name)
+                    record.setdefault(prefix + "inflight_seconds", []).append(found["seconds"])
+                    record.setdefault(prefix + "inflight_rss_mib", []).append(found["rss_mib"])
+    checks = runner.inflight_checks
+    out["ours"]["inflight_notify_per_flow"] = [c["notify_calls_per_flow"] for c in checks]
+    out["ours"]["inflight_steps_run_twice"] = [c["steps_run_twice"] for c in checks]
+    out["ours"]["inflight_lease_recoveries"] = [c["lease_recoveries"] for c in checks]
+    keys = (
+        "transactions_per_flow",
+        "write_transactions_per_flow",
+        "rows_written_per_flow",
+        "edge_calls_per_flow",
+        "state_reads_per_flow",
+        "http_requests_per_flow",
+    )
+    return out, {k: statistics.median(c[k] for c in runner.costs) for k in keys}
