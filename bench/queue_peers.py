@@ -81,8 +81,12 @@ class Ours(Peer):
 
     async def open(self) -> None:
         from ecosign_orchestrator.core.repository.postgres import PostgresRepository
+        from ecosign_orchestrator.service.wiring import document_migrations
 
-        self.repo = PostgresRepository(self.dsn, schema=self.schema)
+        # The schema a worker expects: the engine's migrations and the document flows' own.
+        self.repo = PostgresRepository(
+            self.dsn, schema=self.schema, migrations=document_migrations()
+        )
         await self.repo.open()
         await self.repo.migrate()
 
