@@ -179,13 +179,16 @@ async def test_an_answer_larger_than_the_limit_is_refused_unread() -> None:
         await response.write_eof()
         return response
 
+    records: list[Any] = []
     async with serving(handler) as (url, client):
         client.max_body_bytes = 10_000
         with pytest.raises(CallError) as info:
             await EdgeClient(url, KEY, client=client).call(
-                "run-tsa", {}, idempotency_key="k", timeout=5
+                "run-tsa", {}, idempotency_key="k", timeout=5, log=records.append
             )
     assert not info.value.transient and "larger than" in info.value.reason
+    [record] = records  # the call is in the job's call log like any other failed call
+    assert "larger than" in record.error
 
 
 async def test_many_concurrent_callers_each_get_their_own_answer() -> None:

@@ -114,10 +114,8 @@ class EdgeClient:
             response = await self._client.send(
                 "POST", url, target=function, json=body, headers=headers, timeout=timeout
             )
-        except CallError as error:
-            if error.status is not None:  # an answer too large to read
-                raise
-            self._observe(function, None, time.perf_counter() - started)
+        except CallError as error:  # no answer read: the network, a timeout, or too large
+            self._observe(function, error.status, time.perf_counter() - started)
             if log is not None:
                 log(exchange.record(None, error.reason))
             logger.info(
@@ -127,8 +125,8 @@ class EdgeClient:
                 extra={
                     "action": "edge_call",
                     "function": function,
-                    "status": None,
-                    "outcome": "transient",
+                    "status": error.status,
+                    "outcome": "transient" if error.transient else "fatal",
                 },
             )
             raise
