@@ -62,10 +62,19 @@ async def test_a_lone_flow_writes_its_steps_in_a_few_transactions(
     assert await _written_per_flow(pg_repository, sandbox_url, 1, 0.0) <= 5
 
 
+async def test_a_lone_slow_flow_stays_within_ten_transactions_from_submission_to_completion(
+    pg_repository: PostgresRepository, sandbox_url: str
+) -> None:
+    """Every call outlasts the write window, nothing shares a commit: the submission, the
+    claim, a save per step and the completion carrying the last one."""
+    written = await _written_per_flow(pg_repository, sandbox_url, 1, 0.25) + 1  # + submission
+    assert written <= 10, written
+
+
 async def test_flows_in_flight_together_share_their_commits(
     pg_repository: PostgresRepository, sandbox_url: str
 ) -> None:
     """Every call outlasts the write window, so each flow saves each step on its own (alone:
-    the claim, eight saves and the completion); twenty flows together share the commits."""
+    the claim, seven saves and the completion); twenty flows together share the commits."""
     # (one commit per save would be about ten per flow)
     assert await _written_per_flow(pg_repository, sandbox_url, 20, 0.25) <= 6

@@ -4,10 +4,11 @@ see cancellation), every write fenced by the job's lease token."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, NoReturn
 
@@ -17,6 +18,7 @@ from ecosign_orchestrator.core.events import EventType
 from ecosign_orchestrator.core.gates import CircuitPolicy, ClosedCircuits, GateVerdict
 from ecosign_orchestrator.core.job import Job, JobError, Progress, StepRecord, StepStatus, utcnow
 from ecosign_orchestrator.core.observe import Instruments, NullInstruments, NullTracer, Span, Tracer
+from ecosign_orchestrator.core.repository.protocol import StepSave
 from ecosign_orchestrator.core.transitions import EventDraft
 from ecosign_orchestrator.core.types import JSONDict, LeaseToken
 
@@ -151,6 +153,10 @@ class JobContext:
     async def flush(self) -> None:
         """Write unsaved steps and progress; raises if the store is still unreachable."""
         await self._write_steps()
+        await self.write_progress()
+
+    async def write_progress(self) -> None:
+        """Write unsaved progress; raises if the store is still unreachable."""
         pending = self._pending_progress
         if pending is not None:
             await self._repository.save_progress(self.job.id, self._token, pending)
@@ -286,6 +292,23 @@ class JobContext:
             self._calls = self._calls[len(calls) :]
         if self._steps_dirty and self._deferred is None and not self._closed:
             self._arm_deferred()  # a deferred save skipped while this one ran: it is due
+
+    @contextlib.asynccontextmanager
+    async def last_save(self) -> AsyncIterator[StepSave | None]:
+        """The run is over: what its steps have unsaved (None: nothing), for the write that
+        ends the job to carry in its transaction; counted as saved once that write returns."""
+        # No deferred save from now on; one already being written finishes first (the lock).
+        self._closed = True
+        self._cancel_deferred()
+        async with self._save_lock:
+            if not self._steps_dirty and not self._calls:
+                yield None
+                return
+            events, calls = list(self._step_events), list(self._calls)
+            yield StepSave(list(self._steps.values()), events, calls)
+            self._steps_dirty = False
+            self._step_events = self._step_events[len(events) :]
+            self._calls = self._calls[len(calls) :]
 
     def _defer_save(self) -> None:
         """Write the steps with the next write, or in ``DEFER_SECONDS`` at the latest."""

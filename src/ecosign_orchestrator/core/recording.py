@@ -18,7 +18,7 @@ from ecosign_orchestrator.core import errors, outcome
 from ecosign_orchestrator.core.job import Job
 from ecosign_orchestrator.core.observe import Instruments
 from ecosign_orchestrator.core.registry import JobKind
-from ecosign_orchestrator.core.repository.protocol import JobRepository
+from ecosign_orchestrator.core.repository.protocol import JobRepository, StepSave
 from ecosign_orchestrator.core.retention import RetentionPolicy, prune_by_policy
 from ecosign_orchestrator.core.types import LeaseToken
 
@@ -40,13 +40,20 @@ class OutcomeRecorder:
         self.extra = extra
 
     async def record(
-        self, job: Job, token: LeaseToken, kind: JobKind, ended: outcome.Outcome
+        self,
+        job: Job,
+        token: LeaseToken,
+        kind: JobKind,
+        ended: outcome.Outcome,
+        *,
+        steps: StepSave | None = None,
     ) -> None:
-        """Write ``ended`` for ``job``'s run (fenced by ``token``) and log it."""
+        """Write ``ended`` for ``job``'s run (fenced by ``token``) and log it; a completion
+        carries ``steps``, the run's last step save."""
         repo = self.repository
         match ended:
             case outcome.Completed(result=result):
-                await repo.complete(job.id, token, result)
+                await repo.complete(job.id, token, result, steps=steps)
                 logger.info("job %s completed", job.id, extra=self.extra(job, "job_completed"))
             case outcome.Snoozed(delay=delay, message=message, deadline=deadline):
                 reason = message or "a later check"

@@ -445,6 +445,12 @@ class Worker:
     async def _record(self, running: _Running, kind: JobKind, ended: outcome.Outcome) -> None:
         if isinstance(ended, outcome.LeaseLost):
             raise errors.LeaseLost(running.job.id)
+        if isinstance(ended, outcome.Completed):
+            # The last step save rides in the completion's transaction: a flow's end is one.
+            await running.ctx.write_progress()
+            async with running.ctx.last_save() as steps:
+                await self._recorder.record(running.job, running.token, kind, ended, steps=steps)
+            return
         await running.ctx.flush()
         await self._recorder.record(running.job, running.token, kind, ended)
 

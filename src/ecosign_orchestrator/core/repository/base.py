@@ -28,6 +28,7 @@ from ecosign_orchestrator.core.job import (
     StepRecord,
     utcnow,
 )
+from ecosign_orchestrator.core.repository.protocol import StepSave
 from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.core.transitions import EventDraft
 from ecosign_orchestrator.core.types import JobId, JSONValue, LeaseToken
@@ -340,8 +341,17 @@ class TransactionalRepository(abc.ABC):
                 published.append(await tx.add_event(draft))
         return published
 
-    async def complete(self, job_id: JobId, token: LeaseToken, result: JSONValue) -> None:
-        """running -> completed."""
+    async def complete(
+        self,
+        job_id: JobId,
+        token: LeaseToken,
+        result: JSONValue,
+        *,
+        steps: StepSave | None = None,
+    ) -> None:
+        """running -> completed (after the run's last step save, when there is one)."""
+        if steps is not None:
+            await self.save_steps(job_id, token, steps.steps, steps.events, steps.calls)
         await self._apply(
             job_id, lambda job, now: transitions.complete(job, token=token, now=now, result=result)
         )

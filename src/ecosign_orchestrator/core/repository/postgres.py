@@ -32,7 +32,7 @@ from ecosign_orchestrator.core.repository.base import (
 from ecosign_orchestrator.core.repository.batching import Batcher
 from ecosign_orchestrator.core.repository.postgres_gates import PostgresGates
 from ecosign_orchestrator.core.repository.postgres_reads import PostgresReads
-from ecosign_orchestrator.core.repository.postgres_steps import PostgresSteps
+from ecosign_orchestrator.core.repository.postgres_running import Completion, PostgresRunning
 from ecosign_orchestrator.core.repository.postgres_tx import (
     CODEC,
     PgTx,
@@ -41,7 +41,7 @@ from ecosign_orchestrator.core.repository.postgres_tx import (
     row_to_job,
     translate_errors,
 )
-from ecosign_orchestrator.core.types import JobId, JSONValue, LeaseToken
+from ecosign_orchestrator.core.types import JobId, LeaseToken
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def check_schema_name(name: str) -> str:
     return name
 
 
-class PostgresRepository(PostgresSteps, PostgresGates, PostgresReads, TransactionalRepository):
+class PostgresRepository(PostgresRunning, PostgresGates, PostgresReads, TransactionalRepository):
     """Jobs in PostgreSQL (14+), shared by workers on any number of machines."""
 
     backend = "postgresql"
@@ -89,9 +89,7 @@ class PostgresRepository(PostgresSteps, PostgresGates, PostgresReads, Transactio
         self._lease_conn: psycopg.AsyncConnection[Row] | None = None
         self._lease_lock = asyncio.Lock()
         #: Group commit of completions (the hot path of short jobs).
-        self._completions: Batcher[tuple[JobId, LeaseToken, JSONValue], bool] = Batcher(
-            self._complete_many
-        )
+        self._completions: Batcher[Completion, bool] = Batcher(self._complete_many)
         self._step_saves: Batcher[Row, list[Row]] = Batcher(self._save_steps_many, max_batch=200)
 
     @classmethod
@@ -355,44 +353,6 @@ class PostgresRepository(PostgresSteps, PostgresGates, PostgresReads, Transactio
         self.bus.publish([draft.stored(rows[0]["id"])])
         self._notify_ready()
         return EnqueueResult(job=job, created=True)
-
-    async def complete(self, job_id: JobId, token: LeaseToken, result: JSONValue) -> None:
-        """running -> completed, fenced by the lease token (``LeaseLost`` if it no longer
-        holds); completions arriving together share one statement and one commit."""
-        if not await self._completions.submit((job_id, token, result)):
-            raise await self._lease_lost(job_id)
-
-    async def _complete_many(
-        self, items: Sequence[tuple[JobId, LeaseToken, JSONValue]]
-    ) -> list[bool]:
-        """One statement for many completions: for each, whether it held its lease. Only the
-        ids, attempts and times of the events come back (the whole rows were a sixth of a
-        worker's CPU in the no-op drain, and nobody read them)."""
-        params: Row = {
-            "ids": [job_id for job_id, _, _ in items],
-            # One JSON document (one encode) rather than an array of jsonb values, each dumped
-            # on its own: the dumping was a fifth of a worker's CPU in the no-op drain.
-            "items": Jsonb([{"id": i, "token": t, "result": r} for i, t, r in items]),
-        }
-        rows = {r["id"]: r for r in await self._fetch("complete_many", params)}
-        done: list[bool] = []
-        events: list[Event] = []
-        for job_id, _, _ in items:
-            row = rows.pop(job_id, None)  # the same job twice in a batch: the second is refused
-            done.append(row is not None)
-            if row is not None:
-                events.append(
-                    Event(
-                        id=row["event_id"],
-                        job_id=job_id,
-                        type=EventType.JOB_COMPLETED,
-                        at=row["updated_at"],
-                        attempt=row["attempts"],
-                        data={},
-                    )
-                )
-        self.bus.publish(sorted(events, key=lambda e: e.id))
-        return done
 
     async def renew_leases(
         self, leases: Sequence[tuple[JobId, LeaseToken]], lease_seconds: float

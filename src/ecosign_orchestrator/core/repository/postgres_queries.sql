@@ -186,6 +186,11 @@ WITH input AS (
 )
 SELECT done.*, completed.event_id FROM done JOIN completed ON completed.job_id = done.id
 
+-- lock_running --
+-- Lock the rows a group of completions will write, in byte order (the order renewals and step
+-- saves lock in), before the step saves they carry touch only some of them.
+SELECT id FROM {schema}.jobs WHERE id = ANY(%(ids)s::text[]) ORDER BY id COLLATE "C" FOR UPDATE
+
 -- save_steps --
 -- Record a running job's steps (that column only), fenced by its lease token, with the step
 -- events and calls in the same statement (JSON arrays, in order). One row per stored event,

@@ -7,6 +7,7 @@ transaction.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import datetime
 from types import TracebackType
@@ -19,6 +20,16 @@ from ecosign_orchestrator.core.job import EnqueueResult, Job, JobError, NewJob, 
 from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.core.transitions import EventDraft
 from ecosign_orchestrator.core.types import JobId, JSONValue, LeaseToken
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StepSave:
+    """A running job's unsaved step records, step events and outside calls, handed to the
+    write that ends the run so they share its transaction (see ``complete``)."""
+
+    steps: Sequence[StepRecord]
+    events: Sequence[EventDraft] = ()
+    calls: Sequence[CallRecord] = ()
 
 
 class JobStore(Protocol):
@@ -91,9 +102,18 @@ class JobStore(Protocol):
         """Record the job's steps, their ``events`` and the outside ``calls`` made since the
         last save, in one transaction (fenced); the events as stored, in order."""
 
-    async def complete(self, job_id: JobId, token: LeaseToken, result: JSONValue) -> None:
+    async def complete(
+        self,
+        job_id: JobId,
+        token: LeaseToken,
+        result: JSONValue,
+        *,
+        steps: StepSave | None = None,
+    ) -> None:
         """running -> completed. The hot path of every job: it writes and reads nothing back
-        (``get`` reads the job); returning means the completion is committed."""
+        (``get`` reads the job); returning means the completion is committed. ``steps``: the
+        run's last step save, written before the completion and fenced by the same token (in
+        the same transaction where the backend can)."""
 
     async def fail(self, job_id: JobId, token: LeaseToken, error: JobError) -> Job:
         """running -> failed."""

@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ecosign_orchestrator.core import errors
+from ecosign_orchestrator.core import errors, transitions
 from ecosign_orchestrator.core.calls import CallRecord
 from ecosign_orchestrator.core.events import Event
 from ecosign_orchestrator.core.job import Job, Progress, StepRecord, from_epoch, to_epoch
@@ -37,10 +37,10 @@ from ecosign_orchestrator.core.repository.checks import (
     id_patterns,
     like_prefix,
 )
+from ecosign_orchestrator.core.repository.protocol import StepSave
 from ecosign_orchestrator.core.repository.sqlite_gates import SqliteGates
 from ecosign_orchestrator.core.repository.sqlite_sync import (
     CODEC,
-    INSERT_CALL,
     INSERT_JOB,
     UPDATE_JOB,
     applied_versions,
@@ -55,11 +55,12 @@ from ecosign_orchestrator.core.repository.sqlite_sync import (
     prune_batch,
     row_to_event,
     row_to_job,
+    save_steps_sync,
     translate_errors,
 )
 from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.core.transitions import EventDraft
-from ecosign_orchestrator.core.types import JobId, LeaseToken
+from ecosign_orchestrator.core.types import JobId, JSONValue, LeaseToken
 
 T = TypeVar("T")
 Q = sql.queries("sqlite")
@@ -128,6 +129,10 @@ class _SqliteTx:
 
     async def ready(self) -> None:
         """Nothing to send: other processes poll (capped at the next ``run_at``)."""
+
+
+def _save_params(job_id: JobId, token: LeaseToken, steps: Sequence[StepRecord]) -> dict[str, Any]:
+    return {"id": job_id, "token": token, "steps": CODEC.steps_in(list(steps)), "now": time.time()}
 
 
 class SqliteRepository(SqliteGates, TransactionalRepository):
@@ -292,27 +297,44 @@ class SqliteRepository(SqliteGates, TransactionalRepository):
         calls: Sequence[CallRecord] = (),
     ) -> list[Event]:
         """Record the steps (that column only), their events and calls in one transaction."""
-        params = {
-            "id": job_id,
-            "token": token,
-            "steps": CODEC.steps_in(list(steps)),
-            "now": time.time(),
-        }
-
-        def work(conn: sqlite3.Connection) -> list[Event] | None:
-            row = conn.execute(Q["save_steps"], params).fetchone()
-            if row is None:
-                return None  # fenced: nothing written
-            rows = [CODEC.call_to_row(job_id, row["attempts"], call) for call in calls]
-            conn.executemany(INSERT_CALL, rows)
-            return [insert_event(conn, draft) for draft in events]
-
-        stored = await self._write(work)
+        params = _save_params(job_id, token, steps)
+        stored = await self._write(lambda c: save_steps_sync(c, params, job_id, events, calls))
         if stored is None:
             raise await self._lease_lost(job_id)
         if stored:
             self.bus.publish(stored)
         return stored
+
+    async def complete(
+        self,
+        job_id: JobId,
+        token: LeaseToken,
+        result: JSONValue,
+        *,
+        steps: StepSave | None = None,
+    ) -> None:
+        """running -> completed, after the run's last step save in the same transaction."""
+        if steps is None:
+            return await super().complete(job_id, token, result)
+        save = steps
+        params = _save_params(job_id, token, save.steps)
+
+        def work(conn: sqlite3.Connection) -> list[Event] | None:
+            stored = save_steps_sync(conn, params, job_id, save.events, save.calls)
+            if stored is None:
+                return None
+            _, completed = apply_change(
+                conn,
+                job_id,
+                lambda job, now: transitions.complete(job, token=token, now=now, result=result),
+            )
+            return stored if completed is None else [*stored, completed]
+
+        published = await self._write(work)
+        if published is None:
+            raise await self._lease_lost(job_id)
+        self.bus.publish(published)
+        return None
 
     async def _claim(
         self,

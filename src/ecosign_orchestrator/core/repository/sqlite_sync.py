@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from ecosign_orchestrator.core import errors
+from ecosign_orchestrator.core.calls import CallRecord
 from ecosign_orchestrator.core.events import Event
 from ecosign_orchestrator.core.job import Job, from_epoch, to_epoch, utcnow
 from ecosign_orchestrator.core.repository import sql
@@ -108,6 +109,22 @@ def insert_event(conn: sqlite3.Connection, draft: EventDraft) -> Event:
         "data": dumps(draft.data),
     }
     return draft.stored(conn.execute(Q["insert_event"], params).fetchone()["id"])
+
+
+def save_steps_sync(
+    conn: sqlite3.Connection,
+    params: dict[str, Any],
+    job_id: JobId,
+    events: Sequence[EventDraft],
+    calls: Sequence[CallRecord],
+) -> list[Event] | None:
+    """Record a running job's steps (fenced by the token in ``params``), its calls and step
+    events; None: the lease is lost and nothing was written."""
+    row = conn.execute(Q["save_steps"], params).fetchone()
+    if row is None:
+        return None
+    conn.executemany(INSERT_CALL, [CODEC.call_to_row(job_id, row["attempts"], c) for c in calls])
+    return [insert_event(conn, draft) for draft in events]
 
 
 def load_job(conn: sqlite3.Connection, job_id: JobId) -> Job:
