@@ -118,7 +118,9 @@ class SlowToRecord(MemoryRepository):
     ) -> dict[JobId, bool]:
         return {}  # as if another worker had taken every lease over
 
-    async def complete(self, job_id: JobId, token: LeaseToken, result: object) -> None:
+    async def complete(
+        self, job_id: JobId, token: LeaseToken, result: object, *, steps: object = None
+    ) -> None:
         self.recording.set()
         await self.gate.wait()
         raise errors.LeaseLost(job_id)

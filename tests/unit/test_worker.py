@@ -361,12 +361,12 @@ async def test_a_job_whose_outcome_is_being_written_frees_its_slot_up_to_a_bound
     pending: list[str] = []
     original = memory_repository.complete
 
-    async def slow_complete(job_id, token, result):  # type: ignore[no-untyped-def]
+    async def slow_complete(job_id, token, result, *, steps=None):  # type: ignore[no-untyped-def]
         pending.append(job_id)
         if len(pending) == 2:
             two_pending.set()
         await commit.wait()
-        return await original(job_id, token, result)
+        return await original(job_id, token, result, steps=steps)
 
     memory_repository.complete = slow_complete  # type: ignore[method-assign]
     started: list[str] = []
