@@ -18,18 +18,18 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from ecosign_orchestrator.core import errors, ids, transitions
+from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.events import Event, EventType
-from ecosign_orchestrator.core.job import EnqueueResult, Job, NewJob, Progress, utcnow
+from ecosign_orchestrator.core.job import EnqueueResult, Job, NewJob, Progress
 from ecosign_orchestrator.core.repository import postgres_documents as documents
 from ecosign_orchestrator.core.repository import postgres_pooler, postgres_schema, sql
 from ecosign_orchestrator.core.repository.base import (
     TransactionalRepository,
 )
 from ecosign_orchestrator.core.repository.batching import Batcher
+from ecosign_orchestrator.core.repository.postgres_enqueue import PostgresEnqueue
 from ecosign_orchestrator.core.repository.postgres_gates import PostgresGates
 from ecosign_orchestrator.core.repository.postgres_reads import PostgresReads
 from ecosign_orchestrator.core.repository.postgres_running import Completion, PostgresRunning
@@ -57,7 +57,9 @@ def check_schema_name(name: str) -> str:
     return name
 
 
-class PostgresRepository(PostgresRunning, PostgresGates, PostgresReads, TransactionalRepository):
+class PostgresRepository(
+    PostgresEnqueue, PostgresRunning, PostgresGates, PostgresReads, TransactionalRepository
+):
     """Jobs in PostgreSQL (14+), shared by workers on any number of machines."""
 
     backend = "postgresql"
@@ -122,15 +124,6 @@ class PostgresRepository(PostgresRunning, PostgresGates, PostgresReads, Transact
                 "insert_job": CODEC.insert_job_sql(
                     "{schema}.jobs", suffix="ON CONFLICT DO NOTHING RETURNING id"
                 ),
-                # A job no key can collide with: the row, its event and the wake-up in one
-                # statement, one round trip, one commit.
-                "enqueue_plain": "WITH job AS ("
-                + documents.insert_jobs_sql("{schema}.jobs", "(SELECT %(job)s::jsonb)")
-                + " RETURNING id), "
-                "queued AS (INSERT INTO {schema}.events (job_id, type, at, attempt, data) "
-                "SELECT id, %(event_type)s, %(event_at)s, %(event_attempt)s, %(event_data)s "
-                "FROM job RETURNING id), woken AS (SELECT pg_notify(%(channel)s, '') AS n) "
-                "SELECT queued.id FROM queued, woken",
                 "update_job": CODEC.update_job_sql("{schema}.jobs"),
                 # Many new jobs in one statement (the batch enqueue), from one JSON document.
                 "insert_jobs": documents.insert_jobs_sql(
@@ -336,23 +329,16 @@ class PostgresRepository(PostgresRunning, PostgresGates, PostgresReads, Transact
 
     async def enqueue(self, new: NewJob, *, max_attempts: int) -> EnqueueResult:
         """Insert a job (one statement when it holds no key), or return the job it repeats."""
-        if new.idempotency_key is not None or new.dedupe_key is not None:
+        if not _keyless(new):
             return await super().enqueue(new, max_attempts=max_attempts)
-        job, draft = transitions.new_job(
-            new, job_id=ids.new_job_id(), now=utcnow(), max_attempts=max_attempts
-        )
-        params = {
-            "job": Jsonb(documents.job_document(job)),
-            "event_type": draft.type.value,
-            "event_at": draft.at,
-            "event_attempt": draft.attempt,
-            "event_data": Jsonb(draft.data),
-            "channel": self.channel,
-        }
-        rows = await self._fetch("enqueue_plain", params)
-        self.bus.publish([draft.stored(rows[0]["id"])])
-        self._notify_ready()
-        return EnqueueResult(job=job, created=True)
+        return (await self._enqueue_new([(new, max_attempts)]))[0]
+
+    async def enqueue_many(self, batch: Sequence[tuple[NewJob, int]]) -> list[EnqueueResult]:
+        """Enqueue ``(job, max_attempts)`` pairs in one transaction: one statement when none
+        holds a key (else each keyed one is looked up first)."""
+        if not batch or not all(_keyless(new) for new, _ in batch):
+            return await super().enqueue_many(batch)
+        return await self._enqueue_new(batch)
 
     async def renew_leases(
         self, leases: Sequence[tuple[JobId, LeaseToken]], lease_seconds: float
@@ -410,3 +396,8 @@ class PostgresRepository(PostgresRunning, PostgresGates, PostgresReads, Transact
 
 
 __all__ = ["PostgresRepository", "check_schema_name"]
+
+
+def _keyless(new: NewJob) -> bool:
+    """Holds neither key: it cannot repeat an earlier job, so nothing is looked up."""
+    return new.idempotency_key is None and new.dedupe_key is None

@@ -39,6 +39,37 @@ WITH added AS (
 )
 SELECT id FROM added ORDER BY id
 
+-- enqueue_new --
+-- New jobs holding no key (one JSON array of what each request set; the rest is a new job's
+-- defaults, the time one parameter), their job_queued events and the workers' wake-up, in one
+-- statement. Event ids come back in input order.
+WITH input AS (
+    SELECT * FROM ROWS FROM (jsonb_to_recordset(%(jobs)s::jsonb) AS (
+        id text, kind text, queue text, payload jsonb, priority integer, max_attempts integer,
+        retry jsonb, run_at text, timeout double precision, fingerprint text
+    )) WITH ORDINALITY AS i(
+        id, kind, queue, payload, priority, max_attempts, retry, run_at, timeout, fingerprint, n
+    )
+), job AS (
+    INSERT INTO {schema}.jobs (
+        id, kind, queue, payload, status, priority, attempts, max_attempts, run_at,
+        cancel_requested, progress_message, steps, result, retry, timeout, created_at,
+        updated_at, fingerprint
+    )
+    SELECT id, kind, queue, payload, 'queued', priority, 0, max_attempts,
+           coalesce(run_at::timestamptz, %(now)s), false, '', '[]'::jsonb, 'null'::jsonb,
+           retry, timeout, %(now)s, %(now)s, fingerprint
+    FROM input
+), queued AS (
+    INSERT INTO {schema}.events (job_id, type, at, attempt, data)
+    SELECT id, 'job_queued', %(now)s, 0,
+           jsonb_build_object('reason', 'enqueued', 'kind', kind, 'queue', queue)
+           || CASE WHEN run_at IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('run_at', run_at) END
+    FROM input ORDER BY n
+    RETURNING id
+), woken AS (SELECT pg_notify(%(channel)s, '') AS n)
+SELECT queued.id FROM queued, woken ORDER BY queued.id
+
 -- claim --
 -- Take up to :limit ready jobs in one statement (the rules mirror transitions.claim, and the
 -- contract suite holds both to the same behaviour). The clock is the database's, so workers on
