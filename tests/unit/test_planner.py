@@ -10,7 +10,7 @@ import pytest
 from ecosign_orchestrator.ecosign import planner
 from ecosign_orchestrator.ecosign.model import ACTIONS, FORENSIC, DocumentJob
 from ecosign_orchestrator.ecosign.planner import Disposition
-from ecosign_orchestrator.ecosign.state import DocumentState
+from ecosign_orchestrator.ecosign.state import DocumentState, anchor_confirmed, tsa_confirmed
 from ecosign_orchestrator.ecosign.steps import CANONICAL_ORDER, Step
 
 DOC = "5e3c2b8a-0f1d-4e7a-9b6c-1d2e3f4a5b6c"
@@ -224,3 +224,20 @@ def test_events_that_are_not_objects_are_ignored_and_a_non_list_is_refused() -> 
     assert len(state.events) == 1
     with pytest.raises(ValueError, match="not an array"):
         DocumentState.from_row({"id": DOC, "events": {"kind": "x"}})
+
+
+def test_the_state_keeps_only_what_the_checks_read_and_the_checks_agree() -> None:
+    receipt = {"network": "polygon", "witness_hash": W, "tx_hash": "0x" + "ab" * 32}
+    confirmed = {"kind": "anchor.confirmed", "anchor": {**receipt, "confirmed_at": "t"}}
+    token = {"token_b64": "A" * 6000}  # a real RFC 3161 token is kilobytes
+    state = ecosign_row(REQUESTED, {**TSA, "tsa": token}, confirmed)
+    assert [e["kind"] for e in state.events] == ["tsa.confirmed", "anchor.confirmed"]
+    assert "tsa" not in state.events[0] and "actor" not in state.events[0]
+    assert state.events[1]["anchor"] == {
+        "network": "polygon",
+        "witness_hash": W,
+        "confirmed_at": "t",
+    }
+    assert tsa_confirmed(state, W)
+    assert anchor_confirmed(state, "polygon", W)
+    assert not anchor_confirmed(state, "bitcoin", W)

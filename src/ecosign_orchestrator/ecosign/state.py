@@ -38,6 +38,9 @@ class DocumentState:
     witness_hash: str | None = None
     #: Hashes of every witness version the document has had (``witness_history[].hash``).
     witness_history: tuple[str, ...] = ()
+    #: The ledger events the checks below read, each cut to the fields they read (see
+    #: :func:`essentials`): a flow holds its document's state while each call is in flight, and
+    #: a real ledger carries RFC 3161 tokens and transaction receipts of kilobytes each.
     events: tuple[Mapping[str, Any], ...] = ()
 
     @classmethod
@@ -55,7 +58,11 @@ class DocumentState:
             witness_current_storage_path=row.get("witness_current_storage_path") or None,
             witness_hash=row.get("witness_hash") or None,
             witness_history=_history_hashes(row.get("witness_history")),
-            events=tuple(e for e in events if isinstance(e, Mapping)),
+            events=tuple(
+                essentials(e)
+                for e in events
+                if isinstance(e, Mapping) and e.get("kind") in LEDGER_KINDS
+            ),
         )
 
     @property
@@ -71,6 +78,34 @@ class DocumentState:
     def of_kind(self, kind: str) -> list[Mapping[str, Any]]:
         """Events of one kind, in ledger order."""
         return [e for e in self.events if e.get("kind") == kind]
+
+
+#: Event kinds a check reads; the rest of the ledger is not kept.
+LEDGER_KINDS = frozenset(
+    {
+        "tsa.confirmed",
+        "anchor",
+        "anchor.submitted",
+        "anchor.confirmed",
+        "anchor.timeout",
+        "anchor.failed",
+        "anchor.final.failed",
+        "artifact.finalized",
+    }
+)
+#: Fields a check reads, at the top of an event and in its ``anchor`` or ``payload`` block.
+_TOP_FIELDS = ("kind", "at", "witness_hash")
+_BLOCK_FIELDS = ("network", "witness_hash", "confirmed_at", "retryable", "reason")
+
+
+def essentials(event: Mapping[str, Any]) -> dict[str, Any]:
+    """``event`` cut to what the checks read (no token, receipt or envelope)."""
+    kept: dict[str, Any] = {name: event[name] for name in _TOP_FIELDS if name in event}
+    for container in ("anchor", "payload"):
+        block = event.get(container)
+        if isinstance(block, Mapping):
+            kept[container] = {name: block[name] for name in _BLOCK_FIELDS if name in block}
+    return kept
 
 
 def _history_hashes(value: Any) -> tuple[str, ...]:
