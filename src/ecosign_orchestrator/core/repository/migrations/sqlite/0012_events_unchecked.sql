@@ -1,0 +1,4 @@
+-- PostgreSQL's 0012 drops the foreign key from events to jobs (its check was a quarter of the
+-- server's time per enqueued job). SQLite keeps it: dropping it means copying the whole events
+-- table, and a single-file store's enqueue is bound by its commits, not by this check. The
+-- number is kept so both dialects share one version list.
