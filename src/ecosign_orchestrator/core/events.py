@@ -105,6 +105,11 @@ class EventBus:
         self._maxsize = maxsize
         self._subscribers: set[asyncio.Queue[Event | None]] = set()
 
+    @property
+    def listened(self) -> bool:
+        """Whether anyone subscribes (a publisher may skip building events nobody reads)."""
+        return bool(self._subscribers)
+
     def publish(self, events: list[Event]) -> None:
         """Deliver ``events`` to every subscriber (non-blocking)."""
         for queue in list(self._subscribers):

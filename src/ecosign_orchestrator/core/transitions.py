@@ -74,7 +74,7 @@ def new_job(new: NewJob, *, job_id: JobId, now: datetime, max_attempts: int) -> 
         priority=new.priority,
         attempts=0,
         max_attempts=max_attempts,
-        run_at=now + timedelta(seconds=new.delay),
+        run_at=now + timedelta(seconds=new.delay) if new.delay else now,
         created_at=now,
         updated_at=now,
         dedupe_key=new.dedupe_key,

@@ -54,7 +54,8 @@ class PostgresEnqueue:
             "channel": self.channel,
         }
         rows = await self._fetch("enqueue_new", params)  # event ids, in input order
-        self.bus.publish([d.stored(r["id"]) for r, (_, d) in zip(rows, made, strict=True)])
+        if self.bus.listened:
+            self.bus.publish([d.stored(r["id"]) for r, (_, d) in zip(rows, made, strict=True)])
         self._notify_ready()
         return [EnqueueResult(job=job, created=True) for job, _ in made]
 
