@@ -229,19 +229,11 @@ class PostgresRepository(
 
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Row]]:
-        # getconn/putconn, not the pool's connection(): that one also enters the connection's
-        # own context, whose exit commits (a no-op on these autocommit connections; transactions
-        # end in their own block) at a measured 30-50 us of CPU per statement. A connection
-        # returned mid-transaction or mid-query is rolled back or replaced by the pool.
-        pool = self._pool
-        if pool is None:
+        if self._pool is None:
             raise errors.RepositoryError("repository is not open: use `async with` or open()")
         with translate_errors():
-            conn = await pool.getconn()
-            try:
+            async with self._pool.connection() as conn:
                 yield conn
-            finally:
-                await pool.putconn(conn)
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[PgTx]:
