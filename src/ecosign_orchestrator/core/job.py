@@ -241,6 +241,12 @@ class NewJob:
     #: A digest of the request the key was first used with.
     fingerprint: str | None = None
 
+    @property
+    def keyless(self) -> bool:
+        """Holds neither an idempotency nor a dedupe key: it cannot repeat an earlier job, so
+        nothing is looked up before it is written."""
+        return self.idempotency_key is None and self.dedupe_key is None
+
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Job:

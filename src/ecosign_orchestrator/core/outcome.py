@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import datetime
 from typing import ClassVar
 
+from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.job import JobError
 from ecosign_orchestrator.core.types import JSONValue
 
@@ -16,6 +18,16 @@ class Completed:
 
     label: ClassVar[str] = "completed"
     result: JSONValue = None
+
+    @classmethod
+    def checked(cls, result: JSONValue) -> Completed:
+        """The outcome of a processor that returned ``result``; a :class:`FatalError` if the
+        result is not JSON (it could never be stored)."""
+        try:
+            json.dumps(result, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise errors.FatalError(f"processor result is not JSON-serialisable: {exc}") from None
+        return cls(result)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

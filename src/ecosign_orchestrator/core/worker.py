@@ -9,14 +9,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
-import json
 import logging
-import os
 import random
 import signal
-import socket
 import time
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,17 +27,12 @@ from ecosign_orchestrator.core.recording import OutcomeRecorder, prune_finished,
 from ecosign_orchestrator.core.registry import JobKind, Registry
 from ecosign_orchestrator.core.repository.protocol import JobRepository
 from ecosign_orchestrator.core.scheduler import run_schedules
-from ecosign_orchestrator.core.types import JobId, JSONValue, LeaseToken
-from ecosign_orchestrator.core.worker_settings import WorkerSettings
+from ecosign_orchestrator.core.types import JobId, LeaseToken
+from ecosign_orchestrator.core.worker_settings import WorkerSettings, default_worker_id
 
 __all__ = ["Worker", "WorkerSettings", "default_worker_id"]
 
 logger = logging.getLogger(__name__)
-
-
-def default_worker_id() -> str:
-    """A worker id unique per process instance: host, pid and a random suffix."""
-    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 @dataclasses.dataclass(slots=True)
@@ -385,8 +376,7 @@ class Worker:
         try:
             async with asyncio.timeout(timeout):
                 result = await kind.processor(ctx)
-            _check_result(result)
-            return outcome.Completed(result)
+            return outcome.Completed.checked(result)
         except asyncio.CancelledError:
             if running.interruption is None:
                 raise
@@ -495,10 +485,3 @@ class Worker:
                     self._interrupt(running, outcome.Released())
             if pending:
                 await asyncio.wait(pending)
-
-
-def _check_result(result: JSONValue) -> None:
-    try:
-        json.dumps(result, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise errors.FatalError(f"processor result is not JSON-serialisable: {exc}") from None

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import socket
+import uuid
 from collections.abc import Mapping
 
 from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.retention import RetentionPolicy
+
+
+def default_worker_id() -> str:
+    """A worker id unique per process instance: host, pid and a random suffix."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
 
 #: The longest lease a worker takes (a day).
 MAX_LEASE_SECONDS = 86_400.0

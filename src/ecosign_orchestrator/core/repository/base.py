@@ -29,6 +29,7 @@ from ecosign_orchestrator.core.job import (
     utcnow,
 )
 from ecosign_orchestrator.core.repository.protocol import StepSave
+from ecosign_orchestrator.core.repository.repeats import repeated_job
 from ecosign_orchestrator.core.status import JobStatus
 from ecosign_orchestrator.core.transitions import EventDraft
 from ecosign_orchestrator.core.types import JobId, JSONValue, LeaseToken
@@ -176,7 +177,7 @@ class TransactionalRepository(abc.ABC):
         """Insert a job, or return the active job holding ``new.dedupe_key``."""
         try:
             async with self._writing() as (tx, published):
-                existing = await _existing(tx, new)
+                existing = await repeated_job(tx, new)
                 if existing is not None:
                     return EnqueueResult(job=existing, created=False)
                 job, draft = transitions.new_job(
@@ -190,7 +191,7 @@ class TransactionalRepository(abc.ABC):
         except errors.DuplicateJob:
             # A concurrent enqueue with the same key committed first: return its job.
             async with self._transaction() as tx:
-                winner = await _existing(tx, new)
+                winner = await repeated_job(tx, new)
             if winner is None:  # it already finished: enqueue again
                 return await self.enqueue(new, max_attempts=max_attempts)
             return EnqueueResult(job=winner, created=False)
@@ -207,14 +208,14 @@ class TransactionalRepository(abc.ABC):
                 # PostgreSQL); keyed ones are looked up and written one by one.
                 fresh: list[tuple[Job, EventDraft]] = []
                 for new, max_attempts in batch:
-                    existing = None if _keyless(new) else await _existing(tx, new)
+                    existing = None if new.keyless else await repeated_job(tx, new)
                     if existing is not None:
                         results.append(EnqueueResult(job=existing, created=False))
                         continue
                     job, draft = transitions.new_job(
                         new, job_id=ids.new_job_id(), now=now, max_attempts=max_attempts
                     )
-                    if _keyless(new):
+                    if new.keyless:
                         fresh.append((job, draft))
                     else:
                         await tx.insert(job)
@@ -458,32 +459,6 @@ class TransactionalRepository(abc.ABC):
         if recovered:
             self._notify_ready()
         return recovered
-
-
-def _keyless(new: NewJob) -> bool:
-    return new.idempotency_key is None and new.dedupe_key is None
-
-
-async def _existing(tx: Tx, new: NewJob) -> Job | None:
-    """The job a request must return instead of creating one (idempotency key, dedupe key)."""
-    if new.idempotency_key is not None:
-        previous = await tx.find_idempotent(new.idempotency_key)
-        if previous is not None:
-            if not _same_request(previous, new):
-                raise errors.IdempotencyConflict(new.idempotency_key, previous.id)
-            return previous
-    if new.dedupe_key is not None:
-        return await tx.find_holder(new.dedupe_key, reuse_completed=new.reuse_completed)
-    return None
-
-
-def _same_request(previous: Job, new: NewJob) -> bool:
-    """Whether ``new`` repeats the request that created ``previous``. A job created in SQL
-    (``jsonb:`` fingerprint) is compared by kind and normalised payload: SQL cannot reproduce
-    Python's JSON text byte for byte."""
-    if previous.fingerprint is not None and previous.fingerprint.startswith("jsonb:"):
-        return previous.kind == new.kind and previous.payload == new.payload
-    return previous.fingerprint == new.fingerprint
 
 
 class Change(Protocol):

@@ -329,14 +329,14 @@ class PostgresRepository(
 
     async def enqueue(self, new: NewJob, *, max_attempts: int) -> EnqueueResult:
         """Insert a job (one statement when it holds no key), or return the job it repeats."""
-        if not _keyless(new):
+        if not new.keyless:
             return await super().enqueue(new, max_attempts=max_attempts)
         return (await self._enqueue_new([(new, max_attempts)]))[0]
 
     async def enqueue_many(self, batch: Sequence[tuple[NewJob, int]]) -> list[EnqueueResult]:
         """Enqueue ``(job, max_attempts)`` pairs in one transaction: one statement when none
         holds a key (else each keyed one is looked up first)."""
-        if not batch or not all(_keyless(new) for new, _ in batch):
+        if not batch or not all(new.keyless for new, _ in batch):
             return await super().enqueue_many(batch)
         return await self._enqueue_new(batch)
 
@@ -396,8 +396,3 @@ class PostgresRepository(
 
 
 __all__ = ["PostgresRepository", "check_schema_name"]
-
-
-def _keyless(new: NewJob) -> bool:
-    """Holds neither key: it cannot repeat an earlier job, so nothing is looked up."""
-    return new.idempotency_key is None and new.dedupe_key is None
