@@ -17,7 +17,7 @@ from psycopg.types.json import Jsonb
 
 from ecosign_orchestrator.core import ids, transitions
 from ecosign_orchestrator.core.events import EventBus
-from ecosign_orchestrator.core.job import EnqueueResult, Job, NewJob, utcnow
+from ecosign_orchestrator.core.job import KIND_RETRY, EnqueueResult, Job, NewJob, utcnow
 from ecosign_orchestrator.core.repository.postgres_tx import Row
 from ecosign_orchestrator.core.transitions import EventDraft
 
@@ -45,8 +45,8 @@ class PostgresEnqueue:
         key (nothing to look up: they cannot repeat a job) in one statement."""
         now = utcnow()
         made = [
-            transitions.new_job(new, job_id=ids.new_job_id(), now=now, max_attempts=attempts)
-            for new, attempts in batch
+            transitions.new_job(new, job_id=job_id, now=now, max_attempts=attempts)
+            for (new, attempts), job_id in zip(batch, ids.new_job_ids(len(batch)), strict=True)
         ]
         params: Row = {
             "now": now,
@@ -61,17 +61,20 @@ class PostgresEnqueue:
 
 
 def _compact(job: Job, queued: EventDraft) -> dict[str, Any]:
-    """What a new job sets beyond the defaults of a new row (the statement's column list);
-    ``run_at`` only when delayed, as its ``job_queued`` event says it."""
+    """What a new job sets beyond the defaults of a new row (the statement's column list):
+    ``run_at`` only when delayed, as its ``job_queued`` event says it; priority and retry
+    overrides only when set (the statement fills in 0 and ``{}``)."""
     document: dict[str, Any] = {
         "id": job.id,
         "kind": job.kind,
         "queue": job.queue,
         "payload": job.payload,
-        "priority": job.priority,
         "max_attempts": job.max_attempts,
-        "retry": job.retry.to_json(),
     }
+    if job.priority:
+        document["priority"] = job.priority
+    if job.retry is not KIND_RETRY:
+        document["retry"] = job.retry.to_json()
     if "run_at" in queued.data:
         document["run_at"] = queued.data["run_at"]
     if job.timeout is not None:

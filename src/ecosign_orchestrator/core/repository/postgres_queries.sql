@@ -56,9 +56,9 @@ WITH input AS (
         cancel_requested, progress_message, steps, result, retry, timeout, created_at,
         updated_at, fingerprint
     )
-    SELECT id, kind, queue, payload, 'queued', priority, 0, max_attempts,
+    SELECT id, kind, queue, payload, 'queued', coalesce(priority, 0), 0, max_attempts,
            coalesce(run_at::timestamptz, %(now)s), false, '', '[]'::jsonb, 'null'::jsonb,
-           retry, timeout, %(now)s, %(now)s, fingerprint
+           coalesce(retry, '{}'::jsonb), timeout, %(now)s, %(now)s, fingerprint
     FROM input
 ), queued AS (
     INSERT INTO {schema}.events (job_id, type, at, attempt, data)
