@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from ecosign_orchestrator.core import jsonfast
 from ecosign_orchestrator.core.calls import CallRecord
 from ecosign_orchestrator.core.types import JSONDict
 from ecosign_orchestrator.ecosign.http import CallError, classify
@@ -51,7 +52,7 @@ def decode_json(answer: Answer) -> Any:
     if not answer.content:
         return None
     try:
-        return json.loads(answer.content)
+        return jsonfast.loads(answer.content)
     except ValueError:
         return None
 

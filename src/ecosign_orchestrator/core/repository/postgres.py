@@ -37,6 +37,7 @@ from ecosign_orchestrator.core.repository.postgres_tx import (
     CODEC,
     PgTx,
     Row,
+    fast_json,
     prepare_flag,
     row_to_job,
     translate_errors,
@@ -55,6 +56,11 @@ def check_schema_name(name: str) -> str:
             f"invalid schema name {name!r}: use lowercase letters, digits and _ (max 51)"
         )
     return name
+
+
+async def _configure(conn: psycopg.AsyncConnection[Row]) -> None:
+    """Each pooled connection's set-up."""
+    fast_json(conn)
 
 
 class PostgresRepository(
@@ -159,6 +165,7 @@ class PostgresRepository(
                 "autocommit": True,
                 "prepare_threshold": self.connection.prepare_threshold,
             },
+            configure=_configure,
             timeout=self._connect_timeout,
             reconnect_timeout=0,  # keep trying to refill the pool while the server is away
             open=False,
@@ -170,13 +177,15 @@ class PostgresRepository(
 
     async def _connect(self) -> psycopg.AsyncConnection[Row]:
         """A connection of its own, outside the pool (the probe, LISTEN, lease renewals)."""
-        return await psycopg.AsyncConnection.connect(
+        conn = await psycopg.AsyncConnection.connect(
             self.connection.url,
             autocommit=True,
             row_factory=dict_row,
             prepare_threshold=self.connection.prepare_threshold,
             connect_timeout=max(int(self._connect_timeout), 1),  # libpq: 0 would mean forever
         )
+        fast_json(conn)
+        return conn
 
     async def _probe(self) -> None:
         """Connect once before opening the pool, so an unreachable server or a refused login is

@@ -12,10 +12,10 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import psycopg
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Jsonb, set_json_dumps, set_json_loads
 from psycopg_pool import PoolTimeout
 
-from ecosign_orchestrator.core import errors
+from ecosign_orchestrator.core import errors, jsonfast
 from ecosign_orchestrator.core.events import Event
 from ecosign_orchestrator.core.job import Job
 from ecosign_orchestrator.core.repository import postgres_documents as documents
@@ -44,6 +44,13 @@ def translate_errors() -> Iterator[None]:
         raise errors.DuplicateJob(None) from exc
     except (psycopg.Error, PoolTimeout, OSError) as exc:
         raise errors.RepositoryError(f"postgresql: {type(exc).__name__}: {exc}".strip()) from exc
+
+
+def fast_json(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Decode and encode this connection's ``json``/``jsonb`` values with orjson (see
+    :mod:`..jsonfast`): a connection's own adapters, nothing process-wide changes."""
+    set_json_loads(jsonfast.loads, conn)
+    set_json_dumps(jsonfast.dumps, conn)
 
 
 #: Rows of this dialect: JSON as ``jsonb``, time as ``timestamptz`` (psycopg adapts both).

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from ecosign_orchestrator.core import errors
+from ecosign_orchestrator.core import errors, jsonfast
 from ecosign_orchestrator.core.calls import CallRecord
 from ecosign_orchestrator.core.events import Event
 from ecosign_orchestrator.core.job import Job, from_epoch, to_epoch, utcnow
@@ -40,7 +40,7 @@ def _epoch(value: datetime | None) -> float | None:
 #: Rows of this dialect: JSON as text, time as epoch seconds.
 CODEC = RowCodec(
     json_in=dumps,
-    json_out=json.loads,
+    json_out=jsonfast.loads,
     time_in=_epoch,
     time_out=from_epoch,
     placeholder=lambda name: f":{name}",
