@@ -57,7 +57,7 @@ def _text(value: int) -> JobId:
 
 def new_job_id() -> JobId:
     """A new job id (a UUIDv7's canonical text, formatted without building a ``UUID``)."""
-    return _text(_uuid7_ints(1)[0])
+    return _text(_uuid7_int())
 
 
 def new_job_ids(count: int) -> list[JobId]:
