@@ -292,6 +292,9 @@ async def test_health_readiness_and_metrics(api: dict[str, Any]) -> None:
     step = 'kind="ecosign.document",status="succeeded",step="build_artifact"'
     assert f"ecosign_orch_step_duration_seconds_count{{{step}}} 1.0" in text
     assert 'ecosign_orch_edge_calls_total{function="build-artifact",status_class="2xx"} 1.0' in text
+    # The flow is done: none of its requests to EcoSign is open or waiting.
+    assert 'ecosign_orch_edge_exchanges{state="open"} 0.0' in text
+    assert 'ecosign_orch_edge_exchanges{state="waiting"} 0.0' in text
     assert "ecosign_orch_queue_depth" in text or "ecosign_orch_lease_recoveries_total" in text
 
 

@@ -208,6 +208,42 @@ async def test_many_concurrent_callers_each_get_their_own_answer() -> None:
     assert all(answer == {"echo": n, "key": f"k{n}"} for n, answer in answers)
 
 
+async def test_requests_past_the_connection_cap_wait_their_turn_outside_their_timeout() -> None:
+    """At most ``connections`` exchanges are open at once (4 here); a request queued behind
+    them for longer than its own timeout still gets its answer: the queue delays calls, it does
+    not fail them (nor spend the attempts of the steps that made them)."""
+    open_now = most = 0
+    release = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        nonlocal open_now, most
+        open_now += 1
+        most = max(most, open_now)
+        try:
+            if request.query.get("hold"):
+                await release.wait()
+            return web.json_response({"n": request.query["n"]})
+        finally:
+            open_now -= 1
+
+    async with serving(handler) as (url, client):
+
+        async def get(n: int, *, hold: bool, timeout: float) -> bytes:
+            params = {"n": str(n), **({"hold": "1"} if hold else {})}
+            answer = await client.send("GET", url, target="t", params=params, timeout=timeout)
+            return answer.content
+
+        held = [asyncio.create_task(get(n, hold=True, timeout=30)) for n in range(4)]
+        queued = [asyncio.create_task(get(n, hold=False, timeout=0.2)) for n in range(4, 12)]
+        # Three times the queued requests' timeout passes while every connection is held.
+        done, _ = await asyncio.wait(queued, timeout=0.6)
+        assert not done and open_now == 4
+        release.set()
+        answers = await asyncio.gather(*held, *queued)
+    assert [json.loads(a)["n"] for a in answers] == [str(n) for n in range(12)]
+    assert most == 4
+
+
 async def test_rest_read_uses_object_accept_and_maps_pgrst116_to_not_found() -> None:
     seen: list[web.Request] = []
 

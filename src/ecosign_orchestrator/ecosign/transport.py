@@ -13,6 +13,7 @@ idempotency key, and every step is safe to repeat).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import ssl
@@ -43,12 +44,27 @@ class Answer:
 class HttpClient:
     """Sends requests through one pooled session; share one per process.
 
-    ``connections`` bounds the sockets held open (a flow makes one request at a time, so one
-    per job slot and origin means no request waits for another's connection)."""
+    ``connections`` bounds the exchanges open at once. A request past it waits, first come
+    first served, before anything of it is built (each open exchange holds about 15 KiB of the
+    client's objects), and that wait is not part of its timeout: a long queue delays calls, it
+    does not fail them."""
 
-    def __init__(self, session: aiohttp.ClientSession, *, max_body_bytes: int = MAX_BODY_BYTES):
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        connections: int,
+        max_body_bytes: int = MAX_BODY_BYTES,
+    ):
         self._session = session
+        self._open = asyncio.Semaphore(connections)
+        self._waiting = self._active = 0
         self.max_body_bytes = max_body_bytes
+
+    @property
+    def exchanges(self) -> tuple[int, int]:
+        """(open, waiting): exchanges under way now, and requests waiting for one to end."""
+        return self._active, self._waiting
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -69,7 +85,7 @@ class HttpClient:
             cookie_jar=aiohttp.DummyCookieJar(),
             timeout=aiohttp.ClientTimeout(total=None),
         ) as session:
-            yield cls(session, max_body_bytes=max_body_bytes)
+            yield cls(session, connections=max(1, connections), max_body_bytes=max_body_bytes)
 
     async def send(
         self,
@@ -82,9 +98,31 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         json: Any = None,
     ) -> Answer:
-        """Send one request; ``timeout`` bounds each phase (getting a connection, connecting,
-        and the wait for every read), as a per-call timeout of the step table means.
-        ``target`` names the endpoint in a :class:`CallError` (never the URL's query)."""
+        """Send one request; ``timeout`` bounds each phase (connecting, and the wait for
+        every read), as a per-call timeout of the step table means. ``target`` names the
+        endpoint in a :class:`CallError` (never the URL's query)."""
+        self._waiting += 1
+        try:
+            await self._open.acquire()
+        finally:
+            self._waiting -= 1
+        self._active += 1
+        try:
+            return await self._send(method, url, target, timeout, params, headers, json)
+        finally:
+            self._active -= 1
+            self._open.release()
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        target: str,
+        timeout: float,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+        json: Any,
+    ) -> Answer:
         limits = aiohttp.ClientTimeout(
             total=None, connect=timeout, sock_connect=timeout, sock_read=timeout
         )

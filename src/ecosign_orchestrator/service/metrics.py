@@ -4,6 +4,7 @@ per kind and step, steps waiting for a confirmation and for how long)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -114,6 +115,14 @@ class Metrics:
             registry=r,
         )
         self._cut_seen: dict[str, int] = {}
+        self.edge_exchanges = Gauge(
+            "ecosign_orch_edge_exchanges",
+            "HTTP requests to EcoSign (Edge calls, REST reads) by state: open now, or waiting "
+            "for one of the EDGE_MAX_CONNECTIONS to end",
+            ["state"],
+            registry=r,
+        )
+        self._exchanges: Callable[[], tuple[int, int]] | None = None
 
     # -- core Instruments ------------------------------------------------------------------------
 
@@ -142,6 +151,10 @@ class Metrics:
         del seconds
         self.edge_calls.labels(function, status_class(status)).inc()
 
+    def watch_exchanges(self, source: Callable[[], tuple[int, int]]) -> None:
+        """Read (open, waiting) from ``source`` at every render (the process's EcoSign client)."""
+        self._exchanges = source
+
     def connection_gate(self, gate: ConnectionGate) -> None:
         """Bring the HTTP connection figures up to date with the server's gate."""
         self.connections.set(gate.open)
@@ -160,6 +173,10 @@ class Metrics:
         and, for a server, its connection figures."""
         if gate is not None:
             self.connection_gate(gate)
+        if self._exchanges is not None:
+            open_now, waiting = self._exchanges()
+            self.edge_exchanges.labels("open").set(open_now)
+            self.edge_exchanges.labels("waiting").set(waiting)
         counts = await repository.counts()
         self.jobs.clear()
         self.queue_depth.clear()

@@ -86,6 +86,15 @@ class EcosignSettings(BaseModel):
         default_factory=dict,
         description="per-step overrides: {append_tsa = {max_attempts = 10, base_seconds = 5}}",
     )
+    edge_max_connections: int = Field(
+        default=256,
+        ge=1,
+        le=10_000,
+        description="HTTP connections to EcoSign (Edge Functions and REST reads) open at once "
+        "per worker process; a request past it waits for a free one, and that wait is not part "
+        "of the call's timeout. Size it as requests per second times their latency: 256 carries "
+        "about 1,000 requests/s of 250 ms, more than one process's CPU sends",
+    )
     call_log_body_bytes: int = Field(
         default=8192,
         ge=0,

@@ -227,10 +227,11 @@ async def _document_processor(
 
     assert settings.edge_base_url and settings.supabase_url and settings.service_key
     key = settings.service_key.get_secret_value()
-    # A flow makes one request at a time, to one of two origins (Edge, REST): two connections
-    # per job slot means no request waits for another job's connection.
-    connections = 2 * max(settings.worker_concurrency, 10)
-    client = await stack.enter_async_context(ecosign.HttpClient.open(connections))
+    # A flow makes one request at a time, so with no more slots than this cap no request
+    # waits; past it, requests wait their turn holding nothing but their coroutine.
+    client = await stack.enter_async_context(ecosign.HttpClient.open(settings.edge_max_connections))
+    if metrics is not None:
+        metrics.watch_exchanges(lambda: client.exchanges)
     try:
         edge = ecosign.EdgeClient(
             settings.edge_base_url,
