@@ -14,7 +14,7 @@ import sys
 async def pgqueuer_worker(dsn: str, concurrency: int) -> None:
     """PgQueuer's default worker (what ``pgq run`` starts): ``PgQueuer`` over an asyncpg
     connection, its recommended driver, with its default settings (batches of 10, no cap on
-    tasks in flight: ``concurrency`` does not apply)."""
+    tasks in flight: ``concurrency`` does not apply), on uvloop as ``pgq run`` runs it."""
     import asyncpg
     from pgqueuer import PgQueuer
 
@@ -45,8 +45,13 @@ async def procrastinate_worker(dsn: str, concurrency: int) -> None:
 
 def main() -> None:
     system, dsn, concurrency = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    runner = {"pgqueuer": pgqueuer_worker, "procrastinate": procrastinate_worker}[system]
-    asyncio.run(runner(dsn, concurrency))
+    if system == "pgqueuer":
+        # ``pgq run`` runs its worker on uvloop, a PgQueuer dependency (its CLI's asyncio_run).
+        import uvloop
+
+        uvloop.run(pgqueuer_worker(dsn, concurrency))
+    else:  # Procrastinate's command line runs on asyncio's own loop
+        asyncio.run(procrastinate_worker(dsn, concurrency))
 
 
 if __name__ == "__main__":
