@@ -356,8 +356,4 @@ if __name__ == "__main__":
     )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=None)
-    # The producers (enqueues, latency probes) of every system run on uvloop, the loop ours and
-    # PgQueuer's command lines run on: the same loop for all, and theirs.
-    import uvloop
-
-    uvloop.run(main(parser.parse_args()))
+    asyncio.run(main(parser.parse_args()))

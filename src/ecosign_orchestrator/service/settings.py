@@ -136,11 +136,6 @@ class Settings(EcosignSettings, HttpSettings, BaseSettings):
         description="an FFmpeg job running longer is stopped (ffmpeg killed, partial output "
         "removed) and retried: no job holds a worker slot and the disk without end",
     )
-    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
-        default="auto",
-        description="the event loop every command runs on: uvloop where installed (a "
-        "dependency on Linux and macOS), else the standard library's; asyncio forces that one",
-    )
     # -- logging -------------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"

@@ -8,6 +8,7 @@ traceback.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -20,7 +21,6 @@ from rich.console import Console
 from rich.markup import escape
 
 from ecosign_orchestrator.core import errors
-from ecosign_orchestrator.service import event_loop
 from ecosign_orchestrator.service.jsonio import JSONInputError
 from ecosign_orchestrator.service.logs import configure_logging
 from ecosign_orchestrator.service.settings import Settings
@@ -108,16 +108,8 @@ def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
 
 
 def run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a command's coroutine on the configured event loop, turning known errors into exit
-    codes."""
-    return guard(lambda: event_loop.run(factory, _loop_choice()))
-
-
-def _loop_choice() -> event_loop.Choice:
-    try:
-        return state.settings.event_loop
-    except pydantic.ValidationError:
-        return "auto"  # settings the command needs report their own error, with their field
+    """Run a command's coroutine, turning known errors into exit codes."""
+    return guard(lambda: asyncio.run(factory()))
 
 
 def guard(fn: Callable[[], T]) -> T:
