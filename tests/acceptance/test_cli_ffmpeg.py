@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from ecosign_orchestrator.core import JobStatus
 from ecosign_orchestrator.core.repository import SqliteRepository
 from tests.support.media import make_input
-from tests.support.procs import cli, cli_env, eventually, start_cli
+from tests.support.procs import cli, cli_env, diagnose, eventually, start_cli
 
 pytestmark = pytest.mark.ffmpeg
 
@@ -72,7 +73,12 @@ async def test_ctrl_c_or_a_stop_signal_cancels_the_job_and_kills_ffmpeg(
             pid = step.data["pid"]
             asked = time.monotonic()
             proc.send_signal(sig)
-            assert proc.wait(15) == code
+            try:
+                exit_code = proc.wait(15)
+            except subprocess.TimeoutExpired:
+                # Say why: a signal the command blocks or ignores, or where it is stuck.
+                raise AssertionError(diagnose(proc.pid)) from None
+            assert exit_code == code
             final = await repo.get(job.id)
         finally:
             if proc.poll() is None:

@@ -53,10 +53,12 @@ def start_worker(
 def start_cli(
     env: Mapping[str, str], *args: str, log: Path | None = None
 ) -> subprocess.Popen[bytes]:
-    """Start any CLI command in the background, its output appended to ``log``."""
+    """Start any CLI command in the background, its output appended to ``log``, with the
+    signals of a terminal's foreground command (see :mod:`tests.support.foreground`)."""
+    command = [sys.executable, "-m", "tests.support.foreground", *args]
     if log is None:
         return subprocess.Popen(
-            [sys.executable, "-m", "ecosign_orchestrator", *args],
+            command,
             env=dict(env),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -64,7 +66,7 @@ def start_cli(
         )
     with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
-            [sys.executable, "-m", "ecosign_orchestrator", *args],
+            command,
             env=dict(env),
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -96,3 +98,15 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
     return proc.wait()
+
+
+def diagnose(pid: int) -> str:
+    """Why a process did not exit on a signal: its state and signal masks from ``/proc``
+    (pending, blocked, ignored, caught: hexadecimal bit sets, bit n-1 for signal n)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError as exc:
+        return f"process {pid}: no status ({exc})"
+    wanted = ("State", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt", "Threads")
+    lines = [line for line in status.splitlines() if line.split(":")[0] in wanted]
+    return f"process {pid} did not exit: " + "; ".join(" ".join(x.split()) for x in lines)

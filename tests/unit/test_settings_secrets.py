@@ -92,6 +92,7 @@ def test_demo_kinds_run_on_sqlite_by_default_never_on_postgresql_unless_asked() 
         ("EDGE_TIMEOUT_SCALE", "nan", "finite"),
         ("HTTP_SEND_TIMEOUT_SECONDS", "inf", "finite"),
         ("FFMPEG_TIMEOUT_SECONDS", "0", "greater than 0"),
+        ("EDGE_MAX_CONNECTIONS", "0", "greater than or equal to 1"),  # no request could leave
     ],
 )
 def test_settings_that_would_break_a_guarantee_are_refused_naming_them(
