@@ -69,11 +69,13 @@ class HttpClient:
     @classmethod
     @contextlib.asynccontextmanager
     async def open(
-        cls, connections: int = 100, *, max_body_bytes: int = MAX_BODY_BYTES
+        cls, connections: int, *, max_body_bytes: int = MAX_BODY_BYTES
     ) -> AsyncIterator[HttpClient]:
-        """A client with its own connection pool, closed on exit."""
+        """A client with its own connection pool, closed on exit (``connections``: the
+        deployment's ``EDGE_MAX_CONNECTIONS``; this class has no default of its own)."""
+        connections = max(1, connections)
         connector = aiohttp.TCPConnector(
-            limit=max(1, connections),
+            limit=connections,
             limit_per_host=0,
             keepalive_timeout=KEEPALIVE_SECONDS,
             ssl=ssl.create_default_context(),
@@ -85,7 +87,7 @@ class HttpClient:
             cookie_jar=aiohttp.DummyCookieJar(),
             timeout=aiohttp.ClientTimeout(total=None),
         ) as session:
-            yield cls(session, connections=max(1, connections), max_body_bytes=max_body_bytes)
+            yield cls(session, connections=connections, max_body_bytes=max_body_bytes)
 
     async def send(
         self,
