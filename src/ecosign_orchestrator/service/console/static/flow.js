@@ -21,10 +21,11 @@ async function load() {
   // The events first, the job after: a job still active then has its terminal event after the
   // last one read here, so following from it cannot miss the end.
   let events = await api(`/v1/jobs/${jobId}/events?limit=10000`);
-  const [job, calls] = await Promise.all([
-    api(`/v1/jobs/${jobId}`),
-    api(`/v1/jobs/${jobId}/calls?limit=10000`),
-  ]);
+  // The job before its calls, not beside them: a flow's last calls commit with its end, so
+  // calls read in parallel could predate a job read as ended, and an ended flow is not followed
+  // again: its page kept a call log without its last calls.
+  const job = await api(`/v1/jobs/${jobId}`);
+  const calls = await api(`/v1/jobs/${jobId}/calls?limit=10000`);
   // A job that ended between the two reads: read its events again, up to its last one.
   const ended = ["job_completed", "job_failed", "job_cancelled"];
   if (TERMINAL.includes(job.status) && !ended.includes(events[events.length - 1]?.type)) {
