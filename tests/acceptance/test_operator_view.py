@@ -174,9 +174,18 @@ async def _reach_states(env: dict[str, str], flow: str, failed: str) -> str:
     waiting = job["waiting"]
     assert "bitcoin" in waiting["reason"] and waiting["deadline"] and job["run_at"]
     async with await _api(env) as api:
-        overview = (await api.get("/v1/overview")).json()
-        assert overview["statuses"]["waiting"] == 1 and overview["statuses"]["queued"] == 0
-        assert overview["queue_depth"] == 0
+        overview: dict[str, Any] = {}
+
+        async def between_checks() -> bool:
+            """Every snapshot counts the flow once, never as queued; for the few milliseconds
+            of a check it is ``running``, so the test waits for a snapshot between checks."""
+            overview.update((await api.get("/v1/overview")).json())
+            statuses = overview["statuses"]
+            assert statuses["waiting"] + statuses["running"] == 1, overview
+            assert statuses["queued"] == 0 and overview["queue_depth"] == 0, overview
+            return bool(statuses["waiting"] == 1)
+
+        await eventually(between_checks, timeout=10, interval=0.01, what="the flow between checks")
         assert overview["waiting"][0]["count"] == 1
         assert "bitcoin" in overview["waiting"][0]["reason"]
     return reason
