@@ -21,13 +21,10 @@ import psycopg
 import pytest
 
 from ecosign_orchestrator.core import errors
-from ecosign_orchestrator.core.job import JobStatus, NewJob
 from ecosign_orchestrator.core.repository import postgres_pooler
-from ecosign_orchestrator.core.repository.postgres import PostgresRepository
 from tests.support.api import serve_process
 from tests.support.flows import SANDBOX_KEY, SandboxAdmin
 from tests.support.pgbouncer import PgBouncer
-from tests.support.pgcluster import PostgresCluster
 from tests.support.procs import ROOT, cli, cli_env, eventually, start_cli, stop
 
 pytestmark = pytest.mark.postgres
@@ -185,37 +182,3 @@ async def test_a_hundred_flows_complete_through_pgbouncer(
     (out / f"pooler-{mode}.json").write_text(json.dumps(figures, indent=2) + "\n")
     if mode == "transaction":  # polled, never more than one poll period plus a claim
         assert max(latencies) < 1000 * postgres_pooler.POLL_SECONDS + 500, figures
-
-
-async def test_hot_statements_use_asyncpg_only_where_prepared_statements_may_stay(
-    pg_repository: PostgresRepository,
-    pg_cluster: PostgresCluster,
-    pgbouncers: Callable[[str], PgBouncer],
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """Claims, completions and key-less enqueues run on asyncpg (statements prepared on their
-    connection) directly and through a session-mode pooler; through a transaction-mode one, and
-    when asyncpg cannot use the URL, on psycopg. Every way, a job goes from queued to done."""
-    schema = pg_repository.schema
-    cases = {
-        "direct": (pg_cluster.url(), True),
-        "session": (pgbouncers("session").url(), True),
-        "transaction": (pgbouncers("transaction").url(pooler="transaction"), False),
-        # libpq takes this option, asyncpg does not: a warning, then psycopg does the work
-        "unusable by asyncpg": (pg_cluster.url() + "?channel_binding=prefer", False),
-    }
-    for case, (url, on_asyncpg) in cases.items():
-        caplog.clear()
-        repo = PostgresRepository(url, schema=schema, max_size=2)
-        async with repo:
-            assert (repo._hot is not None) is on_asyncpg, case
-            queued = await repo.enqueue(NewJob(kind=f"hot.{case}"), max_attempts=1)
-            [claimed] = await repo.claim(
-                worker_id="w", kinds=[f"hot.{case}"], limit=5, lease_seconds=30, queues=None
-            )
-            assert claimed.id == queued.job.id and claimed.lease_token is not None
-            await repo.complete(claimed.id, claimed.lease_token, {"case": case})
-            done = await repo.get(claimed.id)
-            assert done.status == JobStatus.COMPLETED and done.result == {"case": case}
-        warned = [r.getMessage() for r in caplog.records if "asyncpg could not" in r.getMessage()]
-        assert bool(warned) is (case == "unusable by asyncpg"), (case, warned)

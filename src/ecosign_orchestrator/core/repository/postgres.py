@@ -24,7 +24,7 @@ from ecosign_orchestrator.core import errors
 from ecosign_orchestrator.core.events import Event, EventType
 from ecosign_orchestrator.core.job import EnqueueResult, Job, NewJob, Progress
 from ecosign_orchestrator.core.repository import postgres_documents as documents
-from ecosign_orchestrator.core.repository import postgres_hot, postgres_pooler, postgres_schema, sql
+from ecosign_orchestrator.core.repository import postgres_pooler, postgres_schema, sql
 from ecosign_orchestrator.core.repository.base import (
     TransactionalRepository,
 )
@@ -91,8 +91,6 @@ class PostgresRepository(
         self._max_size = max_size
         self._connect_timeout = connect_timeout
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Row]] | None = None
-        #: Claims, completions and key-less enqueues over asyncpg (None: all on psycopg).
-        self._hot: postgres_hot.HotPath | None = None
         self._listener: asyncio.Task[None] | None = None
         self._queries: dict[str, str] = {}
         #: Lease renewals run on their own connection, never behind the pool's queue.
@@ -176,27 +174,6 @@ class PostgresRepository(
         with translate_errors():
             await pool.open(wait=True, timeout=self._connect_timeout)
         self._pool = pool
-        if not self.connection.transaction_mode:
-            # A worker's claims and completions each use one connection at a time; half the
-            # pool again serves concurrent enqueues (see postgres_hot).
-            hot = postgres_hot.HotPath(
-                self.connection.url,
-                self.query,
-                max_size=max(2, self._max_size // 2),
-                connect_timeout=self._connect_timeout,
-            )
-            try:
-                await hot.open()
-            except Exception as exc:  # psycopg just connected: asyncpg cannot use this URL
-                logger.warning(
-                    "claims, completions and enqueues run on psycopg: asyncpg could not "
-                    "connect (%s: %s)",
-                    type(exc).__name__,
-                    postgres_hot.redacted(str(exc), self.connection.url),
-                    extra={"action": "hot_path_unavailable"},
-                )
-            else:
-                self._hot = hot
 
     async def _connect(self) -> psycopg.AsyncConnection[Row]:
         """A connection of its own, outside the pool (the probe, LISTEN, lease renewals)."""
@@ -255,9 +232,6 @@ class PostgresRepository(
             with contextlib.suppress(asyncio.CancelledError):
                 await self._listener
             self._listener = None
-        if self._hot is not None:
-            await self._hot.close()
-            self._hot = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -278,8 +252,6 @@ class PostgresRepository(
                     yield PgTx(self, conn)
 
     async def _fetch(self, name: str, params: Row) -> list[Row]:
-        if self._hot is not None and name in postgres_hot.HOT_STATEMENTS:
-            return await self._hot.fetch(name, params)
         async with self._connection() as conn:
             with translate_errors():
                 cursor = await conn.execute(self.query(name), params, prepare=prepare_flag(name))
