@@ -122,7 +122,6 @@ class Metrics:
             ["state"],
             registry=r,
         )
-        self._exchanges: Callable[[], tuple[int, int]] | None = None
 
     # -- core Instruments ------------------------------------------------------------------------
 
@@ -152,8 +151,10 @@ class Metrics:
         self.edge_calls.labels(function, status_class(status)).inc()
 
     def watch_exchanges(self, source: Callable[[], tuple[int, int]]) -> None:
-        """Read (open, waiting) from ``source`` at every render (the process's EcoSign client)."""
-        self._exchanges = source
+        """Read (open, waiting) from ``source`` whenever the gauges are collected (the
+        process's EcoSign client)."""
+        self.edge_exchanges.labels("open").set_function(lambda: source()[0])
+        self.edge_exchanges.labels("waiting").set_function(lambda: source()[1])
 
     def connection_gate(self, gate: ConnectionGate) -> None:
         """Bring the HTTP connection figures up to date with the server's gate."""
@@ -173,10 +174,6 @@ class Metrics:
         and, for a server, its connection figures."""
         if gate is not None:
             self.connection_gate(gate)
-        if self._exchanges is not None:
-            open_now, waiting = self._exchanges()
-            self.edge_exchanges.labels("open").set(open_now)
-            self.edge_exchanges.labels("waiting").set(waiting)
         counts = await repository.counts()
         self.jobs.clear()
         self.queue_depth.clear()
