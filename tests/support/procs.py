@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -56,21 +57,10 @@ def start_cli(
     """Start any CLI command in the background, its output appended to ``log``, with the
     signals of a terminal's foreground command (see :mod:`tests.support.foreground`)."""
     command = [sys.executable, "-m", "tests.support.foreground", *args]
-    if log is None:
+    with contextlib.ExitStack() as stack:  # the child keeps its own copy of the descriptor
+        out = subprocess.DEVNULL if log is None else stack.enter_context(open(log, "ab"))
         return subprocess.Popen(
-            command,
-            env=dict(env),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            cwd=ROOT,
-        )
-    with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(
-            command,
-            env=dict(env),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
+            command, env=dict(env), stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
         )
 
 
